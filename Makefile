@@ -1,0 +1,58 @@
+# Thin wrappers around the `msc-france` command line. The first target run on a fresh clone
+# creates .venv and installs the project (CPU PyTorch first, so pip never pulls a CUDA build).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TORCH  ?= torch==2.13.0
+
+data    ?= data
+region  ?= demo
+catalog ?= planetary-computer
+recipe  ?= msc-france
+
+# Optional arguments become CLI options only when set.
+opt = $(if $($(1)),--$(2) $($(1)))
+
+.PHONY: install download tiles pretrain eval demo test bench grid clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+download: $(STAMP)
+	$(BIN)/msc-france download --region "$(region)" --catalog "$(catalog)" --recipe "$(recipe)" --data "$(data)" \
+	  $(call opt,start,start) $(call opt,end,end) $(call opt,max_cloud,max-cloud)
+
+tiles: $(STAMP)
+	$(BIN)/msc-france tiles --recipe "$(recipe)" --data "$(data)" $(call opt,region,region) \
+	  $(call opt,store,store) $(call opt,scheduler,scheduler) $(call opt,workers,workers)
+
+pretrain: $(STAMP)
+	$(BIN)/msc-france pretrain --data "$(data)" $(call opt,config,config) $(call opt,run,run) \
+	  $(if $(filter 1 yes true,$(resume)),--resume)
+
+eval: $(STAMP)
+	$(BIN)/msc-france eval --data "$(data)" $(call opt,run,run)
+
+demo: $(STAMP)
+	$(BIN)/msc-france demo run --data "$(data)"
+
+grid: $(STAMP)
+	$(BIN)/msc-france grid --recipe "$(recipe)" $(call opt,bbox,bbox)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b || exit 1; done \
+	  || echo "no benchmarks yet: they come with the download, tiles and pretrain stages"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

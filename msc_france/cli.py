@@ -1,0 +1,179 @@
+"""The ``msc-france`` command line: one subcommand per stage, plus the demo world and the grid."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from odc.geo.geom import box
+from rich.console import Console
+from rich.table import Table
+
+from msc_france.config import load_catalog, load_recipe
+from msc_france.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
+demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo world: generate, serve, run everything.")
+app.add_typer(demo_app, name="demo")
+console = Console()
+
+DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores and runs go")]
+RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
+
+# Stages in pipeline order, with the issue that builds each one (None once built).
+STAGES: dict[str, str | None] = {"download": "#3", "tiles": "#4", "pretrain": "#5", "eval": "#6"}
+
+
+def _not_built(stage: str) -> None:
+    raise UserError(f"the {stage} stage is not built yet (issue {STAGES[stage]}); `make demo` runs what exists")
+
+
+@app.command()
+def download(
+    region: Annotated[str, typer.Option(help="named place, lon/lat box, or GeoJSON/GeoPackage file")] = "demo",
+    catalog: Annotated[str, typer.Option(help="catalog name in catalogs/ or a YAML file")] = "planetary-computer",
+    start: Annotated[Optional[str], typer.Option(help="first date, YYYY-MM-DD")] = None,
+    end: Annotated[Optional[str], typer.Option(help="last date, YYYY-MM-DD")] = None,
+    max_cloud: Annotated[Optional[float], typer.Option(help="maximum cloud cover, percent")] = None,
+    recipe: RecipeName = "msc-france",
+    data: DataDir = Path("data"),
+) -> None:
+    """Find co-located imagery over a region and fetch the needed windows into a local STAC catalog."""
+    load_catalog(catalog)
+    load_recipe(recipe)
+    _not_built("download")
+
+
+@app.command()
+def tiles(
+    region: Annotated[Optional[str], typer.Option(help="limit to a region of the catalogs")] = None,
+    recipe: RecipeName = "msc-france",
+    store: Annotated[Optional[str], typer.Option(help="Zarr store path or fsspec URL")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of an existing Dask cluster")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
+    data: DataDir = Path("data"),
+) -> None:
+    """Reproject the local catalogs onto the France tile grid into a Zarr v3 store."""
+    load_recipe(recipe)
+    _not_built("tiles")
+
+
+@app.command()
+def pretrain(
+    config: Annotated[str, typer.Option(help="training preset in pipelines/ or a YAML file")] = "pretrain-demo",
+    run: Annotated[Optional[str], typer.Option(help="run name")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
+    data: DataDir = Path("data"),
+) -> None:
+    """X-STARS pretraining (DINO + MSAD) from the Zarr store."""
+    _not_built("pretrain")
+
+
+@app.command(name="eval")
+def evaluate(
+    run: Annotated[Optional[str], typer.Option(help="run name")] = None,
+    data: DataDir = Path("data"),
+) -> None:
+    """Evaluate a trained backbone on the test split: retrieval, probes, segmentation."""
+    _not_built("eval")
+
+
+@app.command()
+def grid(
+    recipe: RecipeName = "msc-france",
+    bbox: Annotated[Optional[str], typer.Option(help="minlon,minlat,maxlon,maxlat: count its tiles")] = None,
+) -> None:
+    """Describe the France tile grid of a recipe, and the tiles over a box."""
+    tile_grid = load_recipe(recipe).tile_grid
+    rows, cols = tile_grid.shape
+    console.print(f"grid {recipe}: EPSG:2154, {tile_grid.footprint:g} m tiles, {cols} x {rows} tiles over France")
+    for sensor in tile_grid.sensors:
+        console.print(f"  {sensor}: {tile_grid.gsd(sensor):g} m, {tile_grid.tile_px(sensor)} px per tile")
+    if bbox:
+        try:
+            west, south, east, north = (float(v) for v in bbox.split(","))
+        except ValueError:
+            raise UserError(f"bad --bbox {bbox!r}; expected minlon,minlat,maxlon,maxlat") from None
+        found = tile_grid.tiles_in(box(west, south, east, north, "EPSG:4326"))
+        console.print(f"{len(found)} tiles" + (f": {found[0]} ... {found[-1]}" if found else ""))
+
+
+def _world_dir(data: Path) -> Path:
+    return data / "demo-world"
+
+
+@demo_app.command("generate")
+def demo_generate(data: DataDir = Path("data"), catalog: str = "demo") -> None:
+    """Generate the demo world (skips what is already complete)."""
+    from msc_france.demo.world import generate_world
+
+    world = load_catalog(catalog).world
+    if world is None:
+        raise UserError(f"catalog {catalog!r} has no `world` section: it is not a demo world")
+    started = time.perf_counter()
+    manifest = generate_world(world, _world_dir(data))
+    console.print(
+        f"demo world in {_world_dir(data)}: {manifest['files']} files, {manifest['bytes'] / 1e6:.1f} MB "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+
+
+@demo_app.command("serve")
+def demo_serve(data: DataDir = Path("data"), catalog: str = "demo") -> None:
+    """Serve the demo world on loopback until interrupted (Ctrl-C)."""
+    from msc_france.demo.server import serve_world
+
+    demo_generate(data, catalog)
+    with serve_world(_world_dir(data)) as server:
+        console.print(f"STAC API  {server.stac_url}\nCOG files {server.files_url}\nCtrl-C to stop.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+@demo_app.command("run")
+def demo_run(data: DataDir = Path("data"), catalog: str = "demo") -> None:
+    """Everything offline: generate and serve the demo world, then run each stage that exists."""
+    import json
+
+    from pystac_client import Client
+
+    from msc_france.demo.server import serve_world
+    from msc_france.demo.smoke import read_window, search_sources
+
+    demo_generate(data, catalog)
+    world_dir = _world_dir(data)
+    bbox = json.loads((world_dir / "world.json").read_text())["scene"]["bbox_lonlat"]
+    with serve_world(world_dir) as server:
+        console.print(f"serving: STAC API {server.stac_url}, COGs {server.files_url}")
+        table = Table(title="STAC search over region demo")
+        for column in ("source", "collection", "items", "first item"):
+            table.add_column(column)
+        results = search_sources(load_catalog(catalog), server, bbox)
+        for row in results:
+            table.add_row(row.source, row.collection, str(row.items), row.first_item)
+        console.print(table)
+        missing = [r.source for r in results if r.items == 0]
+        if missing:
+            raise UserError(f"the served demo world has no items for {', '.join(missing)}; delete {world_dir} and rerun")
+        item = next(Client.open(server.stac_url).search(collections=["sentinel-2-l2a"], bbox=bbox).items())
+        window = read_window(item.assets["B04"].href)
+        console.print(f"read a {window.shape[0]}x{window.shape[1]} window of {item.id} B04 over HTTP "
+                      f"(DN {int(window.min())}..{int(window.max())})")
+    pending = [f"{stage} ({issue})" for stage, issue in STAGES.items() if issue]
+    if pending:
+        console.print(f"not built yet: {', '.join(pending)}")
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2; no traceback."""
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,236 @@
+"""Validated configuration files: dataset recipes (``pipelines/``) and STAC sources (``catalogs/``).
+
+A wrong key or value fails with one line naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from msc_france.errors import UserError
+from msc_france.grid import TileGrid
+from msc_france.sensors import SENSORS
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PIPELINES_DIR = PROJECT_ROOT / "pipelines"
+CATALOGS_DIR = PROJECT_ROOT / "catalogs"
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- dataset recipes ----------------------------------------------------------------------------
+class GridConfig(Strict):
+    footprint: float = Field(gt=0, description="tile side in metres")
+    gsd: dict[str, float] = Field(description="target GSD per sensor, metres")
+
+    @field_validator("gsd")
+    @classmethod
+    def _known_sensors(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SENSORS))
+        if unknown:
+            raise ValueError(f"unknown sensor {unknown[0]!r} (allowed: {', '.join(SENSORS)})")
+        return value
+
+
+class SensorSelection(Strict):
+    bands: list[str] = Field(min_length=1)
+
+
+class Recipe(Strict):
+    """What dataset to build: the grid and, per sensor, the bands to keep."""
+
+    name: str
+    description: str = ""
+    grid: GridConfig
+    sensors: dict[str, SensorSelection]
+    labels: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        for key, selection in self.sensors.items():
+            if key not in SENSORS:
+                raise ValueError(f"sensors: unknown sensor {key!r} (allowed: {', '.join(SENSORS)})")
+            if key not in self.grid.gsd:
+                raise ValueError(f"sensors.{key}: no GSD for it in grid.gsd")
+            allowed = SENSORS[key].band_names
+            for band in selection.bands:
+                if band not in allowed:
+                    raise ValueError(f"sensors.{key}.bands: unknown band {band!r} (allowed: {', '.join(allowed)})")
+        TileGrid.create(self.grid.footprint, self.grid.gsd)
+        return self
+
+    @property
+    def tile_grid(self) -> TileGrid:
+        return TileGrid.create(self.grid.footprint, {k: self.grid.gsd[k] for k in self.sensors})
+
+
+# --- STAC sources -------------------------------------------------------------------------------
+class StacSource(Strict):
+    """Items from a STAC API collection."""
+
+    type: Literal["stac"]
+    url: str = Field(description="STAC API root, or demo:// for the local demo world")
+    collection: str
+    platforms: list[str] = Field(default_factory=list, description="keep items whose platform is listed")
+    signing: Literal["none", "planetary-computer"] = "none"
+    asset: str | None = Field(default=None, description="asset key for single-asset sources (labels, VHR)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "demo://")):
+            raise ValueError(f"url {value!r} must start with http://, https:// or demo://")
+        return value
+
+
+class WmsSource(Strict):
+    """Imagery from an OGC WMS (IGN Geoplateforme BD ORTHO), fetched in Lambert-93 through GDAL."""
+
+    type: Literal["wms"]
+    url: str
+    layer: str
+    format: Literal["image/jpeg", "image/png"] = "image/jpeg"
+    native_gsd: float = Field(gt=0)
+    licence: str = ""
+
+
+class WorldDates(Strict):
+    """Acquisitions of one sensor in the demo world."""
+
+    dates: list[dt.date] = Field(min_length=1)
+    cloud_cover: list[float] = Field(description="target cloud percentage per date")
+    platforms: list[str] = Field(default_factory=list, description="platform per date")
+    processing_baselines: list[str] = Field(default_factory=list, description="S2 baseline per date")
+    nodata_fraction: list[float] = Field(default_factory=list, description="share beyond the swath edge per date")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> WorldDates:
+        n = len(self.dates)
+        for name in ("cloud_cover", "platforms", "processing_baselines", "nodata_fraction"):
+            values = getattr(self, name)
+            if values and len(values) != n:
+                raise ValueError(f"{name} has {len(values)} values for {n} dates")
+        return self
+
+
+class DemoWorldConfig(Strict):
+    """The synthetic France scene: where, how big, how sampled, which acquisitions."""
+
+    seed: int = 2154
+    center: tuple[float, float] = Field(description="lon, lat (EPSG:4326)")
+    size: float = Field(gt=0, description="side of the square scene in Lambert-93 metres")
+    truth_gsd: float = Field(gt=0, description="GSD of the land-cover truth and of the VHR images")
+    s2: WorldDates
+    l8: WorldDates
+    vhr: WorldDates
+
+
+class Catalog(Strict):
+    """Where each sensor's imagery (and the labels) come from."""
+
+    name: str
+    description: str = ""
+    sources: dict[str, Annotated[StacSource | WmsSource, Field(discriminator="type")]]
+    world: DemoWorldConfig | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        allowed = [*SENSORS, "labels"]
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r} (allowed: {', '.join(allowed)})")
+        return value
+
+
+# --- loading ------------------------------------------------------------------------------------
+Model = TypeVar("Model", bound=BaseModel)
+
+
+_SOURCE_TYPES: dict[str, type[BaseModel]] = {"stac": StacSource, "wms": WmsSource}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Pydantic models named by a (possibly nested, annotated) type annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the sub-model that holds ``loc`` (for 'unknown key' errors)."""
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        if part in _SOURCE_TYPES:
+            current = _SOURCE_TYPES[part]
+            continue
+        field_info = current.model_fields.get(part) if isinstance(part, str) else None
+        if field_info is not None and _models_in(field_info.annotation):
+            current = _models_in(field_info.annotation)[0]
+    return list(current.model_fields)
+
+
+def _one_line(path: Path, model: type[BaseModel], error: ValidationError) -> str:
+    errors = error.errors()
+    # A typo shows up as an unknown key and as a missing one: name the typo.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(p for p in first["loc"] if p not in _SOURCE_TYPES)
+    where = ".".join(str(p) for p in loc)
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, tuple(first["loc"]))
+        return f"{path}: unknown key {where!r} (allowed: {', '.join(allowed)})"
+    message = " ".join(first["msg"].removeprefix("Value error, ").split())
+    return f"{path}: {where}: {message}" if where else f"{path}: {message}"
+
+
+def load_yaml(path: Path | str, model: type[Model]) -> Model:
+    """Read and validate a YAML file with a safe loader."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: is not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_one_line(path, model, exc)) from None
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _resolve(name_or_path: str, folder: Path, kind: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"}:
+        return candidate
+    path = folder / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise UserError(f"unknown {kind} {name_or_path!r}; known: {', '.join(known)} (or give a .yaml file)")
+    return path
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A recipe by name (``demo``, ``msc-france``) or by YAML path."""
+    return load_yaml(_resolve(name_or_path, PIPELINES_DIR, "recipe"), Recipe)
+
+
+def load_catalog(name_or_path: str) -> Catalog:
+    """A catalog by name (``demo``, ``planetary-computer``) or by YAML path."""
+    return load_yaml(_resolve(name_or_path, CATALOGS_DIR, "catalog"), Catalog)

@@ -1,0 +1,134 @@
+"""Serve the demo world on loopback: a real STAC API (``rustac serve``) and a Range-capable file
+server for the COGs, each a child process on a free port.
+
+``demo://`` in a catalog resolves to the running API through ``DATA/demo-world/server.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from msc_france.errors import UserError
+
+STATE_FILE = "server.json"
+
+
+@dataclass(frozen=True)
+class DemoServer:
+    stac_url: str
+    files_url: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rustac() -> str:
+    local = Path(sys.executable).with_name("rustac")
+    found = str(local) if local.exists() else shutil.which("rustac")
+    if not found:
+        raise UserError("rustac is not installed; run `make install` (or pip install rustac)")
+    return found
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UserError(f"the demo {name} exited at start (status {process.returncode}); see server.log in the world folder")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise UserError(f"the demo {name} did not answer at {url} within {timeout:.0f} s")
+
+
+def _served_items(world: Path, files_url: str, out: Path) -> list[Path]:
+    """Collections and item collections with absolute hrefs, for rustac to load."""
+    paths: list[Path] = []
+    for collection_file in sorted((world / "stac" / "collections").glob("*.json")):
+        paths.append(collection_file)
+        items = []
+        for item_file in sorted((world / "stac" / "items" / collection_file.stem).glob("*.json")):
+            item = json.loads(item_file.read_text())
+            for asset in item["assets"].values():
+                asset["href"] = f"{files_url}/{asset['href']}"
+            items.append(item)
+        item_collection = out / f"{collection_file.stem}.items.json"
+        item_collection.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+        paths.append(item_collection)
+    return paths
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def serve_world(world: Path) -> Iterator[DemoServer]:
+    """Start both servers for the generated world in ``world``; stop them on exit."""
+    if not (world / "world.json").exists():
+        raise UserError(f"no demo world in {world}; run `msc-france demo generate` first")
+    processes: list[subprocess.Popen[bytes]] = []
+    state = world / STATE_FILE
+    with tempfile.TemporaryDirectory(prefix="msc-demo-") as scratch:
+        try:
+            files_port = free_port()
+            files_url = f"http://127.0.0.1:{files_port}"
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "msc_france.demo.fileserver", str(world), str(files_port)]
+            ))
+            _wait_ready(f"{files_url}/world.json", processes[-1], "file server")
+            stac_port = free_port()
+            stac_url = f"http://127.0.0.1:{stac_port}"
+            sources = _served_items(world, files_url, Path(scratch))
+            log = open(world / "server.log", "ab")  # noqa: SIM115 - closed with the process
+            processes.append(subprocess.Popen(
+                [_rustac(), "serve", "--addr", f"127.0.0.1:{stac_port}", *map(str, sources)],
+                stdout=log, stderr=log,
+            ))
+            log.close()
+            _wait_ready(f"{stac_url}/collections", processes[-1], "STAC API")
+            server = DemoServer(stac_url=stac_url, files_url=files_url)
+            state.write_text(json.dumps({"stac_url": stac_url, "files_url": files_url, "pid": os.getpid()}))
+            yield server
+        finally:
+            state.unlink(missing_ok=True)
+            for process in reversed(processes):
+                _stop(process)
+
+
+def running_server(world: Path) -> DemoServer | None:
+    """The demo server recorded in ``world`` if its owner process is still alive."""
+    state = world / STATE_FILE
+    if not state.exists():
+        return None
+    data = json.loads(state.read_text())
+    try:
+        os.kill(int(data["pid"]), 0)
+    except (ProcessLookupError, PermissionError, ValueError, KeyError):
+        return None
+    return DemoServer(stac_url=data["stac_url"], files_url=data["files_url"])

@@ -1,0 +1,54 @@
+"""The command line: one-line errors with exit status 2, and `demo run` end to end on a tiny world."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from msc_france.config import CATALOGS_DIR
+from tests.conftest import TINY_SIZE
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "msc_france", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_unknown_catalog_is_one_line() -> None:
+    result = _cli("download", "--catalog", "atlantis")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "unknown catalog 'atlantis'" in result.stderr and "planetary-computer" in result.stderr
+
+
+def test_unbuilt_stage_says_so() -> None:
+    result = _cli("tiles", "--recipe", "demo")
+    assert result.returncode == 2 and "not built yet" in result.stderr
+
+
+def test_bad_recipe_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ngrid: {footprint: 1920, gsd: {s2: 7}}\nsensors: {s2: {bands: [B04]}}\n")
+    result = _cli("grid", "--recipe", str(bad))
+    assert result.returncode == 2 and str(bad) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_grid_counts_tiles() -> None:
+    result = _cli("grid", "--recipe", "demo", "--bbox", "1.30,43.50,1.31,43.51")
+    assert result.returncode == 0, result.stderr
+    assert "480 m tiles" in result.stdout and " tiles: " in result.stdout
+
+
+def test_demo_run_end_to_end(tmp_path: Path) -> None:
+    catalog = yaml.safe_load((CATALOGS_DIR / "demo.yaml").read_text())
+    catalog["world"]["size"] = TINY_SIZE
+    catalog_file = tmp_path / "tiny.yaml"
+    catalog_file.write_text(yaml.safe_dump(catalog))
+    result = _cli("demo", "run", "--data", str(tmp_path / "data"), "--catalog", str(catalog_file))
+    assert result.returncode == 0, result.stderr
+    assert "sentinel-2-l2a" in result.stdout and "window of S2" in result.stdout
+    assert "not built yet: download" in result.stdout
+    assert not (tmp_path / "data" / "demo-world" / "server.json").exists(), "servers stopped and state removed"
