@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 data    ?= data
 region  ?= demo
 catalog ?= planetary-computer
-recipe  ?= msc-france
+recipe  ?= $(if $(filter demo,$(catalog)),demo,msc-france)
 
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores an
 RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
 
 # Stages in pipeline order, with the issue that builds each one (None once built).
-STAGES: dict[str, str | None] = {"download": "#3", "tiles": "#4", "pretrain": "#5", "eval": "#6"}
+STAGES: dict[str, str | None] = {"download": None, "tiles": "#4", "pretrain": "#5", "eval": "#6"}
 
 
 def _not_built(stage: str) -> None:
@@ -38,13 +39,44 @@ def download(
     start: Annotated[Optional[str], typer.Option(help="first date, YYYY-MM-DD")] = None,
     end: Annotated[Optional[str], typer.Option(help="last date, YYYY-MM-DD")] = None,
     max_cloud: Annotated[Optional[float], typer.Option(help="maximum cloud cover, percent")] = None,
+    window: Annotated[int, typer.Option(help="pairing window around the Sentinel-2 date, days")] = 30,
     recipe: RecipeName = "msc-france",
     data: DataDir = Path("data"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and stop")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="accept a huge region")] = False,
+    concurrency: Annotated[int, typer.Option(help="parallel downloads")] = 4,
 ) -> None:
     """Find co-located imagery over a region and fetch the needed windows into a local STAC catalog."""
-    load_catalog(catalog)
-    load_recipe(recipe)
-    _not_built("download")
+    from msc_france.download.run import DownloadRequest, run_download
+
+    request = DownloadRequest(
+        region=region, catalog=catalog, recipe=recipe, start=_date(start, "start"), end=_date(end, "end"),
+        max_cloud=max_cloud, window_days=window, data=data, dry_run=dry_run, yes=yes, concurrency=concurrency,
+    )
+    summary = run_download(request, console)
+    if dry_run:
+        return
+    t = summary.transfer
+    console.print(
+        f"fetched {len(summary.fetched) - len(summary.skipped)} files ({t.bytes / 1e6:.1f} MB in {t.requests} "
+        f"requests, {t.retries} retries, {t.resigned} re-signed), skipped {len(summary.skipped)} complete, "
+        f"failed {len(summary.failed)}"
+    )
+    for name, reason in summary.failed:
+        console.print(f"  failed {name}: {reason}", markup=False)
+    if summary.catalog_path:
+        console.print(f"local catalog: {summary.catalog_path}")
+    if summary.failed:
+        raise UserError(f"{len(summary.failed)} downloads failed (listed above); rerun the same command to retry them")
+
+
+def _date(text: str | None, name: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"bad {name} date {text!r}; expected YYYY-MM-DD") from None
 
 
 @app.command()
@@ -165,6 +197,7 @@ def demo_run(data: DataDir = Path("data"), catalog: str = "demo") -> None:
         window = read_window(item.assets["B04"].href)
         console.print(f"read a {window.shape[0]}x{window.shape[1]} window of {item.id} B04 over HTTP "
                       f"(DN {int(window.min())}..{int(window.max())})")
+        download(region="demo", catalog=catalog, recipe="demo", data=data)
     pending = [f"{stage} ({issue})" for stage, issue in STAGES.items() if issue]
     if pending:
         console.print(f"not built yet: {', '.join(pending)}")

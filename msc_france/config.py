@@ -134,11 +134,17 @@ class DemoWorldConfig(Strict):
     vhr: WorldDates
 
 
+class DateRange(Strict):
+    start: dt.date
+    end: dt.date
+
+
 class Catalog(Strict):
     """Where each sensor's imagery (and the labels) come from."""
 
     name: str
     description: str = ""
+    dates: DateRange | None = Field(default=None, description="default search dates")
     sources: dict[str, Annotated[StacSource | WmsSource, Field(discriminator="type")]]
     world: DemoWorldConfig | None = None
 

@@ -1,0 +1,118 @@
+"""Fetch the windows the tiles stage needs, in each source's native CRS and grid (no resampling):
+only the region's tiles plus a margin, only the recipe's bands, an overview when the recipe's GSD
+is coarser than the source's. Each file is written under a temporary name and renamed when
+complete, so a rerun skips complete files and rewrites partial ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import BoundingBox, Geometry
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window, from_bounds
+
+from msc_france.cog import write_cog
+from msc_france.download.http import FetchError, HttpOpener, strip_query
+from msc_france.errors import UserError
+
+METRES_PER_DEGREE = 111_320.0  # along a meridian; close enough to choose an overview
+MARGIN_PIXELS = 4  # native pixels around the tiles, for the resampling kernels of the tiles stage
+GDAL_ENV = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no sidecar probing
+    "GDAL_HTTP_MAX_RETRY": "0",  # retries are ours (Retry-After, re-signing)
+}
+
+
+@dataclass(frozen=True)
+class AssetJob:
+    """One asset of one item to fetch: where from, which bands, at which GSD, where to."""
+
+    sensor: str
+    item_id: str
+    key: str
+    href: str  # unsigned
+    bands: tuple[int, ...]  # 1-based band indexes inside the asset
+    band_names: tuple[str, ...]
+    target_gsd: float  # the recipe's GSD for the sensor (metres)
+    resampling: str  # for overviews of the local file: "average" or "nearest"
+    path: Path
+
+
+@dataclass(frozen=True)
+class Fetched:
+    job: AssetJob
+    size: int
+    checksum: str  # multihash sha2-256 (STAC file extension)
+    crs: str
+    transform: list[float]
+    shape: tuple[int, int]
+    skipped: bool
+
+
+def multihash_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "1220" + digest.hexdigest()
+
+
+def _overview_level(decimations: list[int], native_gsd: float, target_gsd: float) -> int | None:
+    """Index of the coarsest overview that is still at least as fine as ``target_gsd``."""
+    best = None
+    for level, factor in enumerate(decimations):
+        if native_gsd * factor <= target_gsd * (1 + 1e-6):
+            best = level
+    return best
+
+
+def _window(dataset: rasterio.io.DatasetReader, area_l93: BoundingBox) -> Window:
+    """Pixel window of ``dataset`` covering ``area_l93`` plus a margin, snapped outwards."""
+    extent = Geometry(area_l93.polygon.geom, "EPSG:2154").to_crs(str(dataset.crs), resolution=area_l93.span_x / 64)
+    left, bottom, right, top = extent.boundingbox
+    window = from_bounds(left, bottom, right, top, transform=dataset.transform)
+    col0 = max(math.floor(window.col_off) - MARGIN_PIXELS, 0)
+    row0 = max(math.floor(window.row_off) - MARGIN_PIXELS, 0)
+    col1 = min(math.ceil(window.col_off + window.width) + MARGIN_PIXELS, dataset.width)
+    row1 = min(math.ceil(window.row_off + window.height) + MARGIN_PIXELS, dataset.height)
+    if col1 <= col0 or row1 <= row0:
+        raise UserError(f"{dataset.name}: the image does not overlap the region")
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def describe(job: AssetJob, skipped: bool) -> Fetched:
+    with rasterio.open(job.path) as local:
+        return Fetched(job, job.path.stat().st_size, multihash_sha256(job.path), str(local.crs),
+                       list(local.transform)[:6], (local.height, local.width), skipped)
+
+
+def fetch_asset(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> Fetched:
+    """Fetch one asset's window unless a complete local file is already there."""
+    if job.path.exists():
+        return describe(job, skipped=True)
+    try:
+        _fetch(job, area_l93, opener)
+    except RasterioIOError as exc:
+        cause = opener.failure(job.href)
+        raise (cause or FetchError(f"{strip_query(job.href)}: {exc}")) from None
+    return describe(job, skipped=False)
+
+
+def _fetch(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> None:
+    with rasterio.Env(**GDAL_ENV):
+        with rasterio.open(job.href, opener=opener) as probe:
+            # Overview choice in metres, also for geographic grids (WorldCover's 1/12000 degree).
+            native_gsd = abs(probe.transform.a) * (METRES_PER_DEGREE if probe.crs.is_geographic else 1.0)
+            level = _overview_level(probe.overviews(1), native_gsd, job.target_gsd)
+        options = {"overview_level": level} if level is not None else {}
+        with rasterio.open(job.href, opener=opener, **options) as dataset:
+            window = _window(dataset, area_l93)
+            data = dataset.read(list(job.bands), window=window)
+            geobox = GeoBox((int(window.height), int(window.width)), dataset.window_transform(window), str(dataset.crs))
+            write_cog(job.path, data, geobox, dataset.nodata, job.resampling, list(job.band_names))

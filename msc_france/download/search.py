@@ -1,0 +1,69 @@
+"""STAC search of one source over a region with pystac-client: bbox, datetime, collection, all pages,
+the cloud cover and platform conditions as a CQL2 filter where the API declares the filter
+conformance class, client-side otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pystac
+from pystac_client import Client
+from pystac_client.conformance import ConformanceClasses
+from pystac_client.exceptions import APIError
+
+from msc_france.config import StacSource
+from msc_france.errors import UserError
+from msc_france.regions import Region
+
+
+def open_api(url: str) -> Client:
+    """A pystac-client for ``url`` with a one-line error when it can't be reached."""
+    try:
+        return Client.open(url)
+    except (APIError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise UserError(f"cannot open the STAC API at {url} ({reason}); check the network or the catalog's url") from None
+
+
+def _cql2(max_cloud: float | None, platforms: list[str]) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    if max_cloud is not None:
+        clauses.append({"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud]})
+    if platforms:
+        clauses.append({"op": "in", "args": [{"property": "platform"}, platforms]})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"op": "and", "args": clauses}
+
+
+def _keep(item: pystac.Item, max_cloud: float | None, platforms: list[str]) -> bool:
+    cloud = item.properties.get("eo:cloud_cover")
+    if max_cloud is not None and cloud is not None and float(cloud) > max_cloud:
+        return False
+    return not platforms or item.properties.get("platform") in platforms
+
+
+def search_source(
+    client: Client, source: StacSource, region: Region, start: dt.date, end: dt.date,
+    max_cloud: float | None, use_cloud: bool = True,
+) -> list[pystac.Item]:
+    """Every item of ``source`` over ``region`` between ``start`` and ``end`` (inclusive)."""
+    max_cloud = max_cloud if use_cloud else None
+    server_filter = _cql2(max_cloud, source.platforms) if client.conforms_to(ConformanceClasses.FILTER) else None
+    search = client.search(
+        collections=[source.collection],
+        bbox=list(region.geometry.boundingbox),  # every API has bbox; exact overlap is computed when planning
+        datetime=f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z",
+        filter=server_filter,
+        filter_lang="cql2-json" if server_filter else None,
+        limit=100,
+    )
+    try:
+        items = list(search.items())
+    except (APIError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise UserError(f"STAC search of {source.collection} at {source.url} failed ({reason}); try again later") from None
+    # Client-side as well: harmless when the server filtered, needed when it could not.
+    return sorted((i for i in items if _keep(i, max_cloud, source.platforms)), key=lambda i: (i.datetime or dt.datetime.min, i.id))

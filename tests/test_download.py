@@ -1,0 +1,237 @@
+"""The download stage against the demo world's STAC API and COG server, with a fault-injecting proxy
+in front of the COGs: plan, windowed fetch, local catalog, retries, re-signing, resume after kill -9.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pystac
+import pytest
+import rasterio
+import yaml
+from rich.console import Console
+
+from msc_france.demo.server import DemoServer, _rustac, _served_items, _stop, _wait_ready, free_port
+from msc_france.download import run as download_run
+from msc_france.download.http import RangeClient, RetryPolicy, Transfer, http_client, no_signing
+from msc_france.download.run import DownloadRequest, run_download
+from tests.faultproxy import FaultProxy
+
+World = tuple[Path, dict[str, Any]]
+QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+
+
+def _region(tiny_world: World) -> str:
+    """The tiny scene as a lon/lat box, 20 m inside its edges."""
+    west, south, east, north = tiny_world[1]["scene"]["bbox_lonlat"]
+    d = 0.00025
+    return f"{west + d},{south + d},{east - d},{north - d}"
+
+
+def _catalog_file(tmp_path: Path, stac_url: str) -> Path:
+    catalog = yaml.safe_load((Path(download_run.__file__).parents[2] / "catalogs" / "demo.yaml").read_text())
+    catalog.pop("world")
+    for source in catalog["sources"].values():
+        source["url"] = stac_url
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
+def _request(tmp_path: Path, stac_url: str, tiny_world: World, data: Path, **options: Any) -> DownloadRequest:
+    return DownloadRequest(region=_region(tiny_world), catalog=str(_catalog_file(tmp_path, stac_url)),
+                           recipe="demo", data=data, **options)
+
+
+def _tifs(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.tif"))}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, served_world: DemoServer, tiny_world: World) -> Path:
+    """An uninterrupted download, the yardstick for the others."""
+    tmp = tmp_path_factory.mktemp("reference")
+    summary = run_download(_request(tmp, served_world.stac_url, tiny_world, tmp / "data"), QUIET)
+    assert summary.failed == []
+    return tmp / "data" / "catalogs"
+
+
+@pytest.fixture
+def proxied_api(fault_proxy: FaultProxy, tiny_world: World, tmp_path: Path) -> Iterator[str]:
+    """A second STAC API over the tiny world whose asset hrefs go through the fault proxy."""
+    sources = _served_items(tiny_world[0], fault_proxy.url, tmp_path)
+    port = free_port()
+    process = subprocess.Popen([_rustac(), "serve", "--addr", f"127.0.0.1:{port}", *map(str, sources)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/collections", process, "STAC API")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def test_local_catalog_has_every_sensor(reference: Path) -> None:
+    root = next(reference.iterdir())
+    catalog = pystac.Catalog.from_file(str(root / "catalog.json"))
+    items = list(catalog.get_items(recursive=True))
+    assert {i.properties["msc:sensor"] for i in items} == {"s2", "l8", "vhr", "labels"}
+    for item in items:
+        for asset in item.assets.values():
+            path = Path(asset.get_absolute_href())
+            assert path.exists()
+            assert asset.extra_fields["file:size"] == path.stat().st_size
+            assert asset.extra_fields["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
+            assert asset.extra_fields["msc:source_href"].startswith("http://127.0.0.1:")
+    s2 = next(i for i in items if i.properties["msc:sensor"] == "s2")
+    assert set(s2.assets) == {"B02", "B03", "B04", "B08", "SCL"}, "only the recipe's bands and the mask"
+    baseline = s2.properties["s2:processing_baseline"]
+    assert s2.assets["B04"].extra_fields["raster:bands"][0]["offset"] == (-0.1 if baseline >= "04.00" else 0.0)
+    with rasterio.open(s2.assets["B04"].get_absolute_href()) as ds:
+        assert ds.crs.to_epsg() == 32631 and ds.res == (10.0, 10.0), "native grid, no resampling"
+    vhr = next(i for i in items if i.properties["msc:sensor"] == "vhr")
+    with rasterio.open(vhr.assets["image"].get_absolute_href()) as ds:
+        assert ds.res == (4.0, 4.0), "the 2 m source was read from its 4 m overview for the 4 m recipe"
+        assert ds.count == 4
+
+
+def test_windows_cover_the_region_only(reference: Path, tiny_world: World) -> None:
+    """The fetched Sentinel-2 window is the region's tiles plus a margin, not the whole scene."""
+    root = next(reference.iterdir())
+    b04 = next(root.glob("s2/*/B04.tif"))
+    with rasterio.open(b04) as ds:
+        width_m, height_m = ds.width * 10, ds.height * 10
+    assert width_m <= 960 + 2 * 40 + 60 and height_m <= 960 + 2 * 40 + 60
+
+
+def test_rerun_fetches_nothing(reference: Path, served_world: DemoServer, tiny_world: World) -> None:
+    data = reference.parent
+    before = _tifs(reference)
+    summary = run_download(_request(data.parent, served_world.stac_url, tiny_world, data), QUIET)
+    assert summary.transfer.bytes == 0 and summary.transfer.requests == 0
+    assert len(summary.skipped) == len(summary.fetched) > 0
+    assert _tifs(reference) == before
+
+
+def test_dry_run_fetches_nothing(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
+    summary = run_download(_request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d", dry_run=True), QUIET)
+    assert summary.plan is not None and {e.sensor for e in summary.plan.entries} == {"s2", "l8", "vhr", "labels"}
+    assert not (tmp_path / "d" / "catalogs").exists()
+
+
+def test_plan_pairs_landsat_within_window(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
+    summary = run_download(_request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d", dry_run=True,
+                                    window_days=15), QUIET)
+    assert summary.plan is not None
+    reference_date = summary.plan.reference_date
+    landsat = [e for e in summary.plan.entries if e.sensor == "l8"]
+    assert landsat and all(e.date and abs((e.date - reference_date).days) <= 15 for e in landsat)
+    assert all(e.item and e.item.properties["platform"] == "landsat-8" for e in landsat)
+
+
+def test_retries_honour_retry_after(fault_proxy: FaultProxy, tiny_world: World) -> None:
+    waits: list[float] = []
+    fault_proxy.add("image.tif", "429", times=2, retry_after=7)
+    fault_proxy.add("image.tif", "503", times=2)
+    reader = RangeClient(fault_proxy.href("cogs/demo-vhr/0/image.tif"), http_client(), no_signing,
+                         RetryPolicy(sleep=waits.append, base_delay=0.01), Transfer())
+    data = reader.read(0, 1000)
+    assert data == (tiny_world[0] / "cogs/demo-vhr/0/image.tif").read_bytes()[:1000]
+    assert len(waits) == 4 and min(waits[:2]) >= 7, "never sooner than Retry-After"
+
+
+def test_truncated_bodies_are_fetched_again(fault_proxy: FaultProxy, tiny_world: World) -> None:
+    fault_proxy.add("image.tif", "truncate", times=2, keep_bytes=100)
+    transfer = Transfer()
+    reader = RangeClient(fault_proxy.href("cogs/demo-vhr/0/image.tif"), http_client(), no_signing,
+                         RetryPolicy(sleep=lambda s: None), transfer)
+    assert reader.read(5000, 20000) == (tiny_world[0] / "cogs/demo-vhr/0/image.tif").read_bytes()[5000:25000]
+    truncated = [e for e in fault_proxy.log() if e["outcome"] == "truncated"]
+    assert truncated and transfer.retries == len(truncated)
+
+
+def test_gives_up_with_a_reason(fault_proxy: FaultProxy) -> None:
+    fault_proxy.add("image.tif", "503", times=50)
+    reader = RangeClient(fault_proxy.href("cogs/demo-vhr/0/image.tif"), http_client(), no_signing,
+                         RetryPolicy(attempts=3, sleep=lambda s: None), Transfer())
+    with pytest.raises(Exception, match="gave up after 3 attempts .HTTP 503"):
+        reader.read(0, 10)
+
+
+def test_expired_token_is_resigned_and_never_written(
+    tmp_path: Path, proxied_api: str, fault_proxy: FaultProxy, tiny_world: World, reference: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = itertools.count()
+
+    def sign(href: str) -> str:  # the first token is already expired, later ones are fresh
+        return f"{href}?se=2026-11-22&sp=r&sig={'stale' if next(tokens) == 0 else 'fresh'}TOKEN"
+
+    monkeypatch.setattr(download_run, "_signer", lambda source: sign)
+    fault_proxy.add("cogs/", "403", require_sig="freshTOKEN")
+    summary = run_download(_request(tmp_path, proxied_api, tiny_world, tmp_path / "d", concurrency=1), QUIET)
+    assert summary.failed == [] and summary.transfer.resigned >= 1
+    assert any(entry["status"] == 403 for entry in fault_proxy.log())
+    assert _tifs(tmp_path / "d" / "catalogs") == _tifs(reference)
+    for path in (tmp_path / "d").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert b"TOKEN" not in content and b"sig=" not in content, f"a token leaked into {path}"
+
+
+def test_failures_are_summarised(tmp_path: Path, proxied_api: str, fault_proxy: FaultProxy, tiny_world: World,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download_run, "RetryPolicy", lambda: RetryPolicy(attempts=2, sleep=lambda s: None))
+    fault_proxy.add("/B04.tif", "503", times=1000)
+    summary = run_download(_request(tmp_path, proxied_api, tiny_world, tmp_path / "d"), QUIET)
+    assert summary.failed and all("B04" in name and "HTTP 503" in reason for name, reason in summary.failed)
+    assert not list((tmp_path / "d").rglob("B04.tif")), "no file for a failed fetch"
+    assert not list((tmp_path / "d").rglob("*.partial"))
+
+
+def test_kill_and_resume_gives_identical_files(
+    tmp_path: Path, proxied_api: str, fault_proxy: FaultProxy, tiny_world: World, reference: Path,
+) -> None:
+    fault_proxy.add("cogs/", "slow", times=10_000, delay=0.05)
+    catalog = _catalog_file(tmp_path, proxied_api)
+    command = [sys.executable, "-m", "msc_france", "download", "--region", _region(tiny_world), "--catalog",
+               str(catalog), "--recipe", "demo", "--data", str(tmp_path / "d"), "--concurrency", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_tifs(tmp_path / "d")) < 3 and process.poll() is None:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    partial_count = len(_tifs(tmp_path / "d"))
+    assert 0 < partial_count < len(_tifs(reference)), "killed part-way"
+    fault_proxy.clear()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"skipped {partial_count}" in " ".join(resumed.stdout.split())
+    assert _tifs(tmp_path / "d" / "catalogs") == _tifs(reference)
+    assert not list((tmp_path / "d").rglob("*.partial"))
+    catalog_json = json.loads((tmp_path / "d" / "catalogs").joinpath(next((tmp_path / "d" / "catalogs").iterdir()).name, "catalog.json").read_text())
+    assert {link["rel"] for link in catalog_json["links"]} >= {"root", "child"}
+
+
+@pytest.mark.parametrize("region, message", [
+    ("atlantis", "unknown region 'atlantis'"),
+    ("2,50,1,49", "inverted"),
+    ("-40,10,-39,11", "outside metropolitan France"),
+])
+def test_region_errors_are_one_line(region: str, message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "msc_france", "download", "--region", region, "--catalog", "demo"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+    assert "Traceback" not in result.stderr
