@@ -62,6 +62,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+
+from msc_france.demo.server import stop_process
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -645,13 +647,7 @@ def fault_proxy(upstream: str, timeout: float = 30.0) -> Iterator[FaultProxy]:
             if process.stdin:
                 with contextlib.suppress(OSError):
                     process.stdin.close()
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
 
 
 if __name__ == "__main__":

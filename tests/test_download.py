@@ -22,7 +22,7 @@ import rasterio
 import yaml
 from rich.console import Console
 
-from msc_france.demo.server import DemoServer, _rustac, _served_items, _stop, _wait_ready, free_port
+from msc_france.demo.server import DemoServer, rustac_binary, served_item_files, wait_ready, free_port, stop_process
 from msc_france.download import run as download_run
 from msc_france.download.http import RangeClient, RetryPolicy, Transfer, http_client, no_signing
 from msc_france.download.run import DownloadRequest, run_download
@@ -70,15 +70,15 @@ def reference(tmp_path_factory: pytest.TempPathFactory, served_world: DemoServer
 @pytest.fixture
 def proxied_api(fault_proxy: FaultProxy, tiny_world: World, tmp_path: Path) -> Iterator[str]:
     """A second STAC API over the tiny world whose asset hrefs go through the fault proxy."""
-    sources = _served_items(tiny_world[0], fault_proxy.url, tmp_path)
+    sources = served_item_files(tiny_world[0], fault_proxy.url, tmp_path)
     port = free_port()
-    process = subprocess.Popen([_rustac(), "serve", "--addr", f"127.0.0.1:{port}", *map(str, sources)],
+    process = subprocess.Popen([rustac_binary(), "serve", "--addr", f"127.0.0.1:{port}", *map(str, sources)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/collections", process, "STAC API")
+        wait_ready(f"http://127.0.0.1:{port}/collections", process, "STAC API")
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def test_local_catalog_has_every_sensor(reference: Path) -> None:

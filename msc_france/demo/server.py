@@ -7,9 +7,11 @@ server for the COGs, each a child process on a free port.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +40,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rustac() -> str:
+def rustac_binary() -> str:
     local = Path(sys.executable).with_name("rustac")
     found = str(local) if local.exists() else shutil.which("rustac")
     if not found:
@@ -46,7 +48,7 @@ def _rustac() -> str:
     return found
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -60,7 +62,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout: 
     raise UserError(f"the demo {name} did not answer at {url} within {timeout:.0f} s")
 
 
-def _served_items(world: Path, files_url: str, out: Path) -> list[Path]:
+def served_item_files(world: Path, files_url: str, out: Path) -> list[Path]:
     """Collections and item collections with absolute hrefs, for rustac to load."""
     paths: list[Path] = []
     for collection_file in sorted((world / "stac" / "collections").glob("*.json")):
@@ -77,7 +79,14 @@ def _served_items(world: Path, files_url: str, out: Path) -> list[Path]:
     return paths
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when the parent dies, even by kill -9."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a child process, killing it if it does not stop within 10 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -99,26 +108,27 @@ def serve_world(world: Path) -> Iterator[DemoServer]:
             files_port = free_port()
             files_url = f"http://127.0.0.1:{files_port}"
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "msc_france.demo.fileserver", str(world), str(files_port)]
+                [sys.executable, "-m", "msc_france.demo.fileserver", str(world), str(files_port)],
+                preexec_fn=_die_with_parent,
             ))
-            _wait_ready(f"{files_url}/world.json", processes[-1], "file server")
+            wait_ready(f"{files_url}/world.json", processes[-1], "file server")
             stac_port = free_port()
             stac_url = f"http://127.0.0.1:{stac_port}"
-            sources = _served_items(world, files_url, Path(scratch))
+            sources = served_item_files(world, files_url, Path(scratch))
             log = open(world / "server.log", "ab")  # noqa: SIM115 - closed with the process
             processes.append(subprocess.Popen(
-                [_rustac(), "serve", "--addr", f"127.0.0.1:{stac_port}", *map(str, sources)],
-                stdout=log, stderr=log,
+                [rustac_binary(), "serve", "--addr", f"127.0.0.1:{stac_port}", *map(str, sources)],
+                stdout=log, stderr=log, preexec_fn=_die_with_parent,
             ))
             log.close()
-            _wait_ready(f"{stac_url}/collections", processes[-1], "STAC API")
+            wait_ready(f"{stac_url}/collections", processes[-1], "STAC API")
             server = DemoServer(stac_url=stac_url, files_url=files_url)
             state.write_text(json.dumps({"stac_url": stac_url, "files_url": files_url, "pid": os.getpid()}))
             yield server
         finally:
             state.unlink(missing_ok=True)
             for process in reversed(processes):
-                _stop(process)
+                stop_process(process)
 
 
 def running_server(world: Path) -> DemoServer | None:

@@ -151,14 +151,15 @@ class RangeClient:
 
 
 class RangeFile(io.RawIOBase):
-    """A read-only, seekable file over HTTP ranges, with a small cache of aligned chunks."""
+    """A read-only, seekable file over HTTP ranges. Each miss fetches what was asked, at least
+    ``readahead`` bytes, in one request; the last few segments are kept for GDAL's small re-reads."""
 
-    def __init__(self, reader: RangeClient, chunk: int = 256 * 1024, cached_chunks: int = 16) -> None:
+    def __init__(self, reader: RangeClient, readahead: int = 16 * 1024, cached_segments: int = 8) -> None:
         super().__init__()
-        self.reader, self.chunk, self.cached_chunks = reader, chunk, cached_chunks
+        self.reader, self.readahead, self.cached_segments = reader, readahead, cached_segments
         self.position = 0
         self.error: FetchError | None = None
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._segments: OrderedDict[int, bytes] = OrderedDict()
 
     def readable(self) -> bool:
         return True
@@ -181,39 +182,35 @@ class RangeFile(io.RawIOBase):
         self.position = max(base + offset, 0)
         return self.position
 
-    def _chunk(self, index: int) -> bytes:
-        if index in self._cache:
-            self._cache.move_to_end(index)
-            return self._cache[index]
-        data = self.reader.read(index * self.chunk, self.chunk)
-        self._cache[index] = data
-        if len(self._cache) > self.cached_chunks:
-            self._cache.popitem(last=False)
-        return data
-
     def read(self, size: int = -1) -> bytes:
         """Never raises: GDAL calls this from C, where a Python exception aborts the process. A failure
         is kept in ``error`` and reads return nothing, which GDAL reports as a read error."""
         if self.error is not None:
             return b""
         try:
-            return self._read(size)
+            data = self._read(size)
         except FetchError as exc:
             self.error = exc
             self.reader.failures.append(exc)
             return b""
+        self.position += len(data)
+        return data
 
     def _read(self, size: int) -> bytes:
-        end = self.reader.size if size is None or size < 0 else min(self.position + size, self.reader.size)
-        parts = []
-        while self.position < end:
-            index, offset = divmod(self.position, self.chunk)
-            data = self._chunk(index)[offset : offset + end - self.position]
-            if not data:
-                break
-            parts.append(data)
-            self.position += len(data)
-        return b"".join(parts)
+        total = self.reader.size
+        end = total if size is None or size < 0 else min(self.position + size, total)
+        if self.position >= end:
+            return b""
+        for start, data in self._segments.items():
+            if start <= self.position and end <= start + len(data):
+                self._segments.move_to_end(start)
+                return data[self.position - start : end - start]
+        length = max(end - self.position, self.readahead)
+        data = self.reader.read(self.position, length)
+        self._segments[self.position] = data
+        if len(self._segments) > self.cached_segments:
+            self._segments.popitem(last=False)
+        return data[: end - self.position]
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
