@@ -235,3 +235,18 @@ def test_region_errors_are_one_line(region: str, message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.strip().count("\n") == 0
     assert "Traceback" not in result.stderr
+
+
+def test_declared_crs_must_match_the_file(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
+    from odc.geo.geom import BoundingBox
+
+    from msc_france.download.fetch import AssetJob, fetch_asset
+    from msc_france.download.http import FetchError, HttpOpener
+
+    left, bottom, right, top = tiny_world[1]["scene"]["bounds"]
+    job = AssetJob("vhr", "x", "image", f"{served_world.files_url}/cogs/demo-vhr/0/image.tif", (1,), ("red",),
+                   4.0, "average", tmp_path / "image.tif", declared_crs="EPSG:32631")
+    opener = HttpOpener(http_client(), no_signing, RetryPolicy(), Transfer())
+    with pytest.raises(FetchError, match="says EPSG:32631 but the file is EPSG:2154"):
+        fetch_asset(job, BoundingBox(left, bottom, right, top, "EPSG:2154"), opener)
+    assert not job.path.exists()

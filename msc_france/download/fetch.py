@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rasterio
 from odc.geo.geobox import GeoBox
@@ -42,6 +44,7 @@ class AssetJob:
     target_gsd: float  # the recipe's GSD for the sensor (metres)
     resampling: str  # for overviews of the local file: "average" or "nearest"
     path: Path
+    declared_crs: str | None = None  # what the STAC item says (proj:code / proj:epsg), checked on read
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,17 @@ def multihash_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return "1220" + digest.hexdigest()
+
+
+def declared_crs(item: Mapping[str, Any], key: str) -> str | None:
+    """The CRS a STAC item declares for asset ``key``: ``proj:code`` (projection v2) or ``proj:epsg``
+    (v1, as the Planetary Computer writes), on the asset first, then on the item; None if absent."""
+    for fields in (item.get("assets", {}).get(key, {}), item.get("properties", {})):
+        if fields.get("proj:code"):
+            return str(fields["proj:code"]).upper()
+        if fields.get("proj:epsg"):
+            return f"EPSG:{int(fields['proj:epsg'])}"
+    return None
 
 
 def _overview_level(decimations: list[int], native_gsd: float, target_gsd: float) -> int | None:
@@ -107,6 +121,9 @@ def fetch_asset(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> Fet
 def _fetch(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> None:
     with rasterio.Env(**GDAL_ENV):
         with rasterio.open(job.href, opener=opener) as probe:
+            actual = f"EPSG:{probe.crs.to_epsg()}" if probe.crs and probe.crs.to_epsg() else str(probe.crs)
+            if job.declared_crs and job.declared_crs != actual:
+                raise FetchError(f"{strip_query(job.href)}: the STAC item says {job.declared_crs} but the file is {actual}")
             # Overview choice in metres, also for geographic grids (WorldCover's 1/12000 degree).
             native_gsd = abs(probe.transform.a) * (METRES_PER_DEGREE if probe.crs.is_geographic else 1.0)
             level = _overview_level(probe.overviews(1), native_gsd, job.target_gsd)

@@ -5,8 +5,9 @@ across sensors around the Sentinel-2 reference date, printed as a table before a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pystac
 from odc.geo.geom import Geometry
@@ -44,12 +45,14 @@ def season_distance(a: dt.date, b: dt.date) -> int:
     return min(d, 365 - d)
 
 
-def cover(candidates: Sequence[Candidate], region_l93: Geometry, most: int) -> list[Candidate]:
-    """Greedy choice, least cloudy first, until the region is covered and expected clear enough."""
+def cover(candidates: Sequence[Candidate], region_l93: Geometry, most: int,
+          order: Callable[[Candidate], Any] | None = None) -> list[Candidate]:
+    """Greedy choice in ``order`` (default: least cloudy first) until the region is covered and the
+    expected clear share is reached."""
     chosen: list[Candidate] = []
     union: Geometry | None = None
     clear = 0.0
-    for c in sorted(candidates, key=lambda c: (c.cloud, -c.coverage, c.item_id)):
+    for c in sorted(candidates, key=order or (lambda c: (c.cloud, -c.coverage, c.item_id))):
         if c.coverage <= 0 or len(chosen) >= most:
             continue
         grown = c.footprint if union is None else union.union(c.footprint)
@@ -89,12 +92,11 @@ def make_plan(region: Region, found: dict[str, list[Candidate]], window_days: in
     reference = max(s2, key=lambda c: (c.coverage * (1 - c.cloud / 100), -c.cloud, c.item_id))
     assert reference.date is not None
     entries = cover([c for c in s2 if c.date and abs((c.date - reference.date).days) <= window_days], region_l93, most)
-    for sensor in ("l8", "vhr", "labels"):
-        pool = found.get(sensor, [])
-        if sensor == "l8":
-            pool = [c for c in pool if c.date and abs((c.date - reference.date).days) <= window_days]
-        elif sensor == "vhr":
-            dated = [c for c in pool if c.date is None or season_distance(c.date, reference.date) <= window_days]
-            pool = sorted(dated, key=lambda c: season_distance(c.date, reference.date) if c.date else 0)
-        entries += cover(pool, region_l93, most if sensor != "labels" else 16)
+    ref = reference.date
+    entries += cover([c for c in found.get("l8", []) if c.date and abs((c.date - ref).days) <= window_days],
+                     region_l93, most)
+    vhr = [c for c in found.get("vhr", []) if c.date is None or season_distance(c.date, ref) <= window_days]
+    entries += cover(vhr, region_l93, most,
+                     order=lambda c: (season_distance(c.date, ref) if c.date else 0, c.cloud, c.item_id))
+    entries += cover(found.get("labels", []), region_l93, 16)
     return Plan(region, reference.date, entries)

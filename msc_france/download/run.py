@@ -13,7 +13,7 @@ from rich.console import Console
 from tqdm import tqdm
 
 from msc_france.config import Catalog, Recipe, StacSource, WmsSource, load_catalog, load_recipe
-from msc_france.download.fetch import AssetJob, Fetched, fetch_asset
+from msc_france.download.fetch import AssetJob, Fetched, declared_crs, fetch_asset
 from msc_france.download.http import (
     FetchError, HttpOpener, RetryPolicy, Transfer, http_client, no_signing, planetary_computer_signing, strip_query,
 )
@@ -100,6 +100,7 @@ def _jobs(plan: Plan, recipe: Recipe, catalog: Catalog, root: Path) -> list[Asse
     for entry in plan.entries:
         if entry.item is None:
             continue
+        item = entry.item.to_dict(transform_hrefs=False)
         folder = root / entry.sensor / entry.item_id
         source = catalog.sources[entry.sensor]
         if entry.sensor in ("s2", "l8"):
@@ -107,22 +108,23 @@ def _jobs(plan: Plan, recipe: Recipe, catalog: Catalog, root: Path) -> list[Asse
             for band in sensor.select(recipe.sensors[entry.sensor].bands):
                 jobs.append(AssetJob(entry.sensor, entry.item_id, band.asset, entry.item.assets[band.asset].href,
                                      (band.asset_band,), (band.name,), grid.gsd(entry.sensor), "average",
-                                     folder / f"{band.asset}.tif"))
+                                     folder / f"{band.asset}.tif", declared_crs(item, band.asset)))
             assert sensor.mask is not None
             jobs.append(AssetJob(entry.sensor, entry.item_id, sensor.mask.asset,
                                  entry.item.assets[sensor.mask.asset].href, (1,), (sensor.mask.asset,),
-                                 grid.gsd(entry.sensor), "nearest", folder / f"{sensor.mask.asset}.tif"))
+                                 grid.gsd(entry.sensor), "nearest", folder / f"{sensor.mask.asset}.tif",
+                                 declared_crs(item, sensor.mask.asset)))
         elif entry.sensor == "vhr":
             key = (source.asset if isinstance(source, StacSource) else None) or "image"
             bands = SENSORS["vhr"].select(recipe.sensors["vhr"].bands)
             jobs.append(AssetJob("vhr", entry.item_id, key, entry.item.assets[key].href,
                                  tuple(b.asset_band for b in bands), tuple(b.name for b in bands), grid.gsd("vhr"),
-                                 "average", folder / f"{key}.tif"))
+                                 "average", folder / f"{key}.tif", declared_crs(item, key)))
         else:  # labels
             key = (source.asset if isinstance(source, StacSource) else None) or "map"
             target = grid.gsd("s2") if "s2" in grid.sensors else min(g for _, g in grid.gsds)
             jobs.append(AssetJob("labels", entry.item_id, key, entry.item.assets[key].href, (1,), ("label",),
-                                 target, "nearest", folder / f"{key}.tif"))
+                                 target, "nearest", folder / f"{key}.tif", declared_crs(item, key)))
     return jobs
 
 
