@@ -25,7 +25,7 @@ DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores an
 RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
 
 # Stages in pipeline order, with the issue that builds each one (None once built).
-STAGES: dict[str, str | None] = {"download": None, "tiles": "#4", "pretrain": "#5", "eval": "#6"}
+STAGES: dict[str, str | None] = {"download": None, "tiles": None, "pretrain": "#5", "eval": "#6"}
 
 
 def _not_built(stage: str) -> None:
@@ -81,16 +81,20 @@ def _date(text: str | None, name: str) -> dt.date | None:
 
 @app.command()
 def tiles(
-    region: Annotated[Optional[str], typer.Option(help="limit to a region of the catalogs")] = None,
+    region: Annotated[Optional[str], typer.Option(help="only the downloaded region with this slug")] = None,
     recipe: RecipeName = "msc-france",
-    store: Annotated[Optional[str], typer.Option(help="Zarr store path or fsspec URL")] = None,
+    store: Annotated[Optional[str], typer.Option(help="Zarr store path or fsspec URL (default DATA/RECIPE.zarr)")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of an existing Dask cluster")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes (default 2)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
-    """Reproject the local catalogs onto the France tile grid into a Zarr v3 store."""
-    load_recipe(recipe)
-    _not_built("tiles")
+    """Reproject the local catalogs onto the France tile grid into a Zarr v3 store and a tile index."""
+    from msc_france.tiles.run import TilesRequest, run_tiles
+
+    summary = run_tiles(TilesRequest(recipe=recipe, data=data, region=region, store=store, scheduler=scheduler,
+                                     workers=workers), console)
+    console.print(f"store {summary.store}: {summary.tiles} tiles, {summary.written} shard tasks written, "
+                  f"{summary.skipped} already complete; index {summary.index}; quicklooks {summary.quicklooks}")
 
 
 @app.command()
@@ -198,6 +202,7 @@ def demo_run(data: DataDir = Path("data"), catalog: str = "demo") -> None:
         console.print(f"read a {window.shape[0]}x{window.shape[1]} window of {item.id} B04 over HTTP "
                       f"(DN {int(window.min())}..{int(window.max())})")
         download(region="demo", catalog=catalog, recipe="demo", data=data)
+    tiles(recipe="demo", data=data)
     pending = [f"{stage} ({issue})" for stage, issue in STAGES.items() if issue]
     if pending:
         console.print(f"not built yet: {', '.join(pending)}")

@@ -24,8 +24,8 @@ def test_unknown_catalog_is_one_line() -> None:
     assert "unknown catalog 'atlantis'" in result.stderr and "planetary-computer" in result.stderr
 
 
-def test_unbuilt_stage_says_so() -> None:  # until the tiles stage lands
-    result = _cli("tiles", "--recipe", "demo")
+def test_unbuilt_stage_says_so() -> None:  # until the pretrain stage lands
+    result = _cli("pretrain")
     assert result.returncode == 2 and "not built yet" in result.stderr
 
 
@@ -51,6 +51,7 @@ def test_demo_run_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "sentinel-2-l2a" in result.stdout and "window of S2" in result.stdout
     assert "local catalog:" in result.stdout and "failed 0" in result.stdout
-    assert "not built yet: tiles" in result.stdout
+    assert "not built yet: pretrain" in result.stdout
+    assert (tmp_path / "data" / "demo.tiles.parquet").exists() and (tmp_path / "data" / "demo.zarr").is_dir()
     assert (tmp_path / "data" / "catalogs" / "demo" / "catalog.json").exists()
     assert not (tmp_path / "data" / "demo-world" / "server.json").exists(), "servers stopped and state removed"

@@ -179,6 +179,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         if request.dry_run:
             return summary
         root.mkdir(parents=True, exist_ok=True)
+        write_json(root / "region.geojson", region.geometry.json)
         for partial in root.rglob(".*.partial"):
             partial.unlink()
         area = tiles_between(recipe.tile_grid, tiles)

@@ -1,0 +1,158 @@
+"""The tiles stage: local catalogs -> Dask tasks, one per shard and group -> Zarr store + tile index."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import shapely
+import zarr
+from dask.distributed import Client, LocalCluster, as_completed
+from rich.console import Console
+from tqdm import tqdm
+
+from msc_france.config import Recipe, load_recipe
+from msc_france.errors import UserError
+from msc_france.grid import TileId
+from msc_france.tiles.index import build_index, index_path, write_index
+from msc_france.tiles.shard import process_shard
+from msc_france.tiles.sources import SourceItem, catalog_dirs, read_items, region_geometry
+from msc_france.tiles.store import all_done, create_or_open, layers, shard_of, shard_tiles, read_done
+
+
+@dataclass
+class TilesRequest:
+    recipe: str = "msc-france"
+    data: Path = Path("data")
+    region: str | None = None
+    store: str | None = None
+    scheduler: str | None = None
+    workers: int | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TilesSummary:
+    store: str
+    index: str
+    written: int
+    skipped: int
+    tiles: int
+    dashboard: str | None
+    quicklooks: Path
+
+
+def default_store(request: TilesRequest, recipe: Recipe) -> str:
+    return request.store or str(request.data / f"{recipe.name}.zarr")
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
+    """A client of an existing cluster, or of a local cluster of worker processes."""
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); is it running?") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        yield client
+
+
+def plan_tiles(recipe: Recipe, folders: list[Path]) -> tuple[dict[TileId, str], list[SourceItem]]:
+    """Tiles of every downloaded region (tile -> region) and all their items."""
+    grid = recipe.tile_grid
+    tiles: dict[TileId, str] = {}
+    items: list[SourceItem] = []
+    for folder in folders:
+        for tile in grid.tiles_in(region_geometry(folder)):
+            tiles[tile] = folder.name
+        items += read_items(folder)
+    return tiles, items
+
+
+def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
+    recipe = load_recipe(request.recipe)
+    grid = recipe.tile_grid
+    folders = catalog_dirs(request.data, request.region)
+    tiles, items = plan_tiles(recipe, folders)
+    store = default_store(request, recipe)
+    create_or_open(store, recipe, request.storage_options)
+    k = shard_tiles(recipe)
+    by_shard: dict[tuple[int, int], list[TileId]] = {}
+    for tile in sorted(tiles, key=lambda t: (t.row, t.col)):
+        by_shard.setdefault(shard_of(tile, k), []).append(tile)
+    jobs = []
+    skipped = 0
+    for layer in layers(recipe):
+        sensor_items = [i for i in items if i.sensor == layer.group]
+        for shard, shard_tile_list in by_shard.items():
+            done = read_done(store, layer.group, shard, request.storage_options)
+            if done and {str(t) for t in shard_tile_list} <= set(done["tiles"]):
+                skipped += 1
+                continue
+            bounds = [grid.tile_bounds(t) for t in shard_tile_list]
+            area = shapely.box(min(b.left for b in bounds), min(b.bottom for b in bounds),
+                               max(b.right for b in bounds), max(b.top for b in bounds))
+            near = [i for i in sensor_items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
+            jobs.append((layer, shard, shard_tile_list, near))
+    dashboard = None
+    if jobs:
+        with dask_client(request.scheduler, request.workers) as client:
+            dashboard = client.dashboard_link
+            console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
+            futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
+                                     request.storage_options, pure=False, retries=2)
+                       for layer, shard, shard_tile_list, near in jobs]
+            with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
+                for future in as_completed(futures):
+                    future.result()
+                    bar.update(1)
+    records = all_done(store, request.storage_options)
+    _write_statistics(store, records, request.storage_options)
+    zarr.consolidate_metadata(
+        zarr.open_group(store, mode="r+", zarr_format=3, storage_options=request.storage_options or None).store)
+    tile_records = [r for record in records for r in record["tiles"].values()]
+    index = index_path(store)
+    table = build_index(tile_records, grid)
+    write_index(table, index, storage_options=request.storage_options or None)
+    quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
+                                  request.storage_options)
+    return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
+
+
+def write_quicklooks(store: str, table: Any, out: Path, storage_options: dict[str, Any], most: int = 6) -> Path:
+    """A coverage map of the index and the triplets of a spread sample of good tiles."""
+    from msc_france.pairs import open_pairs
+    from msc_france.quicklook import coverage_map, save_triplets
+
+    good = list(table.loc[table["quality_ok"], "tile"]) or list(table["tile"])
+    step = max(1, len(good) // most)
+    save_triplets(open_pairs(store, storage_options), good[::step][:most], out)
+    coverage_map(table, out / "coverage.png")
+    return out
+
+
+def _write_statistics(store: str, records: list[dict[str, Any]], storage_options: dict[str, Any]) -> None:
+    """Per-band mean and standard deviation (physical units, valid pixels) into each group's attrs."""
+    root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
+    for group_name in {r["group"] for r in records}:
+        parts = [r["statistics"] for r in records if r["group"] == group_name]
+        count = [sum(p["count"][b] for p in parts) for b in range(len(parts[0]["count"]))]
+        total = [sum(p["sum"][b] for p in parts) for b in range(len(count))]
+        squares = [sum(p["sumsq"][b] for p in parts) for b in range(len(count))]
+        bands = root[group_name]["data"].attrs["bands"]
+        stats = {}
+        for b, name in enumerate(bands):
+            if count[b]:
+                mean = total[b] / count[b]
+                stats[name] = {"mean": mean, "std": math.sqrt(max(squares[b] / count[b] - mean**2, 0.0)),
+                               "count": count[b]}
+        root[group_name].attrs["statistics"] = stats

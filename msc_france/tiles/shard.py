@@ -1,0 +1,74 @@
+"""One Dask task: render the requested tiles of one shard of one group, merge them into the shard's
+current content, write the whole shard at once, then record it as complete. No two tasks write the
+same shard, and memory is bounded by one shard whatever the scene size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+
+from msc_france.grid import TileGrid, TileId
+from msc_france.tiles.sources import SourceItem
+from msc_france.tiles.store import Layer, read_done, write_done
+from msc_france.tiles.warp import render
+
+
+def shard_box(grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int) -> tuple[slice, slice]:
+    """Pixel rows and columns of a shard in the group's mosaic (clipped at the grid's edge)."""
+    px = grid.tile_px(layer.grid_sensor)
+    rows, cols = grid.shape
+    r0, c0 = shard[1] * k, shard[0] * k
+    return (slice(r0 * px, min(r0 + k, rows) * px), slice(c0 * px, min(c0 + k, cols) * px))
+
+
+def _tile_record(tile: TileId, layer: Layer, rendered: Any, window: tuple[slice, slice]) -> dict[str, Any]:
+    valid = rendered.valid[window]
+    has_data = rendered.has_data[window]
+    used = sorted({int(i) for i in np.unique(rendered.first_item[window]) if i >= 0})
+    items = [rendered.items[i] for i in used]
+    return {
+        "tile": str(tile), "col": tile.col, "row": tile.row, "sensor": layer.group,
+        "region": ",".join(sorted({i.region for i in items})) or None,
+        "datetime": items[0].datetime if items else None,
+        "items": [i.item_id for i in items],
+        "valid_fraction": float(valid.mean()),
+        "cloud_fraction": float((has_data & ~valid).sum() / has_data.sum()) if has_data.any() else 0.0,
+    }
+
+
+def _statistics(data: np.ndarray, valid: np.ndarray, layer: Layer) -> dict[str, list[float]]:
+    """Per-band sums over valid pixels in physical units, to be combined across shards."""
+    values = data[:, valid].astype(np.float64) * layer.scale + layer.offset
+    return {"count": [float(valid.sum())] * len(layer.bands), "sum": values.sum(axis=1).tolist(),
+            "sumsq": (values**2).sum(axis=1).tolist()}
+
+
+def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
+                  tiles: list[TileId], items: list[SourceItem],
+                  storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record."""
+    previous = read_done(store, layer.group, shard, storage_options) or {"tiles": {}}
+    rows, cols = shard_box(grid, layer, shard, k)
+    mosaic = grid.geobox(layer.grid_sensor)
+    target = mosaic[rows, cols]
+    rendered = render(layer, items, target)
+    group = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)[layer.group]
+    data = group["data"][:, rows, cols]
+    valid = group["valid"][rows, cols]
+    px = grid.tile_px(layer.grid_sensor)
+    records = dict(previous["tiles"])
+    for tile in tiles:
+        window = (slice((tile.row - shard[1] * k) * px, (tile.row - shard[1] * k + 1) * px),
+                  slice((tile.col - shard[0] * k) * px, (tile.col - shard[0] * k + 1) * px))
+        data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
+        valid[window] = rendered.valid[window]
+        records[str(tile)] = _tile_record(tile, layer, rendered, window)
+    group["data"][:, rows, cols] = data
+    group["valid"][rows, cols] = valid
+    record = {"group": layer.group, "shard": list(shard), "tiles": records,
+              "statistics": _statistics(data, valid.astype(bool), layer)}
+    write_done(store, layer.group, shard, record, storage_options)
+    return record

@@ -1,0 +1,66 @@
+"""The local catalogs of the download stage, read as plain picklable records for the tile workers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pystac
+from odc.geo.geom import Geometry
+
+from msc_france.errors import UserError
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One downloaded item: where its files are and what the tiles stage needs to know of it."""
+
+    sensor: str
+    item_id: str
+    region: str
+    datetime: str | None
+    cloud: float
+    baseline: str | None
+    footprint_wkt: str  # EPSG:2154
+    assets: tuple[tuple[str, str], ...]  # (asset key, local path)
+
+    def asset(self, key: str) -> str:
+        return dict(self.assets)[key]
+
+
+def catalog_dirs(data: Path, region: str | None) -> list[Path]:
+    """Region folders under ``DATA/catalogs`` that hold a complete download."""
+    base = data / "catalogs"
+    folders = sorted(p.parent for p in base.glob("*/catalog.json")) if base.exists() else []
+    if region is not None:
+        folders = [f for f in folders if f.name == region]
+    if not folders:
+        where = f" for region {region!r}" if region else ""
+        raise UserError(f"no downloaded catalog{where} under {base}; run `make download` first")
+    return folders
+
+
+def region_geometry(folder: Path) -> Geometry:
+    """The region the download was made for (``region.geojson`` written by the download stage)."""
+    path = folder / "region.geojson"
+    if not path.exists():
+        raise UserError(f"{folder} has no region.geojson; download the region again")
+    return Geometry(json.loads(path.read_text()), "EPSG:4326")
+
+
+def read_items(folder: Path) -> list[SourceItem]:
+    """Every item of one local catalog."""
+    catalog = pystac.Catalog.from_file(str(folder / "catalog.json"))
+    items = []
+    for item in catalog.get_items(recursive=True):
+        props = item.properties
+        footprint = Geometry(item.geometry, "EPSG:4326").to_crs("EPSG:2154")
+        items.append(SourceItem(
+            sensor=props["msc:sensor"], item_id=item.id, region=folder.name,
+            datetime=props.get("datetime") or props.get("start_datetime"),
+            cloud=float(props.get("eo:cloud_cover", 0.0)), baseline=props.get("s2:processing_baseline"),
+            footprint_wkt=footprint.wkt,
+            assets=tuple(sorted((k, a.get_absolute_href()) for k, a in item.assets.items())),
+        ))
+    return sorted(items, key=lambda i: (i.sensor, i.cloud, i.item_id))

@@ -1,0 +1,152 @@
+"""The Zarr v3 tile store: one georeferenced mosaic per sensor over the France extent, one chunk per
+tile, K x K tiles per shard (see docs/store.md). Local paths and fsspec URLs (s3://, gs://, az://).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import numpy as np
+import zarr
+from pyproj import CRS as ProjCRS
+
+from msc_france.config import Recipe
+from msc_france.errors import UserError
+from msc_france.grid import TileGrid, TileId
+from msc_france.sensors import SENSORS, Sensor
+
+STORE_VERSION = 1
+LABELS = "labels"
+LABEL_GRID = "s2"  # labels are stored on the Sentinel-2 grid
+DONE = "_msc/done"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What one group of the store holds: band names, integer type, nodata, scale/offset."""
+
+    group: str
+    grid_sensor: str
+    bands: tuple[str, ...]
+    dtype: str
+    nodata: int
+    scale: float
+    offset: float
+    wavelengths: tuple[float, ...]
+
+
+def layers(recipe: Recipe) -> list[Layer]:
+    """The store's groups for a recipe, in a fixed order."""
+    out = []
+    for key in ("s2", "l8", "vhr"):
+        if key not in recipe.sensors:
+            continue
+        sensor: Sensor = SENSORS[key]
+        bands = sensor.select(recipe.sensors[key].bands)
+        enc = sensor.encoding  # Sentinel-2: the 04.00+ encoding, to which older baselines are harmonised
+        out.append(Layer(key, key, tuple(b.name for b in bands), enc.dtype, enc.nodata, enc.scale, enc.offset,
+                         tuple(b.center_wavelength for b in bands)))
+    if recipe.labels:
+        out.append(Layer(LABELS, LABEL_GRID, ("label",), "uint8", 0, 1.0, 0.0, (0.0,)))
+    return out
+
+
+def shard_tiles(recipe: Recipe) -> int:
+    """Tiles per shard side: shards of about 2048 px of the finest grid, at least 1 tile."""
+    grid = recipe.tile_grid
+    finest = max(grid.tile_px(s) for s in grid.sensors)
+    return max(1, 2048 // finest)
+
+
+def _crs_attrs(grid: TileGrid) -> dict[str, Any]:
+    crs = ProjCRS.from_user_input(grid.crs)
+    return {**crs.to_cf(), "crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt()}
+
+
+def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] | None = None) -> zarr.Group:
+    """Open ``store`` for writing, creating its groups; refuse a store built on another grid."""
+    grid = recipe.tile_grid
+    root = zarr.open_group(store, mode="a", zarr_format=3, storage_options=storage_options or None)
+    meta = {"grid": grid.to_dict(), "recipe": recipe.name, "version": STORE_VERSION}
+    existing = root.attrs.get("msc_france")
+    if existing is None:
+        root.attrs["msc_france"] = meta
+    elif existing.get("grid") != meta["grid"]:
+        raise UserError(f"store {store} was built on another grid ({existing.get('recipe')}: "
+                        f"{existing.get('grid', {}).get('footprint')} m tiles); grids never mix: use another store")
+    k = shard_tiles(recipe)
+    for layer in layers(recipe):
+        if layer.group in root:
+            continue
+        px = grid.tile_px(layer.grid_sensor)
+        geobox = grid.geobox(layer.grid_sensor)
+        height, width = geobox.shape
+        group = root.create_group(layer.group)
+        group.attrs.update({"grid_sensor": layer.grid_sensor, "tile_px": px, "shard_tiles": k})
+        group.create_array(
+            "data", shape=(len(layer.bands), height, width), dtype=layer.dtype,
+            chunks=(len(layer.bands), px, px), shards=(len(layer.bands), k * px, k * px),
+            fill_value=layer.nodata, dimension_names=("band", "y", "x"),
+            attributes={"grid_mapping": "spatial_ref", "scale_factor_dn": layer.scale, "add_offset_dn": layer.offset,
+                        "nodata": layer.nodata, "bands": list(layer.bands),
+                        "wavelengths": list(layer.wavelengths)},
+        )
+        group.create_array(
+            "valid", shape=(height, width), dtype="uint8", chunks=(px, px), shards=(k * px, k * px),
+            fill_value=0, dimension_names=("y", "x"), attributes={"grid_mapping": "spatial_ref"},
+        )
+        gsd = abs(geobox.resolution.x)
+        x = geobox.affine.c + gsd * (np.arange(width) + 0.5)
+        y = geobox.affine.f - gsd * (np.arange(height) + 0.5)
+        for name, values in (("x", x), ("y", y)):
+            coord = group.create_array(name, shape=values.shape, dtype="float64", chunks=(min(len(values), 1 << 17),),
+                                       dimension_names=(name,), attributes={"units": "metre", "axis": name.upper()})
+            coord[:] = values
+        band = group.create_array("band", shape=(len(layer.bands),), dtype=str, dimension_names=("band",))
+        band[:] = np.array(layer.bands)
+        ref = group.create_array("spatial_ref", shape=(), dtype="int32",
+                                 attributes={**_crs_attrs(grid), "GeoTransform": " ".join(map(str, geobox.affine.to_gdal()))})
+        ref[...] = 0
+    return root
+
+
+def shard_of(tile: TileId, k: int) -> tuple[int, int]:
+    """(shard column, shard row) holding ``tile``."""
+    return tile.col // k, tile.row // k
+
+
+def done_path(store: str, group: str, shard: tuple[int, int]) -> str:
+    return f"{store.rstrip('/')}/{DONE}/{group}/{shard[0]:04d}_{shard[1]:04d}.json"
+
+
+def read_done(store: str, group: str, shard: tuple[int, int], storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The completion record of a shard, or None if it was not completed."""
+    fs, path = fsspec.core.url_to_fs(done_path(store, group, shard), **(storage_options or {}))
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "r") as handle:
+        return json.load(handle)
+
+
+def write_done(store: str, group: str, shard: tuple[int, int], record: dict[str, Any],
+               storage_options: dict[str, Any] | None = None) -> None:
+    """Record a shard as complete (written last, after the shard's data)."""
+    fs, path = fsspec.core.url_to_fs(done_path(store, group, shard), **(storage_options or {}))
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "w") as handle:
+        json.dump(record, handle, sort_keys=True)
+
+
+def all_done(store: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every completion record in the store (all groups, all regions)."""
+    fs, path = fsspec.core.url_to_fs(f"{store.rstrip('/')}/{DONE}", **(storage_options or {}))
+    if not fs.exists(path):
+        return []
+    records = []
+    for name in sorted(fs.glob(f"{path}/*/*.json")):
+        with fs.open(name, "r") as handle:
+            records.append(json.load(handle))
+    return records

@@ -1,0 +1,204 @@
+"""The tile index: splits, records -> GeoDataFrame, GeoParquet round trip, index path."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import fsspec
+import pandas as pd
+import pytest
+import shapely
+
+from msc_france.grid import TileGrid, TileId
+from msc_france.tiles.index import SPLITS, build_index, index_path, read_index, split_of, write_index
+
+GRID = TileGrid.create(480, {"s2": 10, "l8": 30, "vhr": 1.5, "labels": 10})
+
+
+def record(col: int, row: int, sensor: str, valid: float = 1.0, *, region: str = "alpha",
+           datetime: str | None = "2023-06-01T10:30:00Z", items: list[str] | None = None,
+           cloud: float = 0.0) -> dict:
+    return {
+        "tile": str(TileId(col, row)), "col": col, "row": row, "sensor": sensor, "region": region,
+        "datetime": datetime, "items": [f"{sensor}-{col}-{row}"] if items is None else items,
+        "valid_fraction": valid, "cloud_fraction": cloud,
+    }
+
+
+# --- splits ------------------------------------------------------------------------------------
+def test_split_is_deterministic_and_a_known_name() -> None:
+    first = [split_of(c, r) for c in range(0, 60, 3) for r in range(0, 60, 5)]
+    again = [split_of(c, r) for c in range(0, 60, 3) for r in range(0, 60, 5)]
+    assert first == again
+    assert set(first) <= set(SPLITS)
+    assert math.isclose(sum(SPLITS.values()), 1.0)
+
+
+def test_split_shared_within_a_block_and_independent_of_other_tiles() -> None:
+    for bc, br in [(0, 0), (3, 7), (50, 12), (120, 90)]:
+        splits = {split_of(bc * 4 + dc, br * 4 + dr) for dc in range(4) for dr in range(4)}
+        assert len(splits) == 1, (bc, br, splits)
+    # A different block size groups differently: 8 x 8 blocks are uniform too.
+    assert len({split_of(16 + dc, 8 + dr, block=8) for dc in range(8) for dr in range(8)}) == 1
+    # The split of a tile is a function of its block only: same answer for tiles of one block,
+    # whether or not we ask about other tiles in between.
+    assert split_of(5, 9) == split_of(4, 8) == split_of(7, 11)
+
+
+def test_split_depends_on_seed() -> None:
+    tiles = [(c, r) for c in range(0, 40, 4) for r in range(0, 40, 4)]
+    assert [split_of(c, r, seed=0) for c, r in tiles] != [split_of(c, r, seed=1) for c, r in tiles]
+
+
+def test_split_shares_over_an_area() -> None:
+    counts = Counter(split_of(c, r) for c in range(40) for r in range(40))
+    assert set(counts) == {"train", "val", "test"}
+    assert 0.65 <= counts["train"] / 1600 <= 0.95
+
+
+def test_split_rejects_bad_block() -> None:
+    with pytest.raises(ValueError):
+        split_of(1, 1, block=0)
+
+
+# --- build_index -------------------------------------------------------------------------------
+@pytest.fixture()
+def records() -> list[dict]:
+    return [
+        # tile (3, 4): all good, labels poor (labels do not count)
+        record(3, 4, "s2", 0.99, items=["S2A_1", "S2B_2"]),
+        record(3, 4, "l8", 0.97, datetime="2023-06-03T10:00:00Z"),
+        record(3, 4, "vhr", 1.0),
+        record(3, 4, "labels", 0.10, datetime=None),
+        # tile (2, 5): l8 poor, vhr missing
+        record(2, 5, "s2", 0.96),
+        record(2, 5, "l8", 0.81, cloud=0.19),
+        # tile (5, 4): s2 from two regions; the later record wins
+        record(5, 4, "s2", 0.50, region="alpha"),
+        record(5, 4, "l8", 0.99, region="beta"),
+        record(5, 4, "vhr", 0.99, region="beta"),
+        record(5, 4, "s2", 0.98, region="beta", items=["S2B_later"]),
+    ]
+
+
+def test_index_columns_and_order(records: list[dict]) -> None:
+    gdf = build_index(records, GRID)
+    assert list(gdf.columns) == [
+        "tile", "col", "row", "region", "geometry",
+        "s2_datetime", "s2_items", "s2_valid", "s2_cloud",
+        "l8_datetime", "l8_items", "l8_valid", "l8_cloud",
+        "vhr_datetime", "vhr_items", "vhr_valid", "vhr_cloud",
+        "labels_datetime", "labels_items", "labels_valid", "labels_cloud",
+        "quality_ok", "quality_reason", "split",
+    ]
+    assert list(gdf["tile"]) == ["0003_0004", "0005_0004", "0002_0005"]  # row, then col
+    assert list(gdf["col"]) == [3, 5, 2] and list(gdf["row"]) == [4, 4, 5]
+    assert gdf.crs is not None and gdf.crs.to_epsg() == 2154
+
+
+def test_index_values(records: list[dict]) -> None:
+    gdf = build_index(records, GRID).set_index("tile")
+    first = gdf.loc["0003_0004"]
+    assert first["s2_items"] == "S2A_1,S2B_2"
+    assert first["l8_datetime"] == "2023-06-03T10:00:00Z"
+    assert first["s2_valid"] == pytest.approx(0.99)
+    assert pd.isna(first["labels_datetime"])
+    assert gdf.loc["0002_0005", "l8_cloud"] == pytest.approx(0.19)
+    # Missing sensor: empty values.
+    assert pd.isna(gdf.loc["0002_0005", "vhr_items"])
+    assert math.isnan(gdf.loc["0002_0005", "vhr_valid"])
+    assert math.isnan(gdf.loc["0002_0005", "labels_valid"])
+
+
+def test_index_quality_rule(records: list[dict]) -> None:
+    gdf = build_index(records, GRID).set_index("tile")
+    # Labels valid 0.10 do not fail a tile.
+    assert bool(gdf.loc["0003_0004", "quality_ok"]) is True
+    assert gdf.loc["0003_0004", "quality_reason"] == ""
+    # Every failing sensor is listed, in sensor order; labels missing is no failure.
+    assert bool(gdf.loc["0002_0005", "quality_ok"]) is False
+    assert gdf.loc["0002_0005", "quality_reason"] == "l8 valid 0.81 < 0.95; vhr missing"
+    # The later s2 record (0.98) replaced the earlier one (0.50).
+    assert bool(gdf.loc["0005_0004", "quality_ok"]) is True
+    assert gdf.loc["0005_0004", "s2_valid"] == pytest.approx(0.98)
+    assert gdf.loc["0005_0004", "s2_items"] == "S2B_later"
+    assert gdf.loc["0005_0004", "region"] == "beta"
+    assert gdf.loc["0003_0004", "region"] == "alpha"
+    assert gdf["quality_ok"].dtype == bool
+
+
+def test_index_regions_joined_and_threshold_text() -> None:
+    recs = [record(1, 1, "s2", 0.949, region="beta"), record(1, 1, "l8", 0.5, region="alpha")]
+    row = build_index(recs, GRID, min_valid=0.95).iloc[0]
+    assert row["region"] == "alpha,beta"
+    # 0.949 is not printed as 0.95 < 0.95.
+    assert row["quality_reason"] == "s2 valid 0.949 < 0.95; l8 valid 0.50 < 0.95"
+    relaxed = build_index(recs, GRID, min_valid=0.4).iloc[0]
+    assert bool(relaxed["quality_ok"]) is True and relaxed["quality_reason"] == ""
+
+
+def test_index_only_sensors_in_records() -> None:
+    gdf = build_index([record(0, 0, "s2"), record(1, 0, "labels", 0.2)], GRID)
+    assert [c for c in gdf.columns if c.endswith("_valid")] == ["s2_valid", "labels_valid"]
+    assert list(gdf["quality_reason"]) == ["", "s2 missing"]
+
+
+def test_index_geometry_and_split(records: list[dict]) -> None:
+    gdf = build_index(records, GRID, block=2)
+    for _, row in gdf.iterrows():
+        b = GRID.tile_bounds(TileId(row["col"], row["row"]))
+        expected = shapely.box(b.left, b.bottom, b.right, b.top)
+        assert row.geometry.equals(expected)
+        assert row.geometry.area == pytest.approx(480.0 * 480.0)
+        assert row["split"] == split_of(row["col"], row["row"], block=2)
+
+
+def test_index_rejects_inconsistent_tile_id() -> None:
+    bad = record(3, 4, "s2")
+    bad["tile"] = "0004_0003"
+    with pytest.raises(ValueError):
+        build_index([bad], GRID)
+
+
+def test_empty_index() -> None:
+    gdf = build_index([], GRID)
+    assert len(gdf) == 0
+    assert {"tile", "geometry", "quality_ok", "split"} <= set(gdf.columns)
+    assert gdf.crs.to_epsg() == 2154
+
+
+# --- files -------------------------------------------------------------------------------------
+def test_write_read_round_trip(tmp_path, records: list[dict]) -> None:
+    gdf = build_index(records, GRID)
+    path = tmp_path / "sub" / "store.tiles.parquet"
+    write_index(gdf, str(path))
+    assert path.is_file()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["store.tiles.parquet"]  # no temp left
+    back = read_index(str(path))
+    assert back.crs.to_epsg() == 2154
+    assert list(back.columns) == list(gdf.columns)
+    assert back.drop(columns="geometry").equals(gdf.drop(columns="geometry"))
+    assert all(a.equals(b) for a, b in zip(back.geometry, gdf.geometry))
+    # Overwriting in place works and leaves no temporary file either.
+    write_index(gdf.iloc[:1], str(path))
+    assert len(read_index(str(path))) == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["store.tiles.parquet"]
+
+
+def test_write_read_url(records: list[dict]) -> None:
+    gdf = build_index(records, GRID)
+    url = "memory://msc-test-index/store.tiles.parquet"
+    write_index(gdf, url)
+    back = read_index(url)
+    assert list(back["tile"]) == list(gdf["tile"])
+    assert back.crs.to_epsg() == 2154
+    fsspec.filesystem("memory").rm("/msc-test-index", recursive=True)
+
+
+def test_index_path() -> None:
+    assert index_path("/data/france.zarr") == "/data/france.tiles.parquet"
+    assert index_path("/data/france.zarr/") == "/data/france.tiles.parquet"
+    assert index_path("out/store") == "out/store.tiles.parquet"
+    assert index_path("s3://bucket/x.zarr") == "s3://bucket/x.tiles.parquet"
+    assert index_path("s3://bucket/deep/x.zarr/") == "s3://bucket/deep/x.tiles.parquet"
