@@ -7,7 +7,6 @@ complete, so a rerun skips complete files and rewrites partial ones.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,12 @@ import rasterio
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import BoundingBox, Geometry
 from rasterio.errors import RasterioIOError
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
 from msc_france.cog import write_cog
 from msc_france.download.http import FetchError, HttpOpener, strip_query
 from msc_france.errors import UserError
+from msc_france.windows import padded_window
 
 METRES_PER_DEGREE = 111_320.0  # along a meridian; close enough to choose an overview
 MARGIN_PIXELS = 4  # native pixels around the tiles, for the resampling kernels of the tiles stage
@@ -89,15 +89,10 @@ def _overview_level(decimations: list[int], native_gsd: float, target_gsd: float
 def _window(dataset: rasterio.io.DatasetReader, area_l93: BoundingBox) -> Window:
     """Pixel window of ``dataset`` covering ``area_l93`` plus a margin, snapped outwards."""
     extent = Geometry(area_l93.polygon.geom, "EPSG:2154").to_crs(str(dataset.crs), resolution=area_l93.span_x / 64)
-    left, bottom, right, top = extent.boundingbox
-    window = from_bounds(left, bottom, right, top, transform=dataset.transform)
-    col0 = max(math.floor(window.col_off) - MARGIN_PIXELS, 0)
-    row0 = max(math.floor(window.row_off) - MARGIN_PIXELS, 0)
-    col1 = min(math.ceil(window.col_off + window.width) + MARGIN_PIXELS, dataset.width)
-    row1 = min(math.ceil(window.row_off + window.height) + MARGIN_PIXELS, dataset.height)
-    if col1 <= col0 or row1 <= row0:
+    window = padded_window(dataset, tuple(extent.boundingbox), MARGIN_PIXELS)
+    if window is None:
         raise UserError(f"{dataset.name}: the image does not overlap the region")
-    return Window(col0, row0, col1 - col0, row1 - row0)
+    return window
 
 
 def describe(job: AssetJob, skipped: bool) -> Fetched:

@@ -5,7 +5,6 @@ upsampling, ``nearest`` for classes), mosaic least cloudy first, and build the v
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +13,9 @@ import shapely
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
 
 from msc_france.sensors import SENSORS
+from msc_france.windows import padded_window
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import LABELS, Layer
 
@@ -37,15 +36,10 @@ def _read_warped(path: str, index: int, target: GeoBox, resampling: Resampling |
     """Band ``index`` of ``path`` on ``target`` as float32, NaN where nodata or outside."""
     out = np.full(target.shape, np.nan, dtype=np.float32)
     with rasterio.open(path) as ds:
-        left, bottom, right, top = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
-        window = from_bounds(left, bottom, right, top, transform=ds.transform)
-        col0 = max(math.floor(window.col_off) - MARGIN, 0)
-        row0 = max(math.floor(window.row_off) - MARGIN, 0)
-        col1 = min(math.ceil(window.col_off + window.width) + MARGIN, ds.width)
-        row1 = min(math.ceil(window.row_off + window.height) + MARGIN, ds.height)
-        if col1 <= col0 or row1 <= row0:
+        bounds = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
+        window = padded_window(ds, bounds, MARGIN)
+        if window is None:
             return out
-        window = Window(col0, row0, col1 - col0, row1 - row0)
         src = ds.read(index, window=window).astype(np.float32)
         if ds.nodata is not None:
             src[src == ds.nodata] = np.nan
