@@ -13,6 +13,7 @@ import shapely
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
 
 from msc_france.sensors import SENSORS
 from msc_france.windows import padded_window
@@ -32,15 +33,36 @@ class Rendered:
     items: list[SourceItem]
 
 
-def _read_warped(path: str, index: int, target: GeoBox, resampling: Resampling | None) -> np.ndarray:
-    """Band ``index`` of ``path`` on ``target`` as float32, NaN where nodata or outside."""
-    out = np.full(target.shape, np.nan, dtype=np.float32)
+def _same_grid(ds: rasterio.io.DatasetReader, target: GeoBox) -> bool:
+    """True when ``target``'s pixels are pixels of ``ds`` (same CRS, resolution and alignment)."""
+    a, t = ds.transform, target.affine
+    if ds.crs is None or ds.crs.to_epsg() != target.crs.epsg or a.b or a.d or t.b or t.d:
+        return False
+    if not (np.isclose(a.a, t.a) and np.isclose(a.e, t.e)):
+        return False
+    offsets = ((t.c - a.c) / a.a, (t.f - a.f) / a.e)
+    return all(np.isclose(o, round(o), atol=1e-6) for o in offsets)
+
+
+def _read_warped(path: str, bands: list[str | None], target: GeoBox, resampling: Resampling | None) -> np.ndarray:
+    """Bands of ``path`` named ``bands`` (by description; None: band 1) on ``target``, read in one
+    call (pixel-interleaved files decode once), as float32 (band, y, x), NaN where nodata or outside."""
+    out = np.full((len(bands), *target.shape), np.nan, dtype=np.float32)
     with rasterio.open(path) as ds:
+        names = list(ds.descriptions)
+        indexes = [names.index(b) + 1 if b in names else 1 for b in bands]
+        if _same_grid(ds, target):  # no resampling needed: a plain windowed read
+            col = round((target.affine.c - ds.transform.c) / ds.transform.a)
+            row = round((target.affine.f - ds.transform.f) / ds.transform.e)
+            window = Window(col, row, target.shape[1], target.shape[0])
+            fill = ds.nodata if ds.nodata is not None else 0
+            src = ds.read(indexes, window=window, boundless=True, fill_value=fill).astype(np.float32)
+            return np.where(src == fill, np.float32(np.nan), src) if ds.nodata is not None else src
         bounds = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
         window = padded_window(ds, bounds, MARGIN)
         if window is None:
             return out
-        src = ds.read(index, window=window).astype(np.float32)
+        src = ds.read(indexes, window=window).astype(np.float32)
         if ds.nodata is not None:
             src[src == ds.nodata] = np.nan
         if resampling is None:  # choose by scale
@@ -51,19 +73,12 @@ def _read_warped(path: str, index: int, target: GeoBox, resampling: Resampling |
     return out
 
 
-def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, int]]:
-    """(local path, band index) for each band of the layer in this item."""
+def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
+    """(local path, band name) for each band of the layer in this item (local files name their bands)."""
     if layer.group == LABELS:
-        return [(item.assets[0][1], 1)]
+        return [(item.assets[0][1], None)]
     sensor = SENSORS[layer.group]
-    reads = []
-    for name in layer.bands:
-        band = sensor.band(name)
-        path = item.asset(band.asset)
-        with rasterio.open(path) as ds:  # local files hold only the recipe's bands, named
-            index = list(ds.descriptions).index(name) + 1 if name in ds.descriptions else 1
-        reads.append((path, index))
-    return reads
+    return [(item.asset(sensor.band(name).asset), name) for name in layer.bands]
 
 
 def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
@@ -78,20 +93,22 @@ def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
     sensor = SENSORS.get(layer.group)
     for k, item in enumerate(used):
         classes = layer.group == LABELS
-        bands = np.stack([_read_warped(p, b, target, Resampling.nearest if classes else None)
-                          for p, b in _band_reads(layer, item)])
+        reads: dict[str, list[str | None]] = {}
+        for path, band in _band_reads(layer, item):
+            reads.setdefault(path, []).append(band)
+        bands = np.concatenate([_read_warped(path, names, target, Resampling.nearest if classes else None)
+                                for path, names in reads.items()])
         present = ~np.isnan(bands).any(axis=0)
         usable = present.copy()
         if sensor is not None and sensor.mask is not None:
-            codes = _read_warped(item.asset(sensor.mask.asset), 1, target, Resampling.nearest)
+            codes = _read_warped(item.asset(sensor.mask.asset), [None], target, Resampling.nearest)[0]
             known = ~np.isnan(codes)
             usable &= known & ~sensor.mask.invalid(np.where(known, codes, 0).astype(np.int64))
         if layer.group == "s2" and item.baseline is not None and item.baseline < "04.00":
             bands = bands + S2_HARMONISE_DN
         take = usable & ~valid  # clear pixels not yet filled by a clearer item
         fill = present & ~has_data & ~take  # cloudy data where nothing better exists (yet)
-        for mask in (take, fill):
-            value[:, mask] = bands[:, mask]
+        value = np.where((take | fill)[np.newaxis], bands, value)
         first[take | fill] = k
         valid |= take
         has_data |= present
