@@ -1,5 +1,6 @@
 # Thin wrappers around the `msc-france` command line. The first target run on a fresh clone
-# creates .venv and installs the project (CPU PyTorch first, so pip never pulls a CUDA build).
+# creates .venv and installs the project (CPU PyTorch first, so pip never pulls a CUDA build),
+# with every other package pinned by constraints.txt (tested versions; no slow dependency search).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -19,11 +20,11 @@ opt = $(if $($(1)),--$(2) $($(1)))
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 download: $(STAMP)
