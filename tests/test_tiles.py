@@ -32,7 +32,7 @@ from msc_france.grid import TileId
 from msc_france.pairs import open_pairs
 from msc_france.tiles.run import TilesRequest, run_tiles
 from msc_france.tiles.sources import read_items
-from msc_france.tiles.store import create_or_open, layers
+from msc_france.tiles.store import create_or_open, done_root, layers
 from msc_france.tiles.warp import render
 from tests.test_download import _catalog_file, _region
 
@@ -183,7 +183,7 @@ def test_kill_and_resume_gives_the_same_arrays(store: str, downloaded: Path, tmp
     command = [sys.executable, "-m", "msc_france", "tiles", "--recipe", "demo", "--data", str(downloaded),
                "--store", other, "--workers", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = Path(other) / "_msc" / "done"
+    done = Path(done_root(other))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and len(list(done.glob("*/*.json"))) < 1:
         time.sleep(0.02)

@@ -17,11 +17,12 @@ from msc_france.config import Recipe
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.sensors import SENSORS, Sensor
+from msc_france.tiles.index import index_path
 
 STORE_VERSION = 1
 LABELS = "labels"
 LABEL_GRID = "s2"  # labels are stored on the Sentinel-2 grid
-DONE = "_msc/done"
+DONE_SUFFIX = ".tiles.done"  # completion records live beside the store, outside the Zarr hierarchy
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,13 @@ def shard_of(tile: TileId, k: int) -> tuple[int, int]:
     return tile.col // k, tile.row // k
 
 
+def done_root(store: str) -> str:
+    """``STORE.tiles.done`` beside ``STORE.zarr`` (like the index)."""
+    return index_path(store).removesuffix(".tiles.parquet") + DONE_SUFFIX
+
+
 def done_path(store: str, group: str, shard: tuple[int, int]) -> str:
-    return f"{store.rstrip('/')}/{DONE}/{group}/{shard[0]:04d}_{shard[1]:04d}.json"
+    return f"{done_root(store)}/{group}/{shard[0]:04d}_{shard[1]:04d}.json"
 
 
 def read_done(store: str, group: str, shard: tuple[int, int], storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -142,7 +148,7 @@ def write_done(store: str, group: str, shard: tuple[int, int], record: dict[str,
 
 def all_done(store: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every completion record in the store (all groups, all regions)."""
-    fs, path = fsspec.core.url_to_fs(f"{store.rstrip('/')}/{DONE}", **(storage_options or {}))
+    fs, path = fsspec.core.url_to_fs(done_root(store), **(storage_options or {}))
     if not fs.exists(path):
         return []
     records = []
