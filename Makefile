@@ -1,17 +1,19 @@
 # Thin wrappers around the `msc-france` command line. The first target run on a fresh clone
 # creates .venv and installs the project (CPU PyTorch first, so pip never pulls a CUDA build),
 # with every other package pinned by constraints.txt (tested versions; no slow dependency search).
+# torchvision 0.28 (for timm) comes with torch: it pins torch==2.13.0, which the CPU build satisfies.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-TORCH  ?= torch==2.13.0
+TORCH  ?= torch==2.13.0 torchvision==0.28.0
 
 data    ?= data
 region  ?= demo
 catalog ?= planetary-computer
 recipe  ?= $(if $(filter demo,$(catalog)),demo,msc-france)
+config  ?= pretrain-$(recipe)
 
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
@@ -23,7 +25,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
@@ -36,7 +38,7 @@ tiles: $(STAMP)
 	  $(call opt,store,store) $(call opt,scheduler,scheduler) $(call opt,workers,workers)
 
 pretrain: $(STAMP)
-	$(BIN)/msc-france pretrain --data "$(data)" $(call opt,config,config) $(call opt,run,run) \
+	$(BIN)/msc-france pretrain --data "$(data)" $(call opt,config,config) $(call opt,run,run-name) \
 	  $(if $(filter 1 yes true,$(resume)),--resume)
 
 eval: $(STAMP)

@@ -25,7 +25,7 @@ DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores an
 RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
 
 # Stages in pipeline order, with the issue that builds each one (None once built).
-STAGES: dict[str, str | None] = {"download": None, "tiles": None, "pretrain": "#5", "eval": "#6"}
+STAGES: dict[str, str | None] = {"download": None, "tiles": None, "pretrain": None, "eval": "#6"}
 
 
 def _not_built(stage: str) -> None:
@@ -100,12 +100,21 @@ def tiles(
 @app.command()
 def pretrain(
     config: Annotated[str, typer.Option(help="training preset in pipelines/ or a YAML file")] = "pretrain-demo",
-    run: Annotated[Optional[str], typer.Option(help="run name")] = None,
+    run: Annotated[Optional[str], typer.Option("--run-name", help="run name (default: the preset's); "
+                                               "not --run, which torchrun would take for its --run-path")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
+    store: Annotated[Optional[str], typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="stop after this many steps (checkpointed)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
-    """X-STARS pretraining (DINO + MSAD) from the Zarr store."""
-    _not_built("pretrain")
+    """X-STARS pretraining (DINO + MSAD) from the Zarr store; under torchrun, one process per GPU."""
+    from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
+
+    summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, resume=resume, store=store,
+                                           max_steps=max_steps))
+    if summary.export is not None:
+        console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {summary.last.get('loss', float('nan')):.4f}; "
+                      f"checkpoint {summary.checkpoint}; backbone {summary.export}; curves {summary.curves}")
 
 
 @app.command(name="eval")
@@ -173,9 +182,15 @@ def demo_serve(data: DataDir = Path("data"), catalog: str = "demo") -> None:
 
 
 @demo_app.command("run")
-def demo_run(data: DataDir = Path("data"), catalog: str = "demo") -> None:
+def demo_run(
+    data: DataDir = Path("data"),
+    catalog: str = "demo",
+    pretrain_config: Annotated[str, typer.Option("--pretrain-config", help="pretraining preset")] = "pretrain-demo",
+) -> None:
     """Everything offline: generate and serve the demo world, then run each stage that exists."""
     import json
+
+    from msc_france.pretrain.config import load_pretrain_config
 
     from pystac_client import Client
 
@@ -203,6 +218,8 @@ def demo_run(data: DataDir = Path("data"), catalog: str = "demo") -> None:
                       f"(DN {int(window.min())}..{int(window.max())})")
         download(region="demo", catalog=catalog, recipe="demo", data=data)
     tiles(recipe="demo", data=data)
+    resume = (data / "runs" / load_pretrain_config(pretrain_config).name / "checkpoint.pt").exists()  # a finished run only re-exports
+    pretrain(config=pretrain_config, run=None, resume=resume, store=None, max_steps=None, data=data)
     pending = [f"{stage} ({issue})" for stage, issue in STAGES.items() if issue]
     if pending:
         console.print(f"not built yet: {', '.join(pending)}")

@@ -221,22 +221,26 @@ def load_yaml(path: Path | str, model: type[Model]) -> Model:
         raise UserError(f"{path}: {exc}") from None
 
 
-def _resolve(name_or_path: str, folder: Path, kind: str) -> Path:
+PRETRAIN_PREFIX = "pretrain-"  # pipelines/ holds dataset recipes and, under this prefix, pretraining presets
+
+
+def resolve_config(name_or_path: str, folder: Path, kind: str, pretrain: bool = False) -> Path:
+    """The YAML file of a named config in ``folder``, or the path given."""
     candidate = Path(name_or_path)
     if candidate.suffix in {".yaml", ".yml"}:
         return candidate
     path = folder / f"{name_or_path}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        known = sorted(p.stem for p in folder.glob("*.yaml") if p.stem.startswith(PRETRAIN_PREFIX) == pretrain)
         raise UserError(f"unknown {kind} {name_or_path!r}; known: {', '.join(known)} (or give a .yaml file)")
     return path
 
 
 def load_recipe(name_or_path: str) -> Recipe:
     """A recipe by name (``demo``, ``msc-france``) or by YAML path."""
-    return load_yaml(_resolve(name_or_path, PIPELINES_DIR, "recipe"), Recipe)
+    return load_yaml(resolve_config(name_or_path, PIPELINES_DIR, "recipe"), Recipe)
 
 
 def load_catalog(name_or_path: str) -> Catalog:
     """A catalog by name (``demo``, ``planetary-computer``) or by YAML path."""
-    return load_yaml(_resolve(name_or_path, CATALOGS_DIR, "catalog"), Catalog)
+    return load_yaml(resolve_config(name_or_path, CATALOGS_DIR, "catalog"), Catalog)

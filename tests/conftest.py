@@ -12,7 +12,7 @@ from msc_france.config import DemoWorldConfig, load_catalog
 from msc_france.demo.server import DemoServer, serve_world
 from msc_france.demo.world import generate_world
 
-pytest_plugins = ["tests.faults_fixtures"]
+pytest_plugins = ["tests.faults_fixtures", "tests.pretrain_fixtures"]
 
 TINY_SIZE = 960.0  # metres: 2 x 2 tiles of the demo recipe, a few seconds to generate
 

@@ -10,6 +10,7 @@ import yaml
 
 from msc_france.config import CATALOGS_DIR
 from tests.conftest import TINY_SIZE
+from tests.pretrain_fixtures import write_preset
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,9 +25,15 @@ def test_unknown_catalog_is_one_line() -> None:
     assert "unknown catalog 'atlantis'" in result.stderr and "planetary-computer" in result.stderr
 
 
-def test_unbuilt_stage_says_so() -> None:  # until the pretrain stage lands
-    result = _cli("pretrain")
+def test_unbuilt_stage_says_so() -> None:  # until the eval stage lands
+    result = _cli("eval")
     assert result.returncode == 2 and "not built yet" in result.stderr
+
+
+def test_pretrain_without_a_store_is_one_line(tmp_path: Path) -> None:
+    result = _cli("pretrain", "--data", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "run `make tiles` first" in result.stderr
 
 
 def test_bad_recipe_file(tmp_path: Path) -> None:
@@ -47,11 +54,15 @@ def test_demo_run_end_to_end(tmp_path: Path) -> None:
     catalog["world"]["size"] = TINY_SIZE
     catalog_file = tmp_path / "tiny.yaml"
     catalog_file.write_text(yaml.safe_dump(catalog))
-    result = _cli("demo", "run", "--data", str(tmp_path / "data"), "--catalog", str(catalog_file))
+    preset = write_preset(tmp_path, name="preset", data={"split": "all", "min_valid": 0.0, "workers": 0},
+                          optim={"epochs": 1, "batch_size": 2})
+    result = _cli("demo", "run", "--data", str(tmp_path / "data"), "--catalog", str(catalog_file),
+                  "--pretrain-config", str(preset))
     assert result.returncode == 0, result.stderr
     assert "sentinel-2-l2a" in result.stdout and "window of S2" in result.stdout
     assert "local catalog:" in result.stdout and "failed 0" in result.stdout
-    assert "not built yet: pretrain" in result.stdout
+    assert "not built yet: eval" in result.stdout
+    assert (tmp_path / "data" / "runs" / "pretrain-tiny" / "export" / "backbone-vhr.safetensors").exists()
     assert (tmp_path / "data" / "demo.tiles.parquet").exists() and (tmp_path / "data" / "demo.zarr").is_dir()
     assert (tmp_path / "data" / "catalogs" / "demo" / "catalog.json").exists()
     assert not (tmp_path / "data" / "demo-world" / "server.json").exists(), "servers stopped and state removed"

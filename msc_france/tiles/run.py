@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from msc_france.config import Recipe, load_recipe
 from msc_france.errors import UserError
-from msc_france.grid import TileId
+from msc_france.grid import TileGrid, TileId
 from msc_france.tiles.index import build_index, index_path, write_index
 from msc_france.tiles.shard import process_shard
 from msc_france.tiles.sources import SourceItem, catalog_dirs, read_items, region_geometry
@@ -116,19 +116,24 @@ def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
                 for future in as_completed(futures):
                     future.result()
                     bar.update(1)
-    records = all_done(store, request.storage_options)
-    _write_statistics(store, records, request.storage_options)
-    with warnings.catch_warnings():  # consolidated metadata are not in the v3 spec yet; xarray opens faster with them
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(
-            zarr.open_group(store, mode="r+", zarr_format=3, storage_options=request.storage_options or None).store)
-    tile_records = [r for record in records for r in record["tiles"].values()]
-    index = index_path(store)
-    table = build_index(tile_records, grid)
-    write_index(table, index, storage_options=request.storage_options or None)
+    index, table = finish_store(store, grid, request.storage_options)
     quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
                                   request.storage_options)
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
+
+
+def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, Any]:
+    """From the shards' completion records: band statistics, consolidated metadata and the tile index."""
+    records = all_done(store, storage_options)
+    _write_statistics(store, records, storage_options)
+    with warnings.catch_warnings():  # consolidated metadata are not in the v3 spec yet; xarray opens faster with them
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None).store)
+    tile_records = [r for record in records for r in record["tiles"].values()]
+    index = index_path(store)
+    table = build_index(tile_records, grid)
+    write_index(table, index, storage_options=storage_options or None)
+    return index, table
 
 
 def write_quicklooks(store: str, table: Any, out: Path, storage_options: dict[str, Any], most: int = 6) -> Path:

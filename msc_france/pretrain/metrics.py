@@ -1,0 +1,83 @@
+"""Training logs: JSON lines and CSV of per-step metrics, TensorBoard events, and a PNG of the curves."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+CURVES = ("loss", "dino", "msad", "lr", "images_per_s", "data_wait")
+
+
+class MetricsLog:
+    """Appends one record per logged step; on resume, drops records past the checkpoint's step so the
+    files show one continuous run."""
+
+    def __init__(self, folder: Path, resume_step: int | None, tensorboard: bool = True) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.jsonl = folder / "metrics.jsonl"
+        self.csv = folder / "metrics.csv"
+        kept = [r for r in self.records() if resume_step is not None and r["step"] <= resume_step]
+        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._fields: list[str] | None = None
+        self._write_csv(kept)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(folder / "tensorboard"), purge_step=(resume_step or 0) + 1)
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.jsonl.exists():
+            return []
+        return [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+
+    def _write_csv(self, records: list[dict[str, Any]]) -> None:
+        self.csv.unlink(missing_ok=True)
+        for record in records:
+            self._append_csv(record)
+
+    def _append_csv(self, record: dict[str, Any]) -> None:
+        new = not self.csv.exists()
+        with self.csv.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(record), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(record)
+
+    def log(self, record: dict[str, Any]) -> None:
+        with self.jsonl.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        self._append_csv(record)
+        if self.writer is not None:
+            for key, value in record.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"train/{key}", value, record["step"])
+
+    def close(self) -> Path:
+        """Flush TensorBoard and draw ``curves.png``."""
+        if self.writer is not None:
+            self.writer.close()
+        return plot_curves(self.records(), self.folder / "curves.png")
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
+    shown = [k for k in CURVES if any(k in r for r in records)]
+    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(3.2 * max(len(shown), 1), 2.8), squeeze=False)
+    steps = [r["step"] for r in records]
+    for ax, key in zip(axes[0], shown):
+        ax.plot(steps, [r.get(key, float("nan")) for r in records], lw=1.2)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,35 @@
+"""MSAD, the Multi-Sensor Alignment Dense loss of X-STARS.
+
+For each token position t, the projected tokens of two sensors over the batch form a B x B similarity
+matrix: a sample's token should match the same sample's token in the other sensor, the other samples
+at that position being the negatives. The targets are soft: the softmax of the mean of the two
+within-sensor similarity matrices (samples that look alike in both sensors are not pushed apart),
+label-smoothed. The cross-entropy is symmetric (rows and columns) and averaged over tokens.
+The "global" variant is the same with one token per image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MSADLoss(nn.Module):
+    """``forward(a, b)`` on L2-normalised projections (B, T, D) of the same ground by two sensors."""
+
+    def __init__(self, temperature: float = 0.1, label_smoothing: float = 0.1) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.label_smoothing = label_smoothing
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = a.float().transpose(0, 1), b.float().transpose(0, 1)  # (T, B, D)
+        batch = a.shape[1]
+        logits = a @ b.transpose(1, 2) / self.temperature  # (T, B, B): a's sample i against b's sample j
+        within = (a @ a.transpose(1, 2) + b @ b.transpose(1, 2)) / 2
+        targets = F.softmax(within.detach() / self.temperature, dim=-1)
+        targets = (1 - self.label_smoothing) * targets + self.label_smoothing / batch
+        a_to_b = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
+        b_to_a = -(targets.transpose(1, 2) * F.log_softmax(logits.transpose(1, 2), dim=-1)).sum(-1)
+        return (a_to_b + b_to_a).mean() / 2

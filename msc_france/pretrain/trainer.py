@@ -1,0 +1,273 @@
+"""The pretraining loop: data, batched augmentation on the device, X-STARS losses, AdamW with DINO's
+schedules, EMA teacher, gradient accumulation and clipping, bf16 and DDP on CUDA, atomic checkpoints
+that resume exactly, logs and curves, and the exported backbone at the end."""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from msc_france.errors import UserError
+from msc_france.pretrain import distributed
+from msc_france.pretrain.augment import MultiCrop
+from msc_france.pretrain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from msc_france.pretrain.config import RGB_BANDS, PretrainConfig, load_pretrain_config
+from msc_france.pretrain.dataset import TileDataset
+from msc_france.pretrain.export import export_backbone
+from msc_france.pretrain.meta_arch import XStars
+from msc_france.pretrain.metrics import MetricsLog
+from msc_france.pretrain.sampler import ResumableSampler
+from msc_france.pretrain.schedules import cosine, warmup_then_constant
+from msc_france.pretrain.weights import load_initial_weights
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class PretrainRequest:
+    config: str | Path = "pretrain-demo"
+    data: Path = Path("data")
+    run: str | None = None
+    resume: bool = False
+    store: str | None = None
+    max_steps: int | None = None
+    quiet: bool = False
+
+
+@dataclass
+class PretrainSummary:
+    run_dir: Path
+    steps: int
+    checkpoint: Path
+    export: Path | None
+    curves: Path | None
+    last: dict[str, float]
+
+
+@dataclass
+class Schedules:
+    lr: np.ndarray
+    weight_decay: np.ndarray
+    momentum: np.ndarray
+    teacher_temperature: np.ndarray
+
+
+def _schedules(config: PretrainConfig, steps_per_epoch: int, world: int) -> Schedules:
+    o, loss = config.optim, config.loss
+    total = o.epochs * steps_per_epoch
+    lr = o.base_lr * o.batch_size * o.accumulate * world / 256  # linear scaling rule
+    return Schedules(
+        cosine(lr, o.min_lr, total, warmup_steps=int(o.warmup_epochs * steps_per_epoch)),
+        cosine(o.weight_decay, o.weight_decay_end, total),
+        cosine(o.teacher_momentum, 1.0, total),
+        warmup_then_constant(loss.teacher_temperature_warmup, loss.teacher_temperature, total,
+                             loss.teacher_temperature_warmup_epochs * steps_per_epoch),
+    )
+
+
+def _param_groups(model: XStars) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only (not on biases, norms, tokens or position embeddings)."""
+    decay, no_decay = [], []
+    for name, param in model.student.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name.endswith(("cls_token", "pos_embed", "reg_token")) else decay).append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _bands(config: PretrainConfig) -> dict[str, list[str] | None]:
+    return {s: list(RGB_BANDS[s]) if config.model.mode == "rgb" else None for s in config.data.sensors}
+
+
+def _memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _signature(config: PretrainConfig, in_chans: dict[str, int]) -> dict[str, Any]:
+    """What must match for a checkpoint to load: the model's shape."""
+    return {"model": config.model.model_dump(mode="json"), "in_chans": in_chans, "msad": config.loss.msad_weight > 0,
+            "continual": config.continual is not None}
+
+
+def run_pretrain(request: PretrainRequest) -> PretrainSummary:
+    config = load_pretrain_config(request.config)
+    if request.max_steps is not None:
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"max_steps": request.max_steps})})
+    proc = distributed.setup(config.runtime.device)
+    try:
+        return _train(config, request, proc)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.Process) -> PretrainSummary:
+    rt, o = config.runtime, config.optim
+    run_dir = request.data / "runs" / (request.run or config.name)
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists() and not request.resume:
+        raise UserError(f"run {run_dir} already has a checkpoint: add resume=1 to continue it, or give another run=")
+    if request.resume and not checkpoint_path.exists():
+        raise UserError(f"nothing to resume: no checkpoint in {run_dir}")
+    random.seed(rt.seed)
+    np.random.seed(rt.seed)
+    torch.manual_seed(rt.seed + proc.rank)
+
+    store = request.store or config.data.store or str(request.data / f"{config.data.recipe}.zarr")
+    dataset = TileDataset(store, _bands(config), config.data.split, config.data.min_valid)
+    try:
+        sampler = ResumableSampler(len(dataset), o.batch_size, rt.seed, proc.rank, proc.world)
+    except ValueError:
+        raise UserError(f"{len(dataset)} training tiles are fewer than one batch of {o.batch_size} x {proc.world} "
+                        "processes: lower optim.batch_size or build more tiles") from None
+    workers = config.data.workers
+    loader = DataLoader(dataset, batch_size=o.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+                        pin_memory=proc.device.type == "cuda", generator=torch.Generator().manual_seed(rt.seed),
+                        multiprocessing_context="forkserver" if workers else None,
+                        prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0)
+    in_chans = {s: len(dataset.stats[s].bands) for s in dataset.sensors}
+
+    model = XStars(config, in_chans)
+    if config.continual is not None and not request.resume:
+        missing = load_initial_weights(model, config.continual.init)
+        if missing and proc.main:
+            tqdm.write(f"continual: {len(missing)} tensors not in {config.continual.init} "
+                       f"(kept at their initial values), e.g. {missing[0]}")
+        model.start_continual()
+    elif config.continual is not None:
+        model.start_continual()  # the frozen copy's weights come back with the checkpoint
+    model.to(proc.device)
+    cuda = proc.device.type == "cuda"
+    optimizer = torch.optim.AdamW(_param_groups(model), lr=0.0, fused=cuda or None)
+
+    batches_per_epoch = sampler.batches_per_epoch
+    steps_per_epoch = max(1, batches_per_epoch // o.accumulate)
+    sched = _schedules(config, steps_per_epoch, proc.world)
+    total_steps = len(sched.lr)
+    last_step = min(total_steps, rt.max_steps or total_steps)
+    step, micro = 0, 0
+    if request.resume:
+        state = load_checkpoint(checkpoint_path, proc.device)
+        if state.get("signature") != _signature(config, in_chans):
+            raise UserError(f"{checkpoint_path} was made by another architecture or mode than preset "
+                            f"{config.name}; start a new run= instead")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, micro = int(state["step"]), int(state["micro"])
+        set_rng_state(state["rng"])
+    if rt.compile:
+        model.student.backbone.compile()
+        model.teacher.backbone.compile()
+    ddp = DistributedDataParallel(model, device_ids=[proc.local_rank] if cuda else None,
+                                  find_unused_parameters=config.continual is not None) if proc.world > 1 else model
+    augment = MultiCrop(config.crops)
+    dino_sensors = [config.continual.new_sensor] if config.continual else list(dataset.sensors)
+    msad_sensors = sorted({s for pair in model.msad_pairs() for s in pair}) if config.loss.msad_weight > 0 else []
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and rt.bf16 else nullcontext())
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    log = MetricsLog(run_dir, step if request.resume else None) if proc.main else None
+    bar = tqdm(total=last_step, initial=step, unit="step", desc="pretrain", dynamic_ncols=True,
+               disable=request.quiet or not proc.main)
+    last: dict[str, float] = {}
+    window = {"wait": 0.0, "time": 0.0, "images": 0, "loss": 0.0, "dino": 0.0, "msad": 0.0, "n": 0}
+    model.train()
+    while step < last_step:
+        epoch, start_batch = divmod(micro, batches_per_epoch)
+        sampler.set_epoch(epoch, start_batch)
+        tick = time.perf_counter()
+        for batch in loader:
+            arrived = time.perf_counter()
+            batch = {s: t.to(proc.device, non_blocking=True) for s, t in batch.items()}
+            for i, group in enumerate(optimizer.param_groups):
+                group["lr"] = float(sched.lr[step])
+                if i == 0:
+                    group["weight_decay"] = float(sched.weight_decay[step])
+            views = augment(batch, seed=rt.seed * 1_000_003 + micro, dino_sensor=dino_sensors[micro % len(dino_sensors)],
+                            msad_sensors=msad_sensors)
+            boundary = (micro + 1) % o.accumulate == 0
+            sync = ddp.no_sync() if (proc.world > 1 and not boundary) else nullcontext()
+            with sync, autocast:
+                out = ddp(views, float(sched.teacher_temperature[step]))
+            with sync:
+                (out["loss"] / o.accumulate).backward()
+            loss_value = float(out["loss"].detach())
+            if not math.isfinite(loss_value):
+                raise UserError(f"the loss became {loss_value} at step {step}: lower optim.base_lr or "
+                                "raise loss.teacher_temperature_warmup_epochs, then resume=1")
+            micro += 1
+            for key in ("loss", "dino", "msad"):
+                window[key] += float(out[key].detach()) / o.accumulate
+            window["images"] += o.batch_size * proc.world
+            if not boundary:
+                continue
+            if o.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.student.parameters(), o.clip_grad)
+            if micro // batches_per_epoch < o.freeze_last_layer_epochs:
+                for param in model.student.dino_head.last_layer.parameters():
+                    param.grad = None
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            model.update_teacher(float(sched.momentum[step]))
+            step += 1
+            if cuda:
+                torch.cuda.synchronize(proc.device)
+            now = time.perf_counter()
+            window["wait"] += arrived - tick
+            window["time"] += now - tick
+            window["n"] += 1
+            tick = now
+            bar.update(1)
+            if step % rt.log_every == 0 or step == last_step:
+                last = _log_window(window, step, micro // batches_per_epoch, sched, proc, log)
+                bar.set_postfix(loss=f"{last['loss']:.3f}", msad=f"{last['msad']:.3f}", img_s=f"{last['images_per_s']:.0f}")
+                window = dict.fromkeys(window, 0.0)
+            if step % rt.checkpoint_every == 0 or step == last_step:
+                _save(checkpoint_path, model, optimizer, step, micro, config, in_chans, proc)
+            if step >= last_step:
+                break
+    bar.close()
+    export = curves = None
+    if proc.main:
+        export = export_backbone(model.teacher.backbone, config, dataset.stats, run_dir / "export", step)
+        curves = log.close() if log else None
+    return PretrainSummary(run_dir, step, checkpoint_path, export, curves, last)
+
+
+def _log_window(window: dict[str, float], step: int, epoch: int, sched: Schedules, proc: distributed.Process,
+                log: MetricsLog | None) -> dict[str, float]:
+    n = max(window["n"], 1)
+    values = {"loss": window["loss"] / n, "dino": window["dino"] / n, "msad": window["msad"] / n}
+    values = distributed.mean_across(values, proc.device)
+    record = {"step": step, "epoch": epoch, "processes": proc.world, **values, "lr": float(sched.lr[step - 1]),
+              "weight_decay": float(sched.weight_decay[step - 1]), "momentum": float(sched.momentum[step - 1]),
+              "teacher_temperature": float(sched.teacher_temperature[step - 1]),
+              "images_per_s": window["images"] / max(window["time"], 1e-9),
+              "data_wait": window["wait"] / max(window["time"], 1e-9), "memory_gb": _memory_gb(proc.device)}
+    if log is not None:
+        log.log(record)
+    return record
+
+
+def _save(path: Path, model: XStars, optimizer: torch.optim.Optimizer, step: int, micro: int,
+          config: PretrainConfig, in_chans: dict[str, int], proc: distributed.Process) -> None:
+    if not proc.main:
+        return
+    save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                           "micro": micro, "rng": rng_state(), "signature": _signature(config, in_chans),
+                           "config": config.model_dump(mode="json")})

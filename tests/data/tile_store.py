@@ -1,0 +1,96 @@
+"""A small tile store in the real layout, generated in code (deterministic from a seed).
+
+Every sensor samples the same smooth reflectance field, defined in Lambert-93 metres, at its own pixel
+centres: the sensors of a tile are co-located exactly, and tiles differ from each other. Used by the
+pretraining tests; ``python -m tests.data.tile_store OUT.zarr`` writes one for a look.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from msc_france.config import load_recipe
+from msc_france.grid import TileId
+from msc_france.tiles.index import split_of
+from msc_france.tiles.run import finish_store
+from msc_france.tiles.shard import _statistics, shard_box
+from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_done
+
+START = (1176, 1932)  # a tile of the demo world, near Toulouse
+WAVES = 12  # sinusoids per band; wavelengths 120-600 m, so that 30 m Landsat pixels do not alias
+
+
+def train_tiles(blocks: int = 2, block: int = 4) -> list[TileId]:
+    """The tiles of the first ``blocks`` train blocks east of :data:`START` (splits come by block)."""
+    tiles: list[TileId] = []
+    col = START[0] - START[0] % block
+    row = START[1] - START[1] % block
+    while len(tiles) < blocks * block * block:
+        if split_of(col, row, block) == "train":
+            tiles += [TileId(c, r) for r in range(row, row + block) for c in range(col, col + block)]
+        col += block
+    return tiles
+
+
+def reflectance(x: np.ndarray, y: np.ndarray, bands: int, seed: int) -> np.ndarray:
+    """(bands, *x.shape) smooth reflectance in about [0.02, 0.45] at ground positions ``x, y`` (metres)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((bands, *x.shape), dtype=np.float64)
+    for b in range(bands):
+        field = np.zeros(x.shape)
+        for _ in range(WAVES):
+            wavelength = rng.uniform(120, 600)
+            angle = rng.uniform(0, np.pi)
+            phase = rng.uniform(0, 2 * np.pi)
+            field += np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / wavelength + phase)
+        out[b] = 0.08 + 0.05 * b + 0.06 * field / np.sqrt(WAVES / 2)
+    return np.clip(out, 0.02, 0.45)
+
+
+def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2) -> list[TileId]:
+    """Write the demo recipe's sensors over ``blocks`` train blocks; return the tiles."""
+    recipe = load_recipe("demo").model_copy(update={"labels": False})
+    store = str(store)
+    grid = recipe.tile_grid
+    create_or_open(store, recipe)
+    root = zarr.open_group(store, mode="r+", zarr_format=3)
+    k = shard_tiles(recipe)
+    tiles = train_tiles(blocks)
+    for layer in layers(recipe):
+        by_shard: dict[tuple[int, int], list[TileId]] = {}
+        for tile in tiles:
+            by_shard.setdefault(shard_of(tile, k), []).append(tile)
+        px = grid.tile_px(layer.grid_sensor)
+        info = np.iinfo(layer.dtype)
+        for shard, members in by_shard.items():
+            rows, cols = shard_box(grid, layer, shard, k)
+            data = root[layer.group]["data"][:, rows, cols]
+            valid = root[layer.group]["valid"][rows, cols]
+            records = {}
+            for tile in members:
+                box = grid.tile_geobox(tile, layer.grid_sensor)
+                xs, ys = box.coordinates["x"].values, box.coordinates["y"].values
+                gx, gy = np.meshgrid(xs, ys)
+                value = reflectance(gx, gy, len(layer.bands), seed)
+                dn = np.clip(np.rint((value - layer.offset) / layer.scale), 1, info.max).astype(layer.dtype)
+                r0, c0 = (tile.row - shard[1] * k) * px, (tile.col - shard[0] * k) * px
+                data[:, r0:r0 + px, c0:c0 + px] = dn
+                valid[r0:r0 + px, c0:c0 + px] = 1
+                records[str(tile)] = {"tile": str(tile), "col": tile.col, "row": tile.row, "sensor": layer.group,
+                                      "region": "synthetic", "datetime": "2023-07-01T10:30:00Z",
+                                      "items": [f"SYNTHETIC_{layer.group.upper()}"], "valid_fraction": 1.0,
+                                      "cloud_fraction": 0.0}
+            root[layer.group]["data"][:, rows, cols] = data
+            root[layer.group]["valid"][rows, cols] = valid
+            write_done(store, layer.group, shard, {"group": layer.group, "shard": list(shard), "tiles": records,
+                                                   "statistics": _statistics(data, valid.astype(bool), layer)})
+    finish_store(store, grid, {})
+    return tiles
+
+
+if __name__ == "__main__":
+    print(f"{len(write_tile_store(sys.argv[1]))} tiles in {sys.argv[1]}")

@@ -1,0 +1,127 @@
+"""The X-STARS losses and heads: DINO, MSAD (aligned vs shuffled, gradient to the backbone, heads
+optimised, global variant), the EMA teacher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from msc_france.pretrain.augment import MultiCrop
+from msc_france.pretrain.config import PretrainConfig
+from msc_france.pretrain.dino_loss import DINOLoss
+from msc_france.pretrain.meta_arch import XStars
+from msc_france.pretrain.msad_loss import MSADLoss
+from msc_france.pretrain.trainer import _param_groups
+from tests.pretrain_fixtures import TINY
+
+
+def tiny_config(**loss: object) -> PretrainConfig:
+    return PretrainConfig.model_validate({**TINY, "loss": {**TINY["loss"], **loss}})
+
+
+def batch(seed: int = 0, n: int = 6) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"s2": torch.randn(n, 3, 48, 48, generator=g), "l8": torch.randn(n, 3, 16, 16, generator=g),
+            "vhr": torch.randn(n, 3, 120, 120, generator=g)}
+
+
+def test_dino_loss_matches_its_definition_and_updates_the_centre() -> None:
+    torch.manual_seed(0)
+    loss = DINOLoss(out_dim=5, student_temperature=0.1, center_momentum=0.9)
+    student, teacher = torch.randn(4 * 3, 5), torch.randn(2 * 3, 5)
+    value = loss(student, teacher, teacher_temperature=0.04)
+    s = F.log_softmax(student / 0.1, -1).split(3)
+    t = F.softmax(teacher / 0.04, -1).split(3)
+    expected = sum((-t[i] * s[v]).sum(-1).mean() for i in range(2) for v in range(4) if v != i) / 6
+    assert torch.allclose(value, expected, atol=1e-6)
+    assert torch.allclose(loss.center, 0.1 * teacher.mean(0, keepdim=True), atol=1e-6)
+
+
+def test_msad_is_lower_for_aligned_pairs_than_for_shuffled_ones() -> None:
+    g = torch.Generator().manual_seed(1)
+    a = F.normalize(torch.randn(16, 9, 32, generator=g), dim=-1)
+    b = F.normalize(a + 0.3 * torch.randn(16, 9, 32, generator=g), dim=-1)
+    shuffled = b[torch.randperm(16, generator=g)]
+    loss = MSADLoss(temperature=0.1, label_smoothing=0.1)
+    assert loss(a, b) < loss(a, shuffled) - 0.5
+    assert torch.allclose(loss(a, b), loss(b, a), atol=1e-5)  # symmetric
+
+
+def test_msad_gradient_reaches_the_backbone_and_its_heads_are_optimised() -> None:
+    config = tiny_config()
+    model = XStars(config, {"s2": 3, "l8": 3, "vhr": 3})
+    views = MultiCrop(config.crops)(batch(), seed=0, dino_sensor="s2", msad_sensors=["s2", "l8", "vhr"])
+    za = model.student.aligned(views.aligned["s2"], "s2", dense=True)
+    zb = model.student.aligned(views.aligned["vhr"], "vhr", dense=True)
+    model.msad_loss(za, zb).backward()
+    block = model.student.backbone.vit.blocks[0].attn.qkv.weight
+    assert block.grad is not None and block.grad.abs().sum() > 0
+    assert model.student.backbone.vit.patch_embed.proj.weight.grad.abs().sum() > 0
+    heads = model.student.msad_head
+    assert heads.shared[0].weight.grad.abs().sum() > 0 and heads.heads["vhr"].weight.grad.abs().sum() > 0
+    optimised = {id(p) for group in _param_groups(model) for p in group["params"]}
+    assert all(id(p) in optimised for p in heads.parameters())
+    before = heads.heads["vhr"].weight.detach().clone()
+    optimizer = torch.optim.AdamW(_param_groups(model), lr=1e-3)
+    optimizer.step()
+    assert not torch.equal(before, heads.heads["vhr"].weight)
+
+
+def test_total_loss_carries_the_msad_gradient() -> None:
+    config = tiny_config(msad_weight=1.0)
+    model = XStars(config, {"s2": 3, "l8": 3, "vhr": 3})
+    model.train()
+    views = MultiCrop(config.crops)(batch(), seed=0, dino_sensor="s2", msad_sensors=["s2", "l8", "vhr"])
+    out = model(views, teacher_temperature=0.04)
+    assert out["loss"].requires_grad and out["msad"] > 0
+    assert torch.allclose(out["loss"].detach(), out["dino"] + out["msad"], atol=1e-5)
+    out["loss"].backward()
+    assert model.student.msad_head.heads["l8"].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_global_variant_aligns_one_token_per_image() -> None:
+    config = tiny_config(msad_mode="global")
+    model = XStars(config, {"s2": 3, "l8": 3, "vhr": 3})
+    views = MultiCrop(config.crops)(batch(), seed=0, dino_sensor="s2", msad_sensors=["s2", "l8"])
+    assert model.student.aligned(views.aligned["s2"], "s2", dense=model.dense).shape == (6, 1, 64)
+    dense = XStars(tiny_config(), {"s2": 3, "l8": 3, "vhr": 3})
+    assert dense.student.aligned(views.aligned["s2"], "s2", dense=True).shape == (6, 4, 64)  # 32 px / 16 = 2 x 2
+
+
+def test_teacher_follows_the_student_by_ema_and_never_gets_gradients() -> None:
+    model = XStars(tiny_config(), {"s2": 3, "l8": 3, "vhr": 3})
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    teacher_before = model.teacher.backbone.vit.cls_token.clone()
+    model.update_teacher(0.9)
+    expected = 0.9 * teacher_before + 0.1 * model.student.backbone.vit.cls_token
+    assert torch.allclose(model.teacher.backbone.vit.cls_token, expected)
+
+
+def test_multispectral_mode_has_one_patch_embedding_per_sensor() -> None:
+    config = PretrainConfig.model_validate({**TINY, "model": {**TINY["model"], "mode": "multispectral"}})
+    model = XStars(config, {"s2": 4, "l8": 6, "vhr": 3})
+    backbone = model.student.backbone
+    assert {s: backbone.embed(s).proj.in_channels for s in ("s2", "l8", "vhr")} == {"s2": 4, "l8": 6, "vhr": 3}
+    assert backbone.timm_state_dict("l8")["patch_embed.proj.weight"].shape[1] == 6
+    tokens = model.student.backbone(torch.randn(2, 6, 32, 32), "l8")
+    assert tokens.shape == (2, 1 + 4, 192)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"loss": {"msad_weight": 0.1}, "data": {"sensors": ["s2"], "workers": 0}}, "at least two"),
+    ({"crops": {"global_size": 30}}, "multiple of the patch size"),
+    ({"model": {"arch": "vit_huge_patch14"}}, "model.arch"),
+])
+def test_bad_presets_fail_on_one_line(bad: dict, message: str, tmp_path) -> None:
+    from msc_france.errors import UserError
+    from msc_france.pretrain.config import load_pretrain_config
+    from tests.pretrain_fixtures import write_preset
+
+    with pytest.raises(UserError, match=message) as info:
+        load_pretrain_config(write_preset(tmp_path, **bad))
+    assert "\n" not in str(info.value)

@@ -1,0 +1,124 @@
+"""Pretraining end to end on CPU with a synthetic store: the loss moves, resume equals an uninterrupted
+run, a 2-process DDP run (gloo), continual mode freezes what it should, the export loads into timm."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from msc_france.errors import UserError
+from msc_france.pretrain.checkpoint import load_checkpoint
+from msc_france.pretrain.config import load_pretrain_config
+from msc_france.pretrain.export import load_backbone
+from msc_france.pretrain.meta_arch import XStars
+from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
+from tests.pretrain_fixtures import write_preset
+
+RGB3 = {"s2": 3, "l8": 3, "vhr": 3}
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def full_run(tile_store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("runs")
+    preset = write_preset(folder, optim={"epochs": 2})
+    summary = run_pretrain(PretrainRequest(config=preset, data=folder, run="full", store=tile_store, quiet=True))
+    assert summary.steps == 8  # 32 tiles / batch 8 = 4 steps per epoch, 2 epochs
+    return folder, preset
+
+
+def test_a_few_steps_train_and_write_everything(full_run: tuple[Path, Path]) -> None:
+    folder, _ = full_run
+    run = folder / "runs" / "full"
+    logged = records(run)
+    assert [r["step"] for r in logged] == list(range(1, 9))
+    assert all(r["processes"] == 1 and 0 <= r["data_wait"] <= 1 and r["images_per_s"] > 0 for r in logged)
+    assert logged[-1]["msad"] < logged[0]["msad"]  # alignment is learnt
+    assert logged[0]["lr"] < logged[3]["lr"]  # warm-up
+    for name in ("checkpoint.pt", "metrics.csv", "curves.png", "export/model_card.json", "export/backbone-vhr.safetensors"):
+        assert (run / name).stat().st_size > 0, name
+    assert list((run / "tensorboard").iterdir())
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(full_run: tuple[Path, Path], tile_store: str) -> None:
+    folder, preset = full_run
+    first = run_pretrain(PretrainRequest(config=preset, data=folder, run="split", store=tile_store, max_steps=5,
+                                         quiet=True))
+    assert first.steps == 5
+    with pytest.raises(UserError, match="resume=1"):
+        run_pretrain(PretrainRequest(config=preset, data=folder, run="split", store=tile_store, quiet=True))
+    run_pretrain(PretrainRequest(config=preset, data=folder, run="split", store=tile_store, resume=True, quiet=True))
+    whole, split = records(folder / "runs" / "full"), records(folder / "runs" / "split")
+    assert [r["step"] for r in split] == [r["step"] for r in whole]
+    for a, b in zip(whole, split):
+        for key in ("loss", "dino", "msad", "lr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (a["step"], key)
+    ours = load_checkpoint(folder / "runs" / "split" / "checkpoint.pt")["model"]
+    theirs = load_checkpoint(folder / "runs" / "full" / "checkpoint.pt")["model"]
+    for key in theirs:
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_refuses_a_checkpoint_of_another_architecture(full_run: tuple[Path, Path], tile_store: str) -> None:
+    folder, _ = full_run
+    other = write_preset(folder, name="other", model={"arch": "vit_small_patch16"})
+    with pytest.raises(UserError, match="another architecture"):
+        run_pretrain(PretrainRequest(config=other, data=folder, run="full", store=tile_store, resume=True, quiet=True))
+
+
+def test_exported_backbone_loads_into_timm_in_one_call(full_run: tuple[Path, Path]) -> None:
+    folder, preset = full_run
+    export = folder / "runs" / "full" / "export"
+    timm_model = load_backbone(export, "l8").eval()
+    model = XStars(load_pretrain_config(preset), RGB3)
+    model.load_state_dict(load_checkpoint(folder / "runs" / "full" / "checkpoint.pt")["model"])
+    model.eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(timm_model.forward_features(images), model.teacher.backbone(images, "l8"))
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["sensors"]["s2"]["bands"] == ["B04", "B03", "B02"] and len(card["sensors"]["s2"]["mean"]) == 3
+
+
+def test_continual_mode_freezes_the_reference_and_adapts_the_student(full_run: tuple[Path, Path], tile_store: str) -> None:
+    folder, _ = full_run
+    init = folder / "runs" / "full" / "checkpoint.pt"
+    preset = write_preset(folder, name="continual", data={"sensors": ["s2", "vhr"], "workers": 0},
+                          optim={"epochs": 1, "freeze_last_layer_epochs": 0},
+                          continual={"init": str(init), "new_sensor": "vhr", "known_sensor": "s2"})
+    run_pretrain(PretrainRequest(config=preset, data=folder, run="continual", store=tile_store, quiet=True))
+    before = load_checkpoint(init)["model"]
+    after = load_checkpoint(folder / "runs" / "continual" / "checkpoint.pt")["model"]
+    frozen = {k.removeprefix("frozen."): v for k, v in after.items() if k.startswith("frozen.")}
+    assert frozen and all(torch.equal(v, before[f"student.{k}"]) for k, v in frozen.items())
+    moved = after["student.backbone.vit.blocks.0.attn.qkv.weight"] - before["student.backbone.vit.blocks.0.attn.qkv.weight"]
+    assert moved.abs().max() > 0
+    model = XStars(load_pretrain_config(preset), {"s2": 3, "vhr": 3})
+    model.start_continual()
+    model.train()
+    assert not model.frozen.training and not any(p.requires_grad for p in model.frozen.parameters())
+    assert model.msad_pairs() == [("vhr", "s2")]
+
+
+def test_two_process_ddp_run_with_gloo(tile_store: str, tmp_path: Path) -> None:
+    preset = write_preset(tmp_path, optim={"epochs": 2, "batch_size": 4})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "msc_france", "pretrain", "--config", str(preset),
+         "--data", str(tmp_path), "--store", tile_store, "--run-name", "ddp"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    logged = records(tmp_path / "runs" / "ddp")
+    assert [r["step"] for r in logged] == list(range(1, 9))  # 32 tiles / (4 x 2 processes) = 4 steps per epoch
+    assert all(r["processes"] == 2 for r in logged)
+    assert (tmp_path / "runs" / "ddp" / "export" / "backbone-s2.safetensors").exists()
