@@ -14,14 +14,12 @@ from typing import Any
 
 import geopandas as gpd
 import xarray as xr
-import zarr
 from matplotlib.figure import Figure
 
-from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.quicklook import plot_triplet
 from msc_france.tiles.index import index_path, read_index
-from msc_france.tiles.store import LABELS
+from msc_france.tiles.store import LABELS, open_store
 
 SENSOR_ORDER = ("s2", "l8", "vhr", LABELS)
 
@@ -30,13 +28,8 @@ class Pairs:
     """A tile store opened for reading: ``len``, iteration and ``[tile id or position]``."""
 
     def __init__(self, store: str, storage_options: dict[str, Any] | None = None) -> None:
-        try:
-            root = zarr.open_group(store, mode="r", zarr_format=3, storage_options=storage_options or None)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-            raise UserError(f"no tile store at {store}; run `make tiles` first") from None
-        meta = root.attrs.get("msc_france")
-        if not meta:
-            raise UserError(f"{store} is not an msc-france tile store")
+        root = open_store(store, storage_options)
+        meta = root.attrs["msc_france"]
         self.store = store
         self.grid = TileGrid.from_dict(meta["grid"])
         self.sensors = [s for s in SENSOR_ORDER if s in root]

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from msc_france.errors import UserError
 from msc_france.tiles.index import index_path, read_index
+from msc_france.tiles.store import open_store
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,9 @@ class BandStats:
         return out
 
 
-def band_stats(store: str, sensor: str, bands: list[str] | None = None,
-               storage_options: dict[str, Any] | None = None) -> BandStats:
-    """The encoding and statistics of ``bands`` (default: all) of one sensor group of the store."""
-    group = _open(store, storage_options)[sensor]
+def band_stats(root: zarr.Group, store: str, sensor: str, bands: list[str] | None = None) -> BandStats:
+    """The encoding and statistics of ``bands`` (default: all) of one sensor group of the opened ``store``."""
+    group = root[sensor]
     data = group["data"]
     stored = list(data.attrs["bands"])
     bands = bands or stored
@@ -53,13 +53,6 @@ def band_stats(store: str, sensor: str, bands: list[str] | None = None,
                      tuple(max(float(stats[b]["std"]), 1e-6) for b in bands))
 
 
-def _open(store: str, storage_options: dict[str, Any] | None) -> zarr.Group:
-    try:
-        return zarr.open_group(store, mode="r", zarr_format=3, storage_options=storage_options or None)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        raise UserError(f"no tile store at {store}; run `make tiles` first") from None
-
-
 class TileDataset(Dataset):
     """Tiles of one split (``all``: every split) whose every sensor passed the quality checks and is valid at least ``min_valid``.
 
@@ -72,11 +65,11 @@ class TileDataset(Dataset):
         self.store = store
         self.storage_options = storage_options
         self.sensors = list(bands)
-        root = _open(store, storage_options)
+        root = open_store(store, storage_options)
         missing = [s for s in self.sensors if s not in root]
         if missing:
             raise UserError(f"store {store} has no {missing[0]} group (it has {', '.join(sorted(root.group_keys()))})")
-        self.stats = {s: band_stats(store, s, bands[s], storage_options) for s in self.sensors}
+        self.stats = {s: band_stats(root, store, s, bands[s]) for s in self.sensors}
         self.tile_px = {s: int(root[s].attrs["tile_px"]) for s in self.sensors}
         self._band_index = {s: [list(root[s]["data"].attrs["bands"]).index(b) for b in self.stats[s].bands]
                             for s in self.sensors}
@@ -100,7 +93,7 @@ class TileDataset(Dataset):
 
     def _data(self) -> dict[str, zarr.Array]:
         if self._arrays is None:
-            root = _open(self.store, self.storage_options)
+            root = open_store(self.store, self.storage_options)
             self._arrays = {s: root[s]["data"] for s in self.sensors}
         return self._arrays
 

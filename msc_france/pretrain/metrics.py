@@ -26,7 +26,6 @@ class MetricsLog:
         self.csv = folder / "metrics.csv"
         kept = [r for r in self.records() if resume_step is not None and r["step"] <= resume_step]
         self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self._fields: list[str] | None = None
         self._write_csv(kept)
         self.writer = None
         if tensorboard:

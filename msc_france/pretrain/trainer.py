@@ -141,14 +141,13 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     in_chans = {s: len(dataset.stats[s].bands) for s in dataset.sensors}
 
     model = XStars(config, in_chans)
-    if config.continual is not None and not request.resume:
-        missing = load_initial_weights(model, config.continual.init)
-        if missing and proc.main:
-            tqdm.write(f"continual: {len(missing)} tensors not in {config.continual.init} "
-                       f"(kept at their initial values), e.g. {missing[0]}")
+    if config.continual is not None:
+        if not request.resume:  # on resume, the frozen copy's weights come back with the checkpoint
+            missing = load_initial_weights(model, config.continual.init)
+            if missing and proc.main:
+                tqdm.write(f"continual: {len(missing)} tensors not in {config.continual.init} "
+                           f"(kept at their initial values), e.g. {missing[0]}")
         model.start_continual()
-    elif config.continual is not None:
-        model.start_continual()  # the frozen copy's weights come back with the checkpoint
     model.to(proc.device)
     cuda = proc.device.type == "cuda"
     optimizer = torch.optim.AdamW(_param_groups(model), lr=0.0, fused=cuda or None)

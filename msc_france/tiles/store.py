@@ -114,6 +114,17 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
     return root
 
 
+def open_store(store: str, storage_options: dict[str, Any] | None = None) -> zarr.Group:
+    """A tile store opened read-only; a missing one is a one-line user error."""
+    try:
+        root = zarr.open_group(store, mode="r", zarr_format=3, storage_options=storage_options or None)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise UserError(f"no tile store at {store}; run `make tiles` first") from None
+    if not root.attrs.get("msc_france"):
+        raise UserError(f"{store} is not an msc-france tile store")
+    return root
+
+
 def shard_of(tile: TileId, k: int) -> tuple[int, int]:
     """(shard column, shard row) holding ``tile``."""
     return tile.col // k, tile.row // k
