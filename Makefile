@@ -39,10 +39,11 @@ tiles: $(STAMP)
 
 pretrain: $(STAMP)
 	$(BIN)/msc-france pretrain --data "$(data)" $(call opt,config,config) $(call opt,run,run-name) \
-	  $(if $(filter 1 yes true,$(resume)),--resume)
+	  $(if $(filter 1 yes true,$(resume)),--resume) $(if $(filter 1 yes true,$(baselines)),--baselines)
 
 eval: $(STAMP)
-	$(BIN)/msc-france eval --data "$(data)" $(call opt,run,run)
+	$(BIN)/msc-france eval --data "$(data)" --run "$(or $(run),$(config))" $(call opt,store,store) $(call opt,downstream,downstream) \
+	  $(if $(filter 0 no false,$(baselines)),--no-baselines)
 
 demo: $(STAMP)
 	$(BIN)/msc-france demo run --data "$(data)"

@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from odc.geo.geom import box
@@ -25,13 +25,6 @@ DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores an
 RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
 
 # Stages in pipeline order, with the issue that builds each one (None once built).
-STAGES: dict[str, str | None] = {"download": None, "tiles": None, "pretrain": None, "eval": "#6"}
-
-
-def _not_built(stage: str) -> None:
-    raise UserError(f"the {stage} stage is not built yet (issue {STAGES[stage]}); `make demo` runs what exists")
-
-
 @app.command()
 def download(
     region: Annotated[str, typer.Option(help="named place, lon/lat box, or GeoJSON/GeoPackage file")] = "demo",
@@ -105,25 +98,54 @@ def pretrain(
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
     store: Annotated[Optional[str], typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="stop after this many steps (checkpointed)")] = None,
+    baselines: Annotated[bool, typer.Option(help="then train the DINO-alone baseline (MSAD weight 0) as run NAME-dino")] = False,
     data: DataDir = Path("data"),
 ) -> None:
     """X-STARS pretraining (DINO + MSAD) from the Zarr store; under torchrun, one process per GPU."""
     from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 
-    summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, resume=resume, store=store,
-                                           max_steps=max_steps))
-    if summary.export is not None:
-        console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {summary.last.get('loss', float('nan')):.4f}; "
-                      f"checkpoint {summary.checkpoint}; backbone {summary.export}; curves {summary.curves}")
+    for dino_only in (False, True) if baselines else (False,):
+        summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, resume=resume, store=store,
+                                               max_steps=max_steps, dino_only=dino_only))
+        if summary.export is not None:
+            console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {summary.last.get('loss', float('nan')):.4f}; "
+                          f"checkpoint {summary.checkpoint}; backbone {summary.export}; curves {summary.curves}")
 
 
 @app.command(name="eval")
 def evaluate(
-    run: Annotated[Optional[str], typer.Option(help="run name")] = None,
+    run: Annotated[str, typer.Option(help="run name (a folder of DATA/runs)")] = "pretrain-demo",
+    store: Annotated[Optional[str], typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
+    baselines: Annotated[bool, typer.Option(help="also evaluate a random backbone and the run NAME-dino")] = True,
+    downstream: Annotated[Optional[list[str]], typer.Option(help="NAME=FOLDER of a labelled dataset on disk "
+                                                            "(eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
-    """Evaluate a trained backbone on the test split: retrieval, probes, segmentation."""
-    _not_built("eval")
+    """Evaluate a trained backbone on the store's test split: retrieval, probes, segmentation, report."""
+    from msc_france.eval.run import EvalRequest, run_eval
+
+    datasets = {}
+    for entry in downstream or []:
+        name, sep, folder = entry.partition("=")
+        if not sep or not folder:
+            raise UserError(f"bad --downstream {entry!r}; expected NAME=FOLDER, e.g. eurosat=/data/EuroSAT")
+        datasets[name] = folder
+    summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets))
+    _print_headline(summary)
+
+
+def _print_headline(summary: Any) -> None:
+    from msc_france.eval.report import HEADLINE, HEADLINE_NOTE
+
+    table = Table(title=f"evaluation, percent (chance: R@1 {100 * summary.chance['R@1']:.1f}, "
+                        f"R@5 {100 * summary.chance['R@5']:.1f})", caption=HEADLINE_NOTE)
+    table.add_column("model")
+    for _, label in HEADLINE:
+        table.add_column(label, justify="right")
+    for row in summary.headline:
+        table.add_row(row["model"], *(f"{100 * row[key]:.1f}" for key, _ in HEADLINE))
+    console.print(table)
+    console.print(f"report: {summary.report}", soft_wrap=True)
 
 
 @app.command()
@@ -187,16 +209,18 @@ def demo_run(
     catalog: str = "demo",
     pretrain_config: Annotated[str, typer.Option("--pretrain-config", help="pretraining preset")] = "pretrain-demo",
 ) -> None:
-    """Everything offline: generate and serve the demo world, then run each stage that exists."""
+    """Everything offline: demo world, download, tiles, pretraining (DINO + MSAD and DINO alone), evaluation."""
     import json
-
-    from msc_france.pretrain.config import load_pretrain_config
 
     from pystac_client import Client
 
     from msc_france.demo.server import serve_world
     from msc_france.demo.smoke import read_window, search_sources
+    from msc_france.eval.run import EvalRequest, run_eval
+    from msc_france.pretrain.config import load_pretrain_config
+    from msc_france.pretrain.trainer import CHECKPOINT, DINO_SUFFIX, PretrainRequest, run_pretrain
 
+    started = time.perf_counter()
     demo_generate(data, catalog)
     world_dir = _world_dir(data)
     bbox = json.loads((world_dir / "world.json").read_text())["scene"]["bbox_lonlat"]
@@ -218,11 +242,14 @@ def demo_run(
                       f"(DN {int(window.min())}..{int(window.max())})")
         download(region="demo", catalog=catalog, recipe="demo", data=data)
     tiles(recipe="demo", data=data)
-    resume = (data / "runs" / load_pretrain_config(pretrain_config).name / "checkpoint.pt").exists()  # a finished run only re-exports
-    pretrain(config=pretrain_config, run=None, resume=resume, store=None, max_steps=None, data=data)
-    pending = [f"{stage} ({issue})" for stage, issue in STAGES.items() if issue]
-    if pending:
-        console.print(f"not built yet: {', '.join(pending)}")
+    name = load_pretrain_config(pretrain_config).name
+    for dino_only in (False, True):  # DINO + MSAD, then the DINO-alone baseline with the same budget
+        run = name + (DINO_SUFFIX if dino_only else "")
+        summary = run_pretrain(PretrainRequest(config=pretrain_config, data=data, dino_only=dino_only,
+                                               resume=(data / "runs" / run / CHECKPOINT).exists()))  # done: re-export
+        console.print(f"run {summary.run_dir}: {summary.steps} steps; backbone {summary.export}")
+    _print_headline(run_eval(EvalRequest(run=name, data=data)))
+    console.print(f"demo done in {time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:

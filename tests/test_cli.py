@@ -1,7 +1,8 @@
-"""The command line: one-line errors with exit status 2, and `demo run` end to end on a tiny world."""
+"""The command line: one-line errors with exit status 2, and `demo run` end to end (every stage) on a small world."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,15 @@ from pathlib import Path
 import yaml
 
 from msc_france.config import CATALOGS_DIR
-from tests.conftest import TINY_SIZE
 from tests.pretrain_fixtures import write_preset
+
+E2E_SIZE = 2880.0  # metres
+E2E_CENTER = [1.349, 43.5325]  # lon, lat
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "msc_france", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=900)
 
 
 def test_unknown_catalog_is_one_line() -> None:
@@ -25,9 +28,15 @@ def test_unknown_catalog_is_one_line() -> None:
     assert "unknown catalog 'atlantis'" in result.stderr and "planetary-computer" in result.stderr
 
 
-def test_unbuilt_stage_says_so() -> None:  # until the eval stage lands
-    result = _cli("eval")
-    assert result.returncode == 2 and "not built yet" in result.stderr
+def test_eval_without_a_run_is_one_line(tmp_path: Path) -> None:
+    result = _cli("eval", "--data", str(tmp_path), "--run", "missing")
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+    assert "no run 'missing'" in result.stderr and "make pretrain" in result.stderr
+
+
+def test_eval_bad_downstream_is_one_line(tmp_path: Path) -> None:
+    result = _cli("eval", "--data", str(tmp_path), "--downstream", "eurosat")
+    assert result.returncode == 2 and "expected NAME=FOLDER" in result.stderr
 
 
 def test_pretrain_without_a_store_is_one_line(tmp_path: Path) -> None:
@@ -51,18 +60,24 @@ def test_grid_counts_tiles() -> None:
 
 def test_demo_run_end_to_end(tmp_path: Path) -> None:
     catalog = yaml.safe_load((CATALOGS_DIR / "demo.yaml").read_text())
-    catalog["world"]["size"] = TINY_SIZE
+    # 6 x 6 tiles over four split blocks (16 test, 8 val, 12 train tiles), about 20 s to generate
+    catalog["world"].update(size=E2E_SIZE, center=E2E_CENTER)
     catalog_file = tmp_path / "tiny.yaml"
     catalog_file.write_text(yaml.safe_dump(catalog))
-    preset = write_preset(tmp_path, name="preset", data={"split": "all", "min_valid": 0.0, "workers": 0},
-                          optim={"epochs": 1, "batch_size": 2})
+    preset = write_preset(tmp_path, name="preset", data={"min_valid": 0.0, "workers": 0},
+                          optim={"epochs": 1, "batch_size": 4})
     result = _cli("demo", "run", "--data", str(tmp_path / "data"), "--catalog", str(catalog_file),
                   "--pretrain-config", str(preset))
     assert result.returncode == 0, result.stderr
     assert "sentinel-2-l2a" in result.stdout and "window of S2" in result.stdout
     assert "local catalog:" in result.stdout and "failed 0" in result.stdout
-    assert "not built yet: eval" in result.stdout
-    assert (tmp_path / "data" / "runs" / "pretrain-tiny" / "export" / "backbone-vhr.safetensors").exists()
+    assert "random init" in result.stdout and "DINO alone" in result.stdout and "DINO + MSAD" in result.stdout
+    runs = tmp_path / "data" / "runs"
+    assert (runs / "pretrain-tiny" / "export" / "backbone-vhr.safetensors").exists()
+    assert (runs / "pretrain-tiny-dino" / "export" / "backbone-vhr.safetensors").exists()
+    report = json.loads((runs / "pretrain-tiny" / "report.json").read_text())
+    assert report["splits"]["test"] == 16 and len(report["models"]) == 3
+    assert f"report: {runs / 'pretrain-tiny' / 'report.md'}\n" in result.stdout
     assert (tmp_path / "data" / "demo.tiles.parquet").exists() and (tmp_path / "data" / "demo.zarr").is_dir()
     assert (tmp_path / "data" / "catalogs" / "demo" / "catalog.json").exists()
     assert not (tmp_path / "data" / "demo-world" / "server.json").exists(), "servers stopped and state removed"

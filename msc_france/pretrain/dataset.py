@@ -82,11 +82,11 @@ class TileDataset(Dataset):
             raise UserError(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "
                             f"(min_valid {min_valid}); build more tiles or lower data.min_valid")
         self.tiles: list[str] = list(chosen["tile"])
-        self._cells = [(int(c), int(r)) for c, r in zip(chosen["col"], chosen["row"])]
+        self.cells = [(int(c), int(r)) for c, r in zip(chosen["col"], chosen["row"])]
         self._arrays: dict[str, zarr.Array] | None = None
 
     def __len__(self) -> int:
-        return len(self._cells)
+        return len(self.cells)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_arrays": None}
@@ -98,7 +98,7 @@ class TileDataset(Dataset):
         return self._arrays
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        col, row = self._cells[index]
+        col, row = self.cells[index]
         out = {}
         for sensor, array in self._data().items():
             px = self.tile_px[sensor]

@@ -42,6 +42,7 @@ def export_backbone(backbone: SensorViT, config: PretrainConfig, stats: dict[str
         "model": "X-STARS (DINO + MSAD) backbone, msc-france", "arch": f"{backbone.arch}_224",
         "mode": backbone.mode, "img_size": config.crops.global_size, "patch_size": 16,
         "embed_dim": backbone.embed_dim, "step": step, "recipe": config.data.recipe, "preset": config.name,
+        "msad_weight": config.loss.msad_weight, "msad_mode": config.loss.msad_mode,
         "normalisation": "reflectance = DN * dn_scale + dn_offset; input = (reflectance - mean) / std; nodata -> 0",
         "sensors": sensors,
     }

@@ -9,7 +9,7 @@ import random
 import resource
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,10 @@ class PretrainRequest:
     store: str | None = None
     max_steps: int | None = None
     quiet: bool = False
+    dino_only: bool = False  # the DINO-alone baseline: MSAD weight 0, run named <run>-dino
+
+
+DINO_SUFFIX = "-dino"
 
 
 @dataclass
@@ -107,6 +111,11 @@ def run_pretrain(request: PretrainRequest) -> PretrainSummary:
     config = load_pretrain_config(request.config)
     if request.max_steps is not None:
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"max_steps": request.max_steps})})
+    if request.dino_only:
+        if config.continual is not None:
+            raise UserError(f"preset {config.name} is a continual run: its DINO-alone baseline is not defined")
+        config = config.model_copy(update={"loss": config.loss.model_copy(update={"msad_weight": 0.0})})
+        request = replace(request, run=(request.run or config.name) + DINO_SUFFIX)
     proc = distributed.setup(config.runtime.device)
     try:
         return _train(config, request, proc)

@@ -18,22 +18,27 @@ from msc_france.grid import TileId
 from msc_france.tiles.index import split_of
 from msc_france.tiles.run import finish_store
 from msc_france.tiles.shard import _statistics, shard_box
-from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_done
+from msc_france.tiles.store import LABELS, create_or_open, layers, shard_of, shard_tiles, write_done
 
 START = (1176, 1932)  # a tile of the demo world, near Toulouse
 WAVES = 12  # sinusoids per band; wavelengths 120-600 m, so that 30 m Landsat pixels do not alias
 
 
-def train_tiles(blocks: int = 2, block: int = 4) -> list[TileId]:
-    """The tiles of the first ``blocks`` train blocks east of :data:`START` (splits come by block)."""
+def split_tiles(split: str = "train", blocks: int = 2, block: int = 4) -> list[TileId]:
+    """The tiles of the first ``blocks`` blocks of ``split`` east of :data:`START` (splits come by block)."""
     tiles: list[TileId] = []
     col = START[0] - START[0] % block
     row = START[1] - START[1] % block
     while len(tiles) < blocks * block * block:
-        if split_of(col, row, block) == "train":
+        if split_of(col, row, block) == split:
             tiles += [TileId(c, r) for r in range(row, row + block) for c in range(col, col + block)]
         col += block
     return tiles
+
+
+def land_cover(value: np.ndarray) -> np.ndarray:
+    """WorldCover codes from the first band: tree cover (dark), cropland, built-up (bright)."""
+    return np.select([value < 0.06, value < 0.1], [10, 40], 50).astype(np.uint8)
 
 
 def reflectance(x: np.ndarray, y: np.ndarray, bands: int, seed: int) -> np.ndarray:
@@ -51,15 +56,17 @@ def reflectance(x: np.ndarray, y: np.ndarray, bands: int, seed: int) -> np.ndarr
     return np.clip(out, 0.02, 0.45)
 
 
-def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2) -> list[TileId]:
-    """Write the demo recipe's sensors over ``blocks`` train blocks; return the tiles."""
-    recipe = load_recipe("demo").model_copy(update={"labels": False})
+def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2, splits: tuple[str, ...] = ("train",),
+                     labels: bool = False) -> list[TileId]:
+    """Write the demo recipe's sensors (and a label map from the field when ``labels``) over ``blocks``
+    blocks of each of ``splits``; return the tiles."""
+    recipe = load_recipe("demo").model_copy(update={"labels": labels})
     store = str(store)
     grid = recipe.tile_grid
     create_or_open(store, recipe)
     root = zarr.open_group(store, mode="r+", zarr_format=3)
     k = shard_tiles(recipe)
-    tiles = train_tiles(blocks)
+    tiles = [t for split in splits for t in split_tiles(split, blocks)]
     for layer in layers(recipe):
         by_shard: dict[tuple[int, int], list[TileId]] = {}
         for tile in tiles:
@@ -75,8 +82,11 @@ def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2) -> list[
                 box = grid.tile_geobox(tile, layer.grid_sensor)
                 xs, ys = box.coordinates["x"].values, box.coordinates["y"].values
                 gx, gy = np.meshgrid(xs, ys)
-                value = reflectance(gx, gy, len(layer.bands), seed)
-                dn = np.clip(np.rint((value - layer.offset) / layer.scale), 1, info.max).astype(layer.dtype)
+                if layer.group == LABELS:
+                    dn = land_cover(reflectance(gx, gy, 1, seed))
+                else:
+                    value = reflectance(gx, gy, len(layer.bands), seed)
+                    dn = np.clip(np.rint((value - layer.offset) / layer.scale), 1, info.max).astype(layer.dtype)
                 r0, c0 = (tile.row - shard[1] * k) * px, (tile.col - shard[0] * k) * px
                 data[:, r0:r0 + px, c0:c0 + px] = dn
                 valid[r0:r0 + px, c0:c0 + px] = 1

@@ -1,0 +1,1 @@
+"""Evaluation of pretrained backbones on the tile store: retrieval, probes, segmentation, report."""

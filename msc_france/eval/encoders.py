@@ -1,0 +1,66 @@
+"""Frozen backbones to evaluate: an exported run (one timm model per sensor, as written by pretraining)
+or a randomly initialised one of the same architecture (the floor every method must beat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from msc_france.pretrain.backbone import import_timm
+from msc_france.pretrain.export import load_backbone, read_card
+
+PATCH = 16
+
+
+@dataclass
+class Encoder:
+    """``tokens(images, sensor) -> (cls (B, D), patches (B, h, w, D))`` at ``img_size`` pixels."""
+
+    name: str
+    models: dict[str, nn.Module]
+    img_size: int
+    bands: dict[str, list[str]]
+    normalisation: dict[str, tuple[torch.Tensor, torch.Tensor]]  # sensor -> per-band reflectance mean, std
+
+    @torch.no_grad()
+    def tokens(self, images: torch.Tensor, sensor: str) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.models[sensor]
+        if images.shape[-1] != self.img_size or images.shape[-2] != self.img_size:
+            images = F.interpolate(images, size=(self.img_size, self.img_size), mode="bilinear",
+                                   antialias=True, align_corners=False)
+        tokens = model.forward_features(images)
+        side = self.img_size // PATCH
+        patches = tokens[:, model.num_prefix_tokens:].reshape(len(images), side, side, -1)
+        return tokens[:, 0], patches
+
+
+def from_export(folder: str | Path, name: str) -> Encoder:
+    """The exported teacher backbone of a run (``runs/NAME/export``)."""
+    card = read_card(Path(folder))
+    models = {s: load_backbone(folder, s).eval() for s in card["sensors"]}
+    return _encoder(name, models, card)
+
+
+def _encoder(name: str, models: dict[str, nn.Module], card: dict[str, Any]) -> Encoder:
+    sensors = card["sensors"]
+    return Encoder(name, models, int(card["img_size"]), {s: list(v["bands"]) for s, v in sensors.items()},
+                   {s: (torch.tensor(v["mean"]), torch.tensor(v["std"])) for s, v in sensors.items()})
+
+
+def random_like(card: dict[str, Any], name: str = "random init", seed: int = 0) -> Encoder:
+    """A randomly initialised backbone with the architecture, bands and input size of ``card``."""
+    timm = import_timm()
+    torch.manual_seed(seed)
+    shared = None
+    models = {}
+    for sensor, entry in card["sensors"].items():
+        if shared is None or card["mode"] != "rgb":  # rgb mode: one model for every sensor, as trained
+            shared = timm.create_model(card["arch"], pretrained=False, num_classes=0, in_chans=entry["in_chans"],
+                                       img_size=card["img_size"], dynamic_img_size=True).eval()
+        models[sensor] = shared
+    return _encoder(name, models, card)

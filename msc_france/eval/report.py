@@ -1,0 +1,207 @@
+"""``report.json`` (every score), ``report.md`` (the tables) and figures: retrieval recall per sensor
+pair, confusion matrices of the linear probe, and test triplets beside their predicted maps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from msc_france.eval.embeddings import Split
+from msc_france.eval.labels import ClassSpace
+from msc_france.eval.retrieval import chance
+from msc_france.eval.scores import EncoderScores
+from msc_france.quicklook import plot_triplet
+
+if TYPE_CHECKING:
+    from msc_france.eval.run import EvalRequest
+
+HEADLINE = (("retrieval_R@1", "R@1"), ("retrieval_R@5", "R@5"), ("knn_accuracy", "kNN"),
+            ("linear_accuracy", "linear"), ("transfer_accuracy", "transfer"),
+            ("transfer_balanced_accuracy", "transfer bal."), ("segmentation_miou", "mIoU"))
+HEADLINE_NOTE = ("R@k: cross-sensor retrieval, mean over sensor pairs; kNN, linear: dominant land cover, "
+                 "mean over sensors; transfer: linear probe trained on one sensor, tested on another, mean "
+                 "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens")
+TRIPLET_TILES = 3
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def headline_rows(results: dict[str, EncoderScores]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", *(label for _, label in HEADLINE)]
+    rows = [[name, *(_pct(r.scores["summary"][key]) for key, _ in HEADLINE)] for name, r in results.items()]
+    return header, rows
+
+
+def retrieval_figure(results: dict[str, EncoderScores], n_test: int, path: Path) -> Path:
+    pairs = list(next(iter(results.values())).scores["retrieval"])
+    fig = _figure(max(6.0, 1.1 * len(pairs)), 3.4)
+    ax = fig.add_subplot()
+    width = 0.8 / len(results)
+    for i, (name, r) in enumerate(results.items()):
+        ax.bar(np.arange(len(pairs)) + i * width, [r.scores["retrieval"][p]["R@1"] for p in pairs], width, label=name)
+    ax.axhline(chance(n_test)["R@1"], color="k", ls="--", lw=1, label=f"chance ({n_test} test tiles)")
+    ax.set_xticks(np.arange(len(pairs)) + 0.4 - width / 2, pairs)
+    ax.set_ylabel("Recall@1")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title("cross-sensor retrieval among the test tiles")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def confusion_figure(scores: EncoderScores, classes: ClassSpace, title: str, path: Path) -> Path:
+    matrices = scores.scores["confusion"]
+    fig = _figure(3.3 * len(matrices), 3.4)
+    for ax, (sensor, matrix) in zip(np.atleast_1d(fig.subplots(1, len(matrices))), matrices.items()):
+        counts = np.asarray(matrix)
+        ax.imshow(counts, cmap="Blues")
+        for (i, j), v in np.ndenumerate(counts):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(classes)), classes.names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(classes)), classes.names, fontsize=7)
+        ax.set_title(f"{sensor}: linear probe", fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def triplets_figure(store: str, test: Split, scores: EncoderScores, classes: ClassSpace, path: Path) -> Path:
+    """A few test tiles: every sensor in true colour, the true label map, and the map predicted from
+    each sensor's patch tokens."""
+    from msc_france.pairs import open_pairs
+
+    pairs = open_pairs(store)
+    chosen = np.linspace(0, len(test.tiles) - 1, min(TRIPLET_TILES, len(test.tiles))).round().astype(int)
+    predicted = scores.segmentation_maps
+    columns = len(pairs.sensors) + len(predicted)
+    fig = _figure(2.4 * columns, 2.7 * len(chosen))
+    grid = np.atleast_2d(fig.subplots(len(chosen), columns))
+    codes = np.array([0, *classes.codes], dtype=np.uint8)
+    for axes, index in zip(grid, chosen):
+        sample = pairs.tile(test.tiles[index])
+        plot_triplet({s: d["data"] for s, d in sample.items()}, {s: d["valid"] for s, d in sample.items()},
+                     "", ax=list(axes[:len(sample)]))
+        truth = sample.get("labels")
+        for ax, (sensor, maps) in zip(axes[len(sample):], predicted.items()):
+            plane = codes[maps[index].numpy() + 1]
+            array = xr.DataArray(plane, dims=("y", "x"),
+                                 coords={"y": truth["y"].values, "x": truth["x"].values} if truth is not None else None)
+            plot_triplet({"labels": array}, None, "", ax=[ax])
+            ax.set_title(f"predicted from {sensor}", fontsize=9)
+        axes[0].set_ylabel(test.tiles[index], fontsize=8)
+    fig.suptitle("test tiles and linear segmentation from each sensor's patch tokens", fontsize=10)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: ClassSpace | None,
+              figures: dict[str, str]) -> str:
+    n_test = meta["splits"]["test"]
+    c = chance(n_test)
+    lines = [f"# Evaluation of run `{meta['run']}`", "",
+             f"Store `{meta['store']}` (recipe `{meta['recipe']}`), preset `{meta['preset']}`, "
+             f"{meta['splits']['train']} train / {meta['splits']['val']} val / {n_test} test tiles; "
+             f"evaluated {meta['created']} in {meta['seconds']:.0f} s. Scores in percent.", "",
+             "## Headline", "", f"Chance: R@1 {_pct(c['R@1'])}, R@5 {_pct(c['R@5'])}. {HEADLINE_NOTE}.", ""]
+    lines += _table(*headline_rows(results))
+    lines += [f"- {name}: {source}" for name, source in meta["sources"].items()] + [""]
+    pairs = list(next(iter(results.values())).scores["retrieval"])
+    lines += ["## Cross-sensor retrieval (Recall@1 / Recall@5)", "",
+              "Each test tile of the query sensor looks for the same tile among all test tiles of the "
+              "gallery sensor (cosine similarity of class token and mean patch token).", ""]
+    lines += _table(["model", *pairs], [[name, *(f"{_pct(r.scores['retrieval'][p]['R@1'])} / "
+                                                 f"{_pct(r.scores['retrieval'][p]['R@5'])}" for p in pairs)]
+                                        for name, r in results.items()])
+    if figures.get("retrieval"):
+        lines += [f"![retrieval]({figures['retrieval']})", ""]
+    if classes is not None:
+        sensors = list(next(iter(results.values())).scores["linear"])
+        lines += ["## Dominant land cover of each tile", "",
+                  f"Classes: {', '.join(classes.names)}. kNN (k = 20, cosine) and a linear probe "
+                  "(L2 chosen on val) per sensor: accuracy / balanced accuracy.", ""]
+        rows = []
+        for name, r in results.items():
+            for method in ("knn", "linear"):
+                rows.append([name, method, *(f"{_pct(r.scores[method][s]['accuracy'])} / "
+                                             f"{_pct(r.scores[method][s]['balanced_accuracy'])}" for s in sensors)])
+        lines += _table(["model", "probe", *sensors], rows)
+        lines += ["## Cross-sensor transfer", "",
+                  "The linear probe trained on one sensor's embeddings (rows) classifies another sensor's "
+                  "test tiles (columns): accuracy; the diagonal is the same-sensor probe.", ""]
+        for name, r in results.items():
+            lines += [f"**{name}**", ""]
+            rows = [[a, *(_pct(r.scores["linear"][a]["accuracy"]) if a == b else
+                          _pct(r.scores["transfer"][f"{a}->{b}"]["accuracy"]) for b in sensors)] for a in sensors]
+            lines += _table(["train \\ test", *sensors], rows)
+        lines += ["## Segmentation (linear probe on patch tokens)", "", "mIoU over the classes of the test maps.", ""]
+        lines += _table(["model", *sensors], [[name, *(_pct(r.scores["segmentation"][s]["miou"]) for s in sensors)]
+                                              for name, r in results.items()])
+        for key, title in (("confusion", "Confusion matrices (linear probe, evaluated run)"),
+                           ("triplets", "Test tiles and predicted maps (evaluated run)")):
+            if figures.get(key):
+                lines += [f"### {title}", "", f"![{key}]({figures[key]})", ""]
+    return "\n".join(lines)
+
+
+def _downstream_markdown(downstream: dict[str, dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for dataset, models in downstream.items():
+        first = next(iter(models.values()))
+        lines += [f"## Downstream: {dataset}", "", f"{first['train']} train / {first['test']} test images, "
+                  f"{first['sensor']} backbone; accuracy / balanced accuracy.", ""]
+        lines += _table(["model", "kNN", "linear"], [[name, *(f"{_pct(m[p]['accuracy'])} / {_pct(m[p]['balanced_accuracy'])}"
+                                                              for p in ("knn", "linear"))] for name, m in models.items()])
+    return "\n".join(lines)
+
+
+def write_report(run_dir: Path, request: EvalRequest, card: dict[str, Any], store: str, splits: dict[str, Split],
+                 classes: ClassSpace | None, results: dict[str, EncoderScores], sources: dict[str, str],
+                 downstream: dict[str, dict[str, Any]], seconds: float) -> Path:
+    """Write report.json, report.md and the figures under ``run_dir``; returns report.md's path."""
+    figures_dir = run_dir / "eval"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    n_test = len(splits["test"].tiles)
+    main_name, main = list(results.items())[-1]
+    figures = {"retrieval": retrieval_figure(results, n_test, figures_dir / "retrieval.png")}
+    if classes is not None and main.scores["confusion"]:
+        figures["confusion"] = confusion_figure(main, classes, main_name, figures_dir / "confusion.png")
+        figures["triplets"] = triplets_figure(store, splits["test"], main, classes, figures_dir / "triplets.png")
+    relative = {k: str(v.relative_to(run_dir)) for k, v in figures.items()}
+    meta = {"run": request.run, "store": store, "recipe": card.get("recipe"), "preset": card.get("preset"),
+            "arch": card.get("arch"), "img_size": card.get("img_size"), "step": card.get("step"),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
+            "splits": {k: len(v.tiles) for k, v in splits.items()}, "sources": sources}
+    document = {**meta, "chance": chance(n_test), "classes": classes.names if classes else None,
+                "figures": relative, "models": {name: r.scores for name, r in results.items()},
+                "downstream": downstream}
+    _write_atomic(run_dir / "report.json", json.dumps(document, indent=2, default=float))
+    path = run_dir / "report.md"
+    _write_atomic(path, _markdown(meta, results, classes, relative) + _downstream_markdown(downstream))
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text)
+    partial.replace(path)

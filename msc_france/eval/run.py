@@ -1,0 +1,97 @@
+"""``msc-france eval``: embed the store's splits with a run's backbone and its baselines, score them,
+and write ``runs/NAME/report.md`` and ``report.json`` with figures."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from msc_france.errors import UserError
+from msc_france.eval.downstream import eurosat, score_downstream
+from msc_france.eval.embeddings import embed_split
+from msc_france.eval.encoders import Encoder, from_export, random_like
+from msc_france.eval.labels import ClassSpace
+from msc_france.eval.report import write_report
+from msc_france.eval.retrieval import chance
+from msc_france.eval.scores import score_encoder
+from msc_france.pretrain.export import read_card
+from msc_france.pretrain.trainer import DINO_SUFFIX
+
+DOWNSTREAM = {"eurosat": eurosat}
+
+
+@dataclass
+class EvalRequest:
+    run: str = "pretrain-demo"
+    data: Path = Path("data")
+    store: str | None = None
+    baselines: bool = True
+    min_valid: float = 0.95
+    batch_size: int = 32
+    quiet: bool = False
+    seed: int = 0
+    downstream: dict[str, str] = field(default_factory=dict)  # dataset name -> folder on disk
+
+
+@dataclass
+class EvalSummary:
+    report: Path
+    headline: list[dict[str, Any]] = field(default_factory=list)
+    chance: dict[str, float] = field(default_factory=dict)
+
+
+def method_name(card: dict[str, Any]) -> str:
+    return "DINO + MSAD" if float(card.get("msad_weight", 0.0)) > 0 else "DINO alone"
+
+
+def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], dict[str, Any], dict[str, str]]:
+    """The run's backbone, and the baselines (random init; the DINO-alone run NAME-dino when it exists),
+    baselines first as in the report's tables; with each encoder's source."""
+    card = read_card(run_dir / "export")
+    main = from_export(run_dir / "export", method_name(card))
+    encoders, sources = [main], {main.name: f"run {request.run}, step {card.get('step')}"}
+    if request.baselines:
+        dino = run_dir.parent / f"{request.run}{DINO_SUFFIX}" / "export"
+        if main.name != "DINO alone" and (dino / "model_card.json").exists():
+            dino_card = read_card(dino)
+            encoders.append(from_export(dino, "DINO alone"))
+            sources["DINO alone"] = f"run {dino.parent.name}, step {dino_card.get('step')}"
+        encoders.append(random_like(card, "random init", request.seed))
+        sources["random init"] = f"{card['arch']} initialised by timm, seed {request.seed}"
+    return encoders[::-1], card, sources
+
+
+def _downstream(name: str, folder: str, encoders: list[Encoder]) -> dict[str, Any]:
+    """kNN and linear probes of every encoder on a labelled dataset on disk (Sentinel-2 images)."""
+    if name not in DOWNSTREAM:
+        raise UserError(f"unknown downstream dataset {name!r} (known: {', '.join(DOWNSTREAM)})")
+    if "s2" not in encoders[0].bands:
+        raise UserError(f"downstream {name} holds Sentinel-2 images, but the run was not trained on s2")
+    bands = encoders[0].bands["s2"]
+    train, test = (DOWNSTREAM[name](folder, split, bands) for split in ("train", "test"))
+    return {e.name: score_downstream(e, "s2", train, test) for e in encoders}
+
+
+def run_eval(request: EvalRequest) -> EvalSummary:
+    run_dir = request.data / "runs" / request.run
+    if not run_dir.is_dir():
+        raise UserError(f"no run {request.run!r} in {request.data / 'runs'}; train it with `make pretrain run={request.run}`")
+    torch.manual_seed(request.seed)
+    started = time.perf_counter()
+    encoders, card, sources = _encoders(request, run_dir)
+    store = request.store or str(request.data / f"{card['recipe']}.zarr")
+    splits = {name: embed_split(encoders, store, name, request.min_valid, request.batch_size, quiet=request.quiet)
+              for name in ("train", "val", "test")}
+    labelled = [s.labels for s in splits.values() if s.labels is not None]
+    classes = ClassSpace.of(*labelled) if len(labelled) == len(splits) else None
+    results = {e.name: score_encoder(e.name, splits["train"], splits["val"], splits["test"], classes) for e in encoders}
+    downstream = {name: _downstream(name, folder, encoders) for name, folder in request.downstream.items()}
+    report = write_report(run_dir, request, card, store, splits, classes, results, sources, downstream,
+                          time.perf_counter() - started)
+    n_test = len(splits["test"].tiles)
+    headline = [{"model": name, **r.scores["summary"]} for name, r in results.items()]
+    return EvalSummary(report, headline, chance(n_test))

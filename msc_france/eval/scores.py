@@ -1,0 +1,94 @@
+"""Every score of one encoder from its embeddings of the train, val and test splits: cross-sensor
+retrieval, kNN and linear classification of the dominant land cover, cross-sensor transfer of the
+linear probe, and linear segmentation of the label map."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+import torch
+
+from msc_france.eval.embeddings import Split
+from msc_france.eval.labels import ClassSpace
+from msc_france.eval.probes import accuracy, balanced_accuracy, confusion, fit_linear, knn_predict
+from msc_france.eval.retrieval import recall_at
+from msc_france.eval.segmentation import fit_segmentation, mean_iou
+
+
+@dataclass
+class EncoderScores:
+    """``scores``: JSON-ready tables; ``segmentation_maps[sensor]``: predicted class maps of the test tiles."""
+
+    scores: dict[str, Any]
+    segmentation_maps: dict[str, torch.Tensor]
+
+
+def pair_name(a: str, b: str) -> str:
+    return f"{a}->{b}"
+
+
+def _classification(predicted: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    return {"accuracy": accuracy(predicted, truth), "balanced_accuracy": balanced_accuracy(predicted, truth)}
+
+
+def score_encoder(name: str, train: Split, val: Split, test: Split, classes: ClassSpace | None) -> EncoderScores:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the probes' matrices are tiny: threads only add synchronisation (and stall under load)
+    try:
+        return _score(name, train, val, test, classes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace | None) -> EncoderScores:
+    tr, va, te = train.embeddings[name], val.embeddings[name], test.embeddings[name]
+    sensors = list(te.cls)
+    out: dict[str, Any] = {"retrieval": {}, "knn": {}, "linear": {}, "transfer": {}, "segmentation": {},
+                           "confusion": {}}
+    for a, b in itertools.permutations(sensors, 2):
+        out["retrieval"][pair_name(a, b)] = recall_at(te.features(a), te.features(b))
+    maps: dict[str, torch.Tensor] = {}
+    if classes is not None and train.labels is not None and test.labels is not None:
+        y_train, y_test = classes.dominant(train.labels), classes.dominant(test.labels)
+        y_val = classes.dominant(val.labels) if val.labels is not None and len(val.tiles) else None
+        pixels_train, pixels_test = classes.pixel_classes(train.labels), classes.pixel_classes(test.labels)
+        for a in sensors:
+            x_train = tr.features(a)
+            knn = knn_predict(x_train, y_train, te.features(a), len(classes))
+            out["knn"][a] = _classification(knn, y_test)
+            probe = fit_linear(x_train, y_train, len(classes), va.features(a) if y_val is not None else None, y_val)
+            for b in sensors:
+                predicted = probe.predict(te.features(b))
+                result = {**_classification(predicted, y_test), "weight_decay": probe.weight_decay}
+                if a == b:
+                    out["linear"][a] = result
+                    out["confusion"][a] = confusion(predicted, y_test, len(classes)).tolist()
+                else:
+                    out["transfer"][pair_name(a, b)] = result
+            segmenter = fit_segmentation(tr.patches[a], pixels_train, len(classes))
+            maps[a] = segmenter.predict(te.patches[a], pixels_test.shape[-1])
+            miou, per_class = mean_iou(maps[a], pixels_test, len(classes))
+            out["segmentation"][a] = {"miou": miou, "iou": dict(zip(classes.names, per_class))}
+    out["summary"] = summarise(out)
+    return EncoderScores(out, maps)
+
+
+def _mean(values: list[float]) -> float:
+    return fmean(values) if values else float("nan")
+
+
+def summarise(scores: dict[str, Any]) -> dict[str, float]:
+    """One number per task: means over sensor pairs (retrieval, transfer) or sensors (the others)."""
+    return {
+        "retrieval_R@1": _mean([v["R@1"] for v in scores["retrieval"].values()]),
+        "retrieval_R@5": _mean([v["R@5"] for v in scores["retrieval"].values()]),
+        "knn_accuracy": _mean([v["accuracy"] for v in scores["knn"].values()]),
+        "linear_accuracy": _mean([v["accuracy"] for v in scores["linear"].values()]),
+        "linear_balanced_accuracy": _mean([v["balanced_accuracy"] for v in scores["linear"].values()]),
+        "transfer_accuracy": _mean([v["accuracy"] for v in scores["transfer"].values()]),
+        "transfer_balanced_accuracy": _mean([v["balanced_accuracy"] for v in scores["transfer"].values()]),
+        "segmentation_miou": _mean([v["miou"] for v in scores["segmentation"].values()]),
+    }

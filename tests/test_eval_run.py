@@ -1,0 +1,102 @@
+"""`msc-france eval` on a tiny run: every encoder scored, report.md / report.json and figures written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from msc_france.errors import UserError
+from msc_france.eval.downstream import eurosat, from_samples
+from msc_france.eval.run import EvalRequest, run_eval
+from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
+from tests.data.eurosat import CLASSES, write_eurosat
+from tests.data.tile_store import write_tile_store
+from tests.pretrain_fixtures import write_preset
+
+SENSORS = ("s2", "l8", "vhr")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A labelled store with train, val and test tiles, and a tiny run with its DINO-alone baseline."""
+    folder = tmp_path_factory.mktemp("eval")
+    store = str(folder / "demo.zarr")
+    write_tile_store(store, seed=4, blocks=1, splits=("train", "val", "test"), labels=True)
+    preset = write_preset(folder, optim={"epochs": 1, "batch_size": 4})
+    for dino_only in (False, True):
+        run_pretrain(PretrainRequest(config=preset, data=folder / "data", store=store, max_steps=2, quiet=True,
+                                     dino_only=dino_only))
+    return folder / "data", store
+
+
+def test_report_scores_every_model_pair_and_probe(trained: tuple[Path, str]) -> None:
+    data, store = trained
+    summary = run_eval(EvalRequest(run="pretrain-tiny", data=data, store=store, quiet=True))
+    assert summary.report == data / "runs" / "pretrain-tiny" / "report.md"
+    report = json.loads((data / "runs" / "pretrain-tiny" / "report.json").read_text())
+    assert list(report["models"]) == ["random init", "DINO alone", "DINO + MSAD"]
+    assert report["splits"] == {"train": 16, "val": 16, "test": 16} and report["chance"]["R@1"] == 1 / 16
+    assert set(report["classes"]) == {"tree cover", "cropland", "built-up"}
+    pairs = {f"{a}->{b}" for a in SENSORS for b in SENSORS if a != b}
+    for name, scores in report["models"].items():
+        assert set(scores["retrieval"]) == pairs and set(scores["transfer"]) == pairs, name
+        assert set(scores["knn"]) == set(scores["linear"]) == set(scores["segmentation"]) == set(SENSORS)
+        for value in scores["summary"].values():
+            assert 0.0 <= value <= 1.0, (name, scores["summary"])
+    # the store's sensors sample one field: co-located tiles are far easier to match than chance
+    assert report["models"]["DINO + MSAD"]["summary"]["retrieval_R@1"] > 3 / 16
+    for figure in report["figures"].values():
+        assert (data / "runs" / "pretrain-tiny" / figure).stat().st_size > 10_000
+    text = summary.report.read_text()
+    assert "| random init |" in text and "## Cross-sensor transfer" in text and "![triplets]" in text
+    assert [row["model"] for row in summary.headline] == list(report["models"])
+
+
+def test_without_baselines_only_the_run(trained: tuple[Path, str]) -> None:
+    data, store = trained
+    summary = run_eval(EvalRequest(run="pretrain-tiny-dino", data=data, store=store, baselines=False, quiet=True))
+    assert [row["model"] for row in summary.headline] == ["DINO alone"]
+
+
+def test_unknown_run_is_a_user_error(trained: tuple[Path, str]) -> None:
+    data, store = trained
+    with pytest.raises(UserError, match="no run 'nope'"):
+        run_eval(EvalRequest(run="nope", data=data, store=store))
+
+
+def test_downstream_eurosat_probes(trained: tuple[Path, str], tmp_path: Path) -> None:
+    data, store = trained
+    root = write_eurosat(tmp_path / "EuroSAT")
+    summary = run_eval(EvalRequest(run="pretrain-tiny", data=data, store=store, quiet=True,
+                                   downstream={"eurosat": str(root)}))
+    report = json.loads(summary.report.with_suffix(".json").read_text())
+    scores = report["downstream"]["eurosat"]
+    assert list(scores) == ["random init", "DINO alone", "DINO + MSAD"]
+    for model in scores.values():
+        assert model["train"] == 24 and model["test"] == 12  # the split files' images, not all of them
+        assert model["linear"]["accuracy"] > 0.8  # three very different spectra; chance is 1/3
+    assert "## Downstream: eurosat" in summary.report.read_text()
+
+
+def test_eurosat_reader_bands_and_errors(tmp_path: Path) -> None:
+    root = write_eurosat(tmp_path / "EuroSAT", per_class=3)
+    test = eurosat(root, "test", ["B04", "B8A"])
+    assert test.images.shape == (3, 2, 32, 32) and test.classes == ["Forest", "Industrial", "River"]
+    forest = test.images[test.labels == 0][0]
+    ratio = float((forest[1] / forest[0]).mean())  # B8A (last on disk) over B04: texture and brightness cancel
+    assert abs(ratio - CLASSES["Forest"][12] / CLASSES["Forest"][3]) < 0.5, ratio  # B08 would give 10
+    with pytest.raises(UserError, match="no band B13"):
+        eurosat(root, "test", ["B13"])
+    with pytest.raises(UserError, match="no EuroSAT class folders"):
+        eurosat(tmp_path / "empty", "test", ["B04"])
+
+
+def test_samples_adapter_keeps_bands_in_order() -> None:
+    samples = [{"image": torch.full((3, 4, 4), float(i)) * torch.tensor([1.0, 2.0, 3.0])[:, None, None],
+                "label": i % 2} for i in range(4)]
+    data = from_samples(samples, ["a", "b"], ["B02", "B03", "B04"], ["B04", "B02"], scale=0.5)
+    assert data.images.shape == (4, 2, 4, 4) and data.labels.tolist() == [0, 1, 0, 1]
+    assert float(data.images[2, 0, 0, 0]) == 3.0 and float(data.images[2, 1, 0, 0]) == 1.0
