@@ -97,7 +97,7 @@ def test_shipped_catalogs_load():
     assert isinstance(pc.sources["vhr"], WmsSource) and pc.sources["vhr"].native_gsd == 0.2
     demo = load_catalog("demo")
     assert all(isinstance(s, StacSource) and s.url == "demo://" for s in demo.sources.values())
-    assert demo.world is not None and demo.world.size == 5760
+    assert demo.world is not None and demo.world.size == 9600
     assert demo.world.s2.dates[0] == dt.date(2021, 7, 18)
     assert len(demo.world.s2.processing_baselines) == len(demo.world.s2.dates)
     assert demo.world.center == (1.365, 43.53)

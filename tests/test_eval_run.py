@@ -100,3 +100,13 @@ def test_samples_adapter_keeps_bands_in_order() -> None:
     data = from_samples(samples, ["a", "b"], ["B02", "B03", "B04"], ["B04", "B02"], scale=0.5)
     assert data.images.shape == (4, 2, 4, 4) and data.labels.tolist() == [0, 1, 0, 1]
     assert float(data.images[2, 0, 0, 0]) == 3.0 and float(data.images[2, 1, 0, 0]) == 1.0
+
+
+def test_store_without_val_tiles_keeps_a_fixed_l2(trained: tuple[Path, str], tmp_path: Path) -> None:
+    data, _ = trained
+    store = str(tmp_path / "no-val.zarr")
+    write_tile_store(store, seed=5, blocks=1, splits=("train", "test"), labels=True)
+    summary = run_eval(EvalRequest(run="pretrain-tiny", data=data, store=store, baselines=False, quiet=True))
+    report = json.loads(summary.report.with_suffix(".json").read_text())
+    assert report["splits"] == {"train": 16, "val": 0, "test": 16}
+    assert {v["weight_decay"] for v in report["models"]["DINO + MSAD"]["linear"].values()} == {1e-2}

@@ -342,11 +342,11 @@ def test_demo_region_covers_exactly_the_demo_scene_tiles() -> None:
     grid = load_recipe("demo").tile_grid
     tiles = region_tiles(region, grid)
     world = load_catalog("demo").world
-    assert world is not None and world.size == 5760
-    assert len(tiles) == 144  # 12 x 12 tiles of 480 m
+    assert world is not None and world.size == 9600
+    assert len(tiles) == 400  # 20 x 20 tiles of 480 m
     cols = sorted({t.col for t in tiles})
     rows = sorted({t.row for t in tiles})
-    assert len(cols) == len(rows) == 12 and cols[-1] - cols[0] == rows[-1] - rows[0] == 11
+    assert len(cols) == len(rows) == 20 and cols[-1] - cols[0] == rows[-1] - rows[0] == 19
     left, bottom, right, top = scene_geobox(world).extent.boundingbox
     assert tiles[0] == grid.tile_at(left + 1, top - 1) and tiles[-1] == grid.tile_at(right - 1, bottom + 1)
     assert region.geometry.geom.contains(shapely.Point(*world.center))
@@ -370,4 +370,4 @@ def test_toulouse_tile_count_and_download_estimate() -> None:
 def test_demo_download_estimate() -> None:
     n, size = download_estimate(resolve_region("demo"), load_recipe("demo"))
     per_tile = (48**2 * 4 * 2 + 16**2 * 4 * 2 + 120**2 * 4 * 1) * 2 + 48**2
-    assert (n, size) == (144, round(144 * per_tile * 0.5))
+    assert (n, size) == (400, round(400 * per_tile * 0.5))

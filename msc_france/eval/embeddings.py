@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from msc_france.errors import UserError
 from msc_france.eval.encoders import Encoder
-from msc_france.pretrain.dataset import TileDataset
+from msc_france.pretrain.dataset import EmptySplit, TileDataset
 from msc_france.tiles.store import LABELS, open_store
 
 
@@ -51,12 +51,18 @@ def read_labels(store: str, dataset: TileDataset) -> torch.Tensor | None:
 
 
 def embed_split(encoders: list[Encoder], store: str, split: str, min_valid: float = 0.95, batch_size: int = 32,
-                workers: int = 0, quiet: bool = False) -> Split:
-    """Embed every tile of ``split`` valid in every sensor with every encoder (they share their bands)."""
+                workers: int = 0, quiet: bool = False, required: bool = True) -> Split:
+    """Embed every tile of ``split`` valid in every sensor with every encoder (they share their bands).
+    A split with no tile is an error when ``required``, else an empty Split."""
     bands = encoders[0].bands
     if any(e.bands != bands for e in encoders[1:]):
         raise UserError("the evaluated backbones were trained on different bands; evaluate them separately")
-    dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid)
+    try:
+        dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid)
+    except EmptySplit:
+        if required:
+            raise
+        return Split(split, [], {e.name: SplitEmbeddings([]) for e in encoders}, None)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
     chunks: dict[str, dict[str, list[tuple[torch.Tensor, torch.Tensor]]]] = {e.name: {s: [] for s in bands} for e in encoders}
     for batch in tqdm(loader, desc=f"embed {split}", unit="batch", disable=quiet, leave=False):

@@ -120,7 +120,8 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
     n_test = meta["splits"]["test"]
     c = chance(n_test)
     lines = [f"# Evaluation of run `{meta['run']}`", "",
-             f"Store `{meta['store']}` (recipe `{meta['recipe']}`), preset `{meta['preset']}`, "
+             f"Store `{meta['store']}` (recipe `{meta['recipe']}`), preset `{meta['preset']}` "
+             f"(`{meta['arch']}` at {meta['img_size']} px, {meta['step']} steps), "
              f"{meta['splits']['train']} train / {meta['splits']['val']} val / {n_test} test tiles; "
              f"evaluated {meta['created']} in {meta['seconds']:.0f} s. Scores in percent.", "",
              "## Headline", "", f"Chance: R@1 {_pct(c['R@1'])}, R@5 {_pct(c['R@5'])}. {HEADLINE_NOTE}.", ""]

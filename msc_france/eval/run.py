@@ -84,10 +84,11 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     started = time.perf_counter()
     encoders, card, sources = _encoders(request, run_dir)
     store = request.store or str(request.data / f"{card['recipe']}.zarr")
-    splits = {name: embed_split(encoders, store, name, request.min_valid, request.batch_size, quiet=request.quiet)
+    splits = {name: embed_split(encoders, store, name, request.min_valid, request.batch_size, quiet=request.quiet,
+                                required=name != "val")  # without val tiles the probes keep a fixed L2
               for name in ("train", "val", "test")}
-    labelled = [s.labels for s in splits.values() if s.labels is not None]
-    classes = ClassSpace.of(*labelled) if len(labelled) == len(splits) else None
+    labelled = [s.labels for s in (splits["train"], splits["test"]) if s.labels is not None]
+    classes = ClassSpace.of(*labelled) if len(labelled) == 2 else None
     results = {e.name: score_encoder(e.name, splits["train"], splits["val"], splits["test"], classes) for e in encoders}
     downstream = {name: _downstream(name, folder, encoders) for name, folder in request.downstream.items()}
     report = write_report(run_dir, request, card, store, splits, classes, results, sources, downstream,

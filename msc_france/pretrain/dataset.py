@@ -16,6 +16,10 @@ from msc_france.tiles.index import index_path, read_index
 from msc_france.tiles.store import open_store
 
 
+class EmptySplit(UserError):
+    """No tile of the split passes the quality and validity filters."""
+
+
 @dataclass(frozen=True)
 class BandStats:
     """What turns a sensor's stored DN into normalised reflectance: (DN * scale + offset - mean) / std."""
@@ -79,7 +83,7 @@ class TileDataset(Dataset):
             keep &= table[f"{sensor}_valid"].fillna(0.0) >= min_valid
         chosen = table[keep].sort_values(["row", "col"])
         if chosen.empty:
-            raise UserError(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "
+            raise EmptySplit(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "
                             f"(min_valid {min_valid}); build more tiles or lower data.min_valid")
         self.tiles: list[str] = list(chosen["tile"])
         self.cells = [(int(c), int(r)) for c, r in zip(chosen["col"], chosen["row"])]
