@@ -1,27 +1,41 @@
-"""Render one shard of one store group from the downloaded items: read each source window once,
-warp it with GDAL onto the shard's grid (``average`` when downsampling, ``bilinear`` when
-upsampling, ``nearest`` for classes), mosaic least cloudy first, and build the valid mask.
+"""Render one shard of one store group from the downloaded items: open each source file once, warp
+all the bands that share a source grid in one GDAL call onto the shard's grid (``average`` when
+downsampling, ``bilinear`` when upsampling, ``nearest`` for classes), mosaic least cloudy first, and
+build the valid mask.
+
+Fast paths, each equal to GDAL's nodata-aware (masked) warp of the bands as float32 with NaN: a
+plain windowed read when the source is already on the grid; integer data straight to GDAL when the
+source window holds no nodata (or the kernel is ``nearest``, which never mixes pixels; up to a
+rounding tie, 1 DN); where the window holds nodata, a normalised convolution: the data with nodata
+as 0 and the valid mask warped together by GDAL's unmasked kernels, then divided.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rasterio
 import shapely
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
+from rasterio.io import DatasetReader
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from msc_france.sensors import SENSORS
-from msc_france.windows import padded_window
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import LABELS, Layer
+from msc_france.windows import padded_window
 
 S2_HARMONISE_DN = 1000  # DN added to Sentinel-2 scenes before baseline 04.00 (offset -1000 since)
 MARGIN = 3  # source pixels read around the target area, for the resampling kernels
+MIN_WEIGHT = 1e-5  # GDAL's masked kernels: a pixel with less valid weight is nodata
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # no sibling-file listing on each open
+
+Reads = list[tuple[DatasetReader, list[int]]]  # datasets sharing one grid, with the band indexes to read
 
 
 @dataclass
@@ -33,7 +47,7 @@ class Rendered:
     items: list[SourceItem]
 
 
-def _same_grid(ds: rasterio.io.DatasetReader, target: GeoBox) -> bool:
+def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
     """True when ``target``'s pixels are pixels of ``ds`` (same CRS, resolution and alignment)."""
     a, t = ds.transform, target.affine
     if ds.crs is None or ds.crs.to_epsg() != target.crs.epsg or a.b or a.d or t.b or t.d:
@@ -44,33 +58,111 @@ def _same_grid(ds: rasterio.io.DatasetReader, target: GeoBox) -> bool:
     return all(np.isclose(o, round(o), atol=1e-6) for o in offsets)
 
 
-def _read_warped(path: str, bands: list[str | None], target: GeoBox, resampling: Resampling | None) -> np.ndarray:
-    """Bands of ``path`` named ``bands`` (by description; None: band 1) on ``target``, read in one
-    call (pixel-interleaved files decode once), as float32 (band, y, x), NaN where nodata or outside."""
-    out = np.full((len(bands), *target.shape), np.nan, dtype=np.float32)
-    with rasterio.open(path) as ds:
-        names = list(ds.descriptions)
-        indexes = [names.index(b) + 1 if b in names else 1 for b in bands]
-        if _same_grid(ds, target):  # no resampling needed: a plain windowed read
-            col = round((target.affine.c - ds.transform.c) / ds.transform.a)
-            row = round((target.affine.f - ds.transform.f) / ds.transform.e)
-            window = Window(col, row, target.shape[1], target.shape[0])
-            fill = ds.nodata if ds.nodata is not None else 0
-            src = ds.read(indexes, window=window, boundless=True, fill_value=fill).astype(np.float32)
-            return np.where(src == fill, np.float32(np.nan), src) if ds.nodata is not None else src
-        bounds = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
-        window = padded_window(ds, bounds, MARGIN)
-        if window is None:
-            return out
-        src = ds.read(indexes, window=window).astype(np.float32)
-        if ds.nodata is not None:
-            src[src == ds.nodata] = np.nan
-        if resampling is None:  # choose by scale
-            resampling = Resampling.average if abs(target.resolution.x) > abs(ds.res[0]) * 1.01 else Resampling.bilinear
-        reproject(src, out, src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=np.nan,
-                  dst_transform=target.affine, dst_crs=str(target.crs), dst_nodata=np.nan,
-                  resampling=resampling, num_threads=1)
-    return out
+def _grid_key(ds: DatasetReader) -> tuple[object, ...]:
+    """What datasets must share for their bands to be warped in one call."""
+    return ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform), ds.shape, ds.dtypes[0], ds.nodata
+
+
+def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(y, x) True where every band of ``out`` holds data (not ``nodata``, not NaN)."""
+    if out.dtype.kind == "f":
+        return ~np.isnan(out).any(axis=0)
+    return np.ones(out.shape[1:], bool) if nodata is None else (out != nodata).all(axis=0)
+
+
+def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]:
+    """The target's pixels read straight from datasets on its grid, nodata outside them."""
+    ds = reads[0][0]
+    col = round((target.affine.c - ds.transform.c) / ds.transform.a)
+    row = round((target.affine.f - ds.transform.f) / ds.transform.e)
+    height, width = target.shape
+    count = sum(len(indexes) for _, indexes in reads)
+    fill = ds.nodata if ds.nodata is not None else 0
+    out = np.full((count, height, width), fill, dtype=ds.dtypes[0])
+    inside = np.zeros(target.shape, bool)
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
+    if r1 > r0 and c1 > c0:
+        window = Window(c0, r0, c1 - c0, r1 - r0)
+        box = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
+        out[(slice(None), *box)] = np.concatenate([d.read(indexes, window=window) for d, indexes in reads])
+        inside[box] = True
+    return out, inside & _present(out, ds.nodata)
+
+
+def kernel(source_gsd: float, target_gsd: float) -> Resampling:
+    """The kernel for bands: ``average`` when downsampling, ``bilinear`` otherwise."""
+    return Resampling.average if target_gsd > source_gsd * 1.01 else Resampling.bilinear
+
+
+def _fast(src: np.ndarray, nodata: float | None, resampling: Resampling) -> bool:
+    """True when GDAL may warp the integers as they are: ``nearest`` never mixes nodata into data,
+    and other kernels (weighted means) give values inside the window's range, which excludes nodata."""
+    if nodata is None or src.dtype.kind not in "iu":
+        return False
+    return resampling == Resampling.nearest or not (src.min() <= nodata <= src.max())
+
+
+def _missing(src: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(band, y, x) True where ``src`` is nodata."""
+    if nodata is None:
+        return np.zeros(src.shape, bool)
+    return np.isnan(src) if np.isnan(nodata) else src == nodata
+
+
+def _normalised(src: np.ndarray, nodata: float | None, grids: dict[str, Any],
+                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``average`` or ``bilinear`` with nodata left out, as GDAL's masked kernels do, at the speed of
+    its unmasked ones: warp the data (nodata as 0) and the valid mask in the same call, then divide
+    (normalised convolution). Float32 values; present where the valid weight passes GDAL's threshold
+    and, for ``bilinear``, where the source pixel under the sample is valid (GDAL's rule, one nearest
+    warp of the mask)."""
+    count = len(src)
+    missing = _missing(src, nodata)
+    masks = missing[:1] if (missing == missing[0]).all() else missing  # one mask when bands share it
+    stack = np.concatenate([src, ~masks]).astype(np.float32 if src.dtype.kind == "f" else src.dtype)
+    stack[:count][missing] = 0
+    out = np.zeros((len(stack), *shape), np.float32)
+    reproject(stack, out, init_dest_nodata=False, **grids)
+    values, weight = out[:count], out[count:]
+    np.divide(values, weight, out=values, where=weight > MIN_WEIGHT)
+    present = (weight > MIN_WEIGHT).all(axis=0)
+    if grids["resampling"] == Resampling.bilinear:
+        under = np.zeros((len(masks), *shape), np.uint8)
+        reproject((~masks).view(np.uint8), under, init_dest_nodata=False, **{**grids, "resampling": Resampling.nearest})
+        present &= under.all(axis=0)
+    return values, present
+
+
+def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None) -> tuple[np.ndarray, np.ndarray]:
+    """Bands of datasets sharing one grid on ``target``, warped in one call: (band, y, x) values (the
+    source type on the fast paths, float32 on the normalised one) and the (y, x) present mask."""
+    ds = reads[0][0]
+    if _same_grid(ds, target):
+        return _read_on_grid(reads, target)
+    count = sum(len(indexes) for _, indexes in reads)
+    bounds = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
+    window = padded_window(ds, bounds, MARGIN)
+    if window is None:
+        return np.zeros((count, *target.shape), np.float32), np.zeros(target.shape, bool)
+    src = np.concatenate([d.read(indexes, window=window) for d, indexes in reads])
+    resampling = kernel(abs(ds.res[0]), abs(target.resolution.x)) if resampling is None else resampling
+    grids = {"src_transform": ds.window_transform(window), "src_crs": ds.crs, "dst_transform": target.affine,
+             "dst_crs": str(target.crs), "resampling": resampling, "num_threads": 1}
+    if not _fast(src, ds.nodata, resampling):
+        return _normalised(src, ds.nodata, grids, target.shape)
+    out = np.full((count, *target.shape), ds.nodata, src.dtype)
+    reproject(src, out, init_dest_nodata=False, **grids)  # pixels no source covers keep nodata
+    return out, _present(out, ds.nodata)
+
+
+def _to_dn(values: np.ndarray, layer: Layer, shift: int) -> np.ndarray:
+    """Warped values as the layer's DN: rounded half up (as GDAL rounds), shifted, clipped off nodata."""
+    if values.dtype == np.dtype(layer.dtype) and not shift:
+        return values
+    info = np.iinfo(layer.dtype)
+    wide = np.floor(values + 0.5) if values.dtype.kind == "f" else values.astype(np.int64)
+    return np.clip(np.nan_to_num(wide + shift), info.min + 1, info.max).astype(layer.dtype)
 
 
 def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
@@ -81,37 +173,62 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
     return [(item.asset(sensor.band(name).asset), name) for name in layer.bands]
 
 
+def _item_bands(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> tuple[np.ndarray, np.ndarray]:
+    """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present."""
+    groups: dict[tuple[object, ...], tuple[Reads, list[int]]] = {}
+    opened: dict[str, DatasetReader] = {}
+    for position, (path, band) in enumerate(_band_reads(layer, item)):
+        if path not in opened:
+            opened[path] = files.enter_context(rasterio.open(path))
+        ds = opened[path]
+        index = list(ds.descriptions).index(band) + 1 if band in ds.descriptions else 1
+        reads, positions = groups.setdefault(_grid_key(ds), ([], []))
+        if reads and reads[-1][0] is ds:
+            reads[-1][1].append(index)
+        else:
+            reads.append((ds, [index]))
+        positions.append(position)
+    shift = S2_HARMONISE_DN if layer.group == "s2" and item.baseline is not None and item.baseline < "04.00" else 0
+    resampling = Resampling.nearest if layer.group == LABELS else None
+    data = np.empty((len(layer.bands), *target.shape), layer.dtype)
+    present = np.ones(target.shape, bool)
+    for reads, positions in groups.values():
+        values, here = _warp(reads, target, resampling)
+        data[positions] = _to_dn(values, layer, shift)
+        present &= here
+    return data, present
+
+
+def _usable(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> np.ndarray | None:
+    """(y, x) False where the item's quality mask says nodata, cloud or shadow (one nearest warp);
+    None for a layer without a mask."""
+    sensor = SENSORS.get(layer.group)
+    if sensor is None or sensor.mask is None:
+        return None
+    ds = files.enter_context(rasterio.open(item.asset(sensor.mask.asset)))
+    codes, known = _warp([(ds, [1])], target, Resampling.nearest)
+    return known & ~sensor.mask.invalid(np.where(known, codes[0], 0).astype(np.int64))
+
+
 def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
     """Mosaic ``items`` (least cloudy first) on ``target``."""
     shape = target.shape
-    value = np.zeros((len(layer.bands), *shape), dtype=np.float32)
+    data = np.full((len(layer.bands), *shape), layer.nodata, dtype=layer.dtype)
     valid = np.zeros(shape, dtype=bool)
     has_data = np.zeros(shape, dtype=bool)
     first = np.full(shape, -1, dtype=np.int16)
     area = shapely.box(*target.boundingbox)
     used = [i for i in items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
-    sensor = SENSORS.get(layer.group)
-    for k, item in enumerate(used):
-        classes = layer.group == LABELS
-        reads: dict[str, list[str | None]] = {}
-        for path, band in _band_reads(layer, item):
-            reads.setdefault(path, []).append(band)
-        bands = np.concatenate([_read_warped(path, names, target, Resampling.nearest if classes else None)
-                                for path, names in reads.items()])
-        present = ~np.isnan(bands).any(axis=0)
-        usable = present.copy()
-        if sensor is not None and sensor.mask is not None:
-            codes = _read_warped(item.asset(sensor.mask.asset), [None], target, Resampling.nearest)[0]
-            known = ~np.isnan(codes)
-            usable &= known & ~sensor.mask.invalid(np.where(known, codes, 0).astype(np.int64))
-        if layer.group == "s2" and item.baseline is not None and item.baseline < "04.00":
-            bands = bands + S2_HARMONISE_DN
-        take = usable & ~valid  # clear pixels not yet filled by a clearer item
-        fill = present & ~has_data & ~take  # cloudy data where nothing better exists (yet)
-        value = np.where((take | fill)[np.newaxis], bands, value)
-        first[take | fill] = k
-        valid |= take
-        has_data |= present
-    info = np.iinfo(layer.dtype)
-    data = np.where(has_data, np.clip(np.rint(value), info.min + 1, info.max), layer.nodata).astype(layer.dtype)
+    with rasterio.Env(**GDAL_OPTIONS):
+        for k, item in enumerate(used):
+            with contextlib.ExitStack() as files:
+                bands, present = _item_bands(layer, item, target, files)
+                mask = _usable(layer, item, target, files)
+            usable = present if mask is None else present & mask
+            take = usable & ~valid  # clear pixels not yet filled by a clearer item
+            put = take | (present & ~has_data)  # and cloudy data where nothing better exists (yet)
+            np.copyto(data, bands, where=put)
+            first[put] = k
+            valid |= take
+            has_data |= present
     return Rendered(data, valid, has_data, first, used)
