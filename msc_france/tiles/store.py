@@ -153,16 +153,20 @@ def _shard_bytes(block: np.ndarray, chunk: tuple[int, ...], fill: Any, zstd: Zst
     """A full shard's encoding: its chunks that are not all ``fill`` (in Morton order, zstd), then the
     index of (offset, length) pairs and its crc32c; None when every chunk is ``fill``."""
     counts = tuple(s // c for s, c in zip(block.shape, chunk, strict=True))
+    ndim = len(chunk)
+    interleaved = [n for pair in zip(counts, chunk, strict=True) for n in pair]
+    chunks = np.ascontiguousarray(  # chunk-major: chunks[coords] is one contiguous little-endian chunk
+        block.astype(block.dtype.newbyteorder("<"), copy=False).reshape(interleaved)
+        .transpose(*range(0, 2 * ndim, 2), *range(1, 2 * ndim, 2)))
+    stored = (chunks != fill).any(axis=tuple(range(ndim, 2 * ndim)))
     index = np.full((*counts, 2), EMPTY, dtype="<u8")
     parts, offset = [], 0
     for coords in morton_order_iter(counts):
-        piece = block[tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunk, strict=True))]
-        if (piece == fill).all():
-            continue
-        encoded = zstd.encode(np.ascontiguousarray(piece, dtype=piece.dtype.newbyteorder("<")))
-        index[coords] = (offset, len(encoded))
-        parts.append(encoded)
-        offset += len(encoded)
+        if stored[coords]:
+            encoded = zstd.encode(chunks[coords])
+            index[coords] = (offset, len(encoded))
+            parts.append(encoded)
+            offset += len(encoded)
     if not parts:
         return None
     table = index.tobytes()

@@ -5,14 +5,15 @@ build the valid mask.
 
 Fast paths, each equal to GDAL's nodata-aware (masked) warp of the bands as float32 with NaN: a
 plain windowed read when the source is already on the grid; integer data straight to GDAL when the
-source window holds no nodata (or the kernel is ``nearest``, which never mixes pixels; up to a
-rounding tie, 1 DN); where the window holds nodata, a normalised convolution: the data with nodata
+window holds no nodata within reach of the kernels (or the kernel is ``nearest``, which never mixes
+pixels; up to a rounding tie, 1 DN); where nodata is within reach, a normalised convolution: the data with nodata
 as 0 and the valid mask warped together by GDAL's unmasked kernels, then divided.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,10 @@ import numpy as np
 import rasterio
 import shapely
 from odc.geo.geobox import GeoBox
+from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from msc_france.sensors import SENSORS
@@ -32,6 +34,7 @@ from msc_france.windows import padded_window
 
 S2_HARMONISE_DN = 1000  # DN added to Sentinel-2 scenes before baseline 04.00 (offset -1000 since)
 MARGIN = 3  # source pixels read around the target area, for the resampling kernels
+KERNEL_REACH = 2  # source pixels a kernel sampling inside the target's outline may reach past it
 MIN_WEIGHT = 1e-5  # GDAL's masked kernels: a pixel with less valid weight is nodata
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # no sibling-file listing on each open
 
@@ -95,14 +98,6 @@ def kernel(source_gsd: float, target_gsd: float) -> Resampling:
     return Resampling.average if target_gsd > source_gsd * 1.01 else Resampling.bilinear
 
 
-def _fast(src: np.ndarray, nodata: float | None, resampling: Resampling) -> bool:
-    """True when GDAL may warp the integers as they are: ``nearest`` never mixes nodata into data,
-    and other kernels (weighted means) give values inside the window's range, which excludes nodata."""
-    if nodata is None or src.dtype.kind not in "iu":
-        return False
-    return resampling == Resampling.nearest or not (src.min() <= nodata <= src.max())
-
-
 def _missing(src: np.ndarray, nodata: float | None) -> np.ndarray:
     """(band, y, x) True where ``src`` is nodata."""
     if nodata is None:
@@ -110,7 +105,50 @@ def _missing(src: np.ndarray, nodata: float | None) -> np.ndarray:
     return np.isnan(src) if np.isnan(nodata) else src == nodata
 
 
-def _normalised(src: np.ndarray, nodata: float | None, grids: dict[str, Any],
+@functools.lru_cache(maxsize=64)
+def _transformer(source_crs: str, target_crs: str) -> Transformer:
+    return Transformer.from_crs(source_crs, target_crs, always_xy=True)
+
+
+def _outline(target: GeoBox, ds: DatasetReader) -> np.ndarray:
+    """The target's outline in the source's CRS: 21 points an edge, corners first (as (x, y) rows)."""
+    left, bottom, right, top = target.boundingbox
+    steps = np.linspace(0, 1, 21)[1:-1]
+    xs = np.concatenate([[left, right, right, left], left + (right - left) * steps, np.full(19, right),
+                         right - (right - left) * steps, np.full(19, left)])
+    ys = np.concatenate([[top, top, bottom, bottom], np.full(19, top), top - (top - bottom) * steps,
+                         np.full(19, bottom), bottom + (top - bottom) * steps])
+    return np.column_stack(_transformer(target.crs.to_wkt(), ds.crs.to_wkt()).transform(xs, ys))
+
+
+def _touches(missing: np.ndarray, corners: np.ndarray) -> bool:
+    """True when a ``missing`` pixel of the window lies within reach of a kernel sampling inside the
+    quadrilateral ``corners`` (window pixel coordinates, in order): within KERNEL_REACH pixels of it."""
+    rows, cols = np.nonzero(missing)
+    x, y = cols + 0.5, rows + 0.5
+    ahead = np.roll(corners, -1, axis=0)
+    area = np.sum(corners[:, 0] * ahead[:, 1] - ahead[:, 0] * corners[:, 1])
+    near = np.ones(x.shape, bool)
+    for (x0, y0), (x1, y1) in zip(corners, ahead, strict=True):
+        distance = ((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) / np.hypot(x1 - x0, y1 - y0)
+        near &= np.sign(area) * distance >= -KERNEL_REACH
+    return bool(near.any())
+
+
+def _integers_as_they_are(src: np.ndarray, missing: np.ndarray, nodata: float | None,
+                          resampling: Resampling, corners: np.ndarray) -> bool:
+    """True when GDAL may warp the integers without a mask: ``nearest`` never mixes pixels, and other
+    kernels (weighted means) reach no nodata pixel, so their values lie between valid ones and never
+    equal a nodata at the end of the type's range."""
+    if nodata is None or src.dtype.kind not in "iu":
+        return False
+    if resampling == Resampling.nearest:
+        return True
+    info = np.iinfo(src.dtype)
+    return nodata in (info.min, info.max) and not _touches(missing.any(axis=0), corners)
+
+
+def _normalised(src: np.ndarray, missing: np.ndarray, grids: dict[str, Any],
                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """``average`` or ``bilinear`` with nodata left out, as GDAL's masked kernels do, at the speed of
     its unmasked ones: warp the data (nodata as 0) and the valid mask in the same call, then divide
@@ -118,7 +156,6 @@ def _normalised(src: np.ndarray, nodata: float | None, grids: dict[str, Any],
     and, for ``bilinear``, where the source pixel under the sample is valid (GDAL's rule, one nearest
     warp of the mask)."""
     count = len(src)
-    missing = _missing(src, nodata)
     masks = missing[:1] if (missing == missing[0]).all() else missing  # one mask when bands share it
     stack = np.concatenate([src, ~masks]).astype(np.float32 if src.dtype.kind == "f" else src.dtype)
     stack[:count][missing] = 0
@@ -141,16 +178,19 @@ def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None) -> tuple[
     if _same_grid(ds, target):
         return _read_on_grid(reads, target)
     count = sum(len(indexes) for _, indexes in reads)
-    bounds = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
-    window = padded_window(ds, bounds, MARGIN)
+    outline = _outline(target, ds)
+    window = padded_window(ds, (*outline.min(axis=0), *outline.max(axis=0)), MARGIN)
     if window is None:
         return np.zeros((count, *target.shape), np.float32), np.zeros(target.shape, bool)
     src = np.concatenate([d.read(indexes, window=window) for d, indexes in reads])
+    missing = _missing(src, ds.nodata)
+    to_window = ~ds.window_transform(window)
+    corners = np.array([to_window @ tuple(point) for point in outline[:4]])
     resampling = kernel(abs(ds.res[0]), abs(target.resolution.x)) if resampling is None else resampling
     grids = {"src_transform": ds.window_transform(window), "src_crs": ds.crs, "dst_transform": target.affine,
              "dst_crs": str(target.crs), "resampling": resampling, "num_threads": 1}
-    if not _fast(src, ds.nodata, resampling):
-        return _normalised(src, ds.nodata, grids, target.shape)
+    if not _integers_as_they_are(src, missing, ds.nodata, resampling, corners):
+        return _normalised(src, missing, grids, target.shape)
     out = np.full((count, *target.shape), ds.nodata, src.dtype)
     reproject(src, out, init_dest_nodata=False, **grids)  # pixels no source covers keep nodata
     return out, _present(out, ds.nodata)
@@ -207,7 +247,8 @@ def _usable(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.Ex
         return None
     ds = files.enter_context(rasterio.open(item.asset(sensor.mask.asset)))
     codes, known = _warp([(ds, [1])], target, Resampling.nearest)
-    return known & ~sensor.mask.invalid(np.where(known, codes[0], 0).astype(np.int64))
+    codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], 0).astype(np.int64)
+    return known & ~sensor.mask.invalid(codes)
 
 
 def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
