@@ -148,7 +148,7 @@ def _integers_as_they_are(src: np.ndarray, missing: np.ndarray, nodata: float | 
     return nodata in (info.min, info.max) and not _touches(missing.any(axis=0), corners)
 
 
-def _normalised(src: np.ndarray, missing: np.ndarray, grids: dict[str, Any],
+def _normalised(src: np.ndarray, missing: np.ndarray, nodata: float | None, grids: dict[str, Any],
                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """``average`` or ``bilinear`` with nodata left out, as GDAL's masked kernels do, at the speed of
     its unmasked ones: warp the data (nodata as 0) and the valid mask in the same call, then divide
@@ -157,8 +157,9 @@ def _normalised(src: np.ndarray, missing: np.ndarray, grids: dict[str, Any],
     warp of the mask)."""
     count = len(src)
     masks = missing[:1] if (missing == missing[0]).all() else missing  # one mask when bands share it
-    stack = np.concatenate([src, ~masks]).astype(np.float32 if src.dtype.kind == "f" else src.dtype)
-    stack[:count][missing] = 0
+    stack = np.concatenate([src, ~masks]).astype(np.float32 if src.dtype.kind == "f" else src.dtype, copy=False)
+    if nodata:  # nodata 0 is already 0
+        stack[:count][missing] = 0
     out = np.zeros((len(stack), *shape), np.float32)
     reproject(stack, out, init_dest_nodata=False, **grids)
     values, weight = out[:count], out[count:]
@@ -190,19 +191,25 @@ def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None) -> tuple[
     grids = {"src_transform": ds.window_transform(window), "src_crs": ds.crs, "dst_transform": target.affine,
              "dst_crs": str(target.crs), "resampling": resampling, "num_threads": 1}
     if not _integers_as_they_are(src, missing, ds.nodata, resampling, corners):
-        return _normalised(src, missing, grids, target.shape)
+        return _normalised(src, missing, ds.nodata, grids, target.shape)
     out = np.full((count, *target.shape), ds.nodata, src.dtype)
     reproject(src, out, init_dest_nodata=False, **grids)  # pixels no source covers keep nodata
     return out, _present(out, ds.nodata)
 
 
 def _to_dn(values: np.ndarray, layer: Layer, shift: int) -> np.ndarray:
-    """Warped values as the layer's DN: rounded half up (as GDAL rounds), shifted, clipped off nodata."""
+    """Warped values (finite) as the layer's DN: rounded half up (as GDAL rounds), shifted, clipped
+    off nodata. Float values are rounded in place."""
     if values.dtype == np.dtype(layer.dtype) and not shift:
         return values
     info = np.iinfo(layer.dtype)
-    wide = np.floor(values + 0.5) if values.dtype.kind == "f" else values.astype(np.int64)
-    return np.clip(np.nan_to_num(wide + shift), info.min + 1, info.max).astype(layer.dtype)
+    if values.dtype.kind == "f":
+        values += 0.5
+        wide = np.floor(values, out=values)
+        wide += shift  # after rounding: whole numbers stay exact in float32
+    else:
+        wide = values.astype(np.int64) + shift
+    return np.clip(wide, info.min + 1, info.max, out=wide).astype(layer.dtype)
 
 
 def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
@@ -269,7 +276,7 @@ def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
             take = usable & ~valid  # clear pixels not yet filled by a clearer item
             put = take | (present & ~has_data)  # and cloudy data where nothing better exists (yet)
             np.copyto(data, bands, where=put)
-            first[put] = k
+            np.copyto(first, k, where=put)
             valid |= take
             has_data |= present
     return Rendered(data, valid, has_data, first, used)
