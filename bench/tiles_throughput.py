@@ -105,7 +105,7 @@ def main() -> None:
 
     def ours() -> None:
         rendered = render(layer, items, target)
-        for name, values in (("data", rendered.data), ("valid", rendered.valid.astype(np.uint8))):
+        for name, values in (("data", rendered.data), ("valid", rendered.valid.view(np.uint8))):
             write_shard(zarr.open_array(str(work / f"ours-{name}.zarr"), mode="r+"), (0,) * values.ndim, values)
 
     stac_items = []

@@ -81,7 +81,7 @@ def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, in
     px = grid.tile_px(layer.grid_sensor)
     windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
     if rewrites_whole_shard(tiles, target.shape, px):
-        data, valid = rendered.data, rendered.valid.astype(np.uint8)
+        data, valid = rendered.data, rendered.valid.view(np.uint8)
     else:
         data, valid = _merged(group, box, rendered, list(windows.values()))
     write_shard(group["data"], (0, shard[1], shard[0]), data)

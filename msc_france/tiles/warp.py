@@ -70,25 +70,36 @@ def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
     """(y, x) True where every band of ``out`` holds data (not ``nodata``, not NaN)."""
     if out.dtype.kind == "f":
         return ~np.isnan(out).any(axis=0)
-    return np.ones(out.shape[1:], bool) if nodata is None else (out != nodata).all(axis=0)
+    if nodata is None:
+        return np.ones(out.shape[1:], bool)
+    return out.all(axis=0) if nodata == 0 else (out != nodata).all(axis=0)
 
 
 def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]:
-    """The target's pixels read straight from datasets on its grid, nodata outside them."""
+    """The target's pixels read straight from datasets on its grid (into the output when the target
+    lies inside them), nodata outside them."""
     ds = reads[0][0]
     col = round((target.affine.c - ds.transform.c) / ds.transform.a)
     row = round((target.affine.f - ds.transform.f) / ds.transform.e)
     height, width = target.shape
     count = sum(len(indexes) for _, indexes in reads)
-    fill = ds.nodata if ds.nodata is not None else 0
-    out = np.full((count, height, width), fill, dtype=ds.dtypes[0])
-    inside = np.zeros(target.shape, bool)
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
+    within = (r1 - r0, c1 - c0) == target.shape
+    fill = ds.nodata if ds.nodata is not None else 0
+    out = np.empty((count, height, width), ds.dtypes[0]) if within else np.full((count, height, width), fill, ds.dtypes[0])
+    inside = np.zeros(target.shape, bool)
     if r1 > r0 and c1 > c0:
         window = Window(c0, r0, c1 - c0, r1 - r0)
         box = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
-        out[(slice(None), *box)] = np.concatenate([d.read(indexes, window=window) for d, indexes in reads])
+        start = 0
+        for d, indexes in reads:
+            part = out[start : start + len(indexes)]
+            if within:
+                d.read(indexes, window=window, out=part)
+            else:
+                part[(slice(None), *box)] = d.read(indexes, window=window)
+            start += len(indexes)
         inside[box] = True
     return out, inside & _present(out, ds.nodata)
 
