@@ -99,8 +99,9 @@ def main() -> None:
 
     outputs = {"data": (len(layer.bands), *target.shape), "valid": target.shape}
     for name, shape in outputs.items():  # the store exists before the shard tasks run
-        zarr.create_array(str(work / f"ours-{name}.zarr"), shape=shape, dtype=layer.dtype if name == "data" else "uint8",
-                          chunks=(*shape[:-2], px, px), shards=shape, fill_value=layer.nodata if name == "data" else 0,
+        data = name == "data"
+        zarr.create_array(str(work / f"ours-{name}.zarr"), shape=shape, dtype=layer.dtype if data else "uint8",
+                          chunks=(*shape[:-2], px, px), shards=shape, fill_value=layer.nodata if data else 0,
                           compressors=ZstdCodec(level=ZSTD_LEVEL))
 
     def ours() -> None:

@@ -4,16 +4,17 @@ downsampling, ``bilinear`` when upsampling, ``nearest`` for classes), mosaic lea
 build the valid mask.
 
 Fast paths, each equal to GDAL's nodata-aware (masked) warp of the bands as float32 with NaN: a
-plain windowed read when the source is already on the grid; integer data straight to GDAL when the
-window holds no nodata within reach of the kernels (or the kernel is ``nearest``, which never mixes
-pixels; up to a rounding tie, 1 DN); where nodata is within reach, a normalised convolution: the data with nodata
-as 0 and the valid mask warped together by GDAL's unmasked kernels, then divided.
+plain windowed read when the source is already on the grid; integer data straight to GDAL when no
+nodata pixel lies within a kernel's reach of the target (always for ``nearest``, which never mixes
+pixels; up to a rounding tie, 1 DN); where nodata is within reach, a normalised convolution: the
+data with nodata as 0 and the valid mask warped together by GDAL's unmasked kernels, then divided.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,8 @@ def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
     within = (r1 - r0, c1 - c0) == target.shape
     fill = ds.nodata if ds.nodata is not None else 0
-    out = np.empty((count, height, width), ds.dtypes[0]) if within else np.full((count, height, width), fill, ds.dtypes[0])
+    shape = (count, height, width)
+    out = np.empty(shape, ds.dtypes[0]) if within else np.full(shape, fill, ds.dtypes[0])
     inside = np.zeros(target.shape, bool)
     if r1 > r0 and c1 > c0:
         window = Window(c0, r0, c1 - c0, r1 - r0)
@@ -117,7 +119,8 @@ def _missing(src: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _transformer(source_crs: str, target_crs: str) -> Transformer:
+def _transformer(source_crs: str, target_crs: str, thread: int) -> Transformer:
+    """A PROJ transformer, made once per thread (they are not shared across threads)."""
     return Transformer.from_crs(source_crs, target_crs, always_xy=True)
 
 
@@ -129,7 +132,8 @@ def _outline(target: GeoBox, ds: DatasetReader) -> np.ndarray:
                          right - (right - left) * steps, np.full(19, left)])
     ys = np.concatenate([[top, top, bottom, bottom], np.full(19, top), top - (top - bottom) * steps,
                          np.full(19, bottom), bottom + (top - bottom) * steps])
-    return np.column_stack(_transformer(target.crs.to_wkt(), ds.crs.to_wkt()).transform(xs, ys))
+    transformer = _transformer(target.crs.to_wkt(), ds.crs.to_wkt(), threading.get_ident())
+    return np.column_stack(transformer.transform(xs, ys))
 
 
 def _touches(missing: np.ndarray, corners: np.ndarray) -> bool:
@@ -231,7 +235,8 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
     return [(item.asset(sensor.band(name).asset), name) for name in layer.bands]
 
 
-def _item_bands(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> tuple[np.ndarray, np.ndarray]:
+def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
+                files: contextlib.ExitStack) -> tuple[np.ndarray, np.ndarray]:
     """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present."""
     groups: dict[tuple[object, ...], tuple[Reads, list[int]]] = {}
     opened: dict[str, DatasetReader] = {}
