@@ -5,15 +5,21 @@
 
 For one sensor of the demo download, over the region's tiles (the output grid is the tiles' union on
 the France grid at the recipe's GSD), three ways in one process, one thread each:
-- msc-france: the tiles stage's shard renderer (read windows, warp, mosaic, mask) + Zarr v3 write;
-- odc-stac: ``odc.stac.load`` of the same items on the same GeoBox, then ``to_zarr``;
-- warp floor: ``rasterio.warp.reproject`` of the source bands already in memory (no I/O, no masks).
+- msc-france: what one shard task does: render (read windows, warp, mosaic, mask), then open the
+  store's arrays and write the data and valid shards (one chunk per tile) into them;
+- odc-stac: ``odc.stac.load`` of the same items on the same GeoBox, then ``to_zarr`` (same zstd level);
+- warp floor: ``rasterio.warp.reproject`` of the source bands already in memory (no I/O, no masks, no
+  write), all bands of an item in one call in their integer type (the fastest way; the old per-band
+  float32 floor is printed below it for reference).
+All three use the tiler's kernel (``average`` when downsampling, else ``bilinear``).
 Prints output megapixels per second, ratios, and the peak of Python-tracked memory (tracemalloc).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import shutil
 import statistics
 import sys
@@ -28,8 +34,8 @@ import numpy as np
 import pystac
 import rasterio
 import zarr
-from rasterio.enums import Resampling
 from rasterio.warp import reproject
+from zarr.codecs import ZstdCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,8 +43,8 @@ from msc_france.config import load_recipe  # noqa: E402
 from msc_france.grid import tiles_between  # noqa: E402
 from msc_france.sensors import SENSORS  # noqa: E402
 from msc_france.tiles.sources import read_items, region_geometry  # noqa: E402
-from msc_france.tiles.store import layers  # noqa: E402
-from msc_france.tiles.warp import render  # noqa: E402
+from msc_france.tiles.store import ZSTD_LEVEL, layers, write_shard  # noqa: E402
+from msc_france.tiles.warp import kernel, render  # noqa: E402
 
 
 def measure(run: Callable[[], None], repeat: int) -> tuple[float, float]:
@@ -57,12 +63,21 @@ def measure(run: Callable[[], None], repeat: int) -> tuple[float, float]:
     return statistics.median(times), peak
 
 
+def profile(run: Callable[[], None], repeat: int, most: int) -> None:
+    """Where the time of ``repeat`` runs goes: the ``most`` costliest functions (own time)."""
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [run() for _ in range(repeat)])
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(most)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--region", default="demo")
     parser.add_argument("--sensor", default="s2", choices=["s2", "l8", "vhr"])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N functions where the tiler spends most time (cProfile)")
     args = parser.parse_args()
     dask.config.set(scheduler="synchronous")
 
@@ -82,12 +97,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-tiles-"))
     px = grid.tile_px(args.sensor)
 
+    outputs = {"data": (len(layer.bands), *target.shape), "valid": target.shape}
+    for name, shape in outputs.items():  # the store exists before the shard tasks run
+        data = name == "data"
+        zarr.create_array(str(work / f"ours-{name}.zarr"), shape=shape, dtype=layer.dtype if data else "uint8",
+                          chunks=(*shape[:-2], px, px), shards=shape, fill_value=layer.nodata if data else 0,
+                          compressors=ZstdCodec(level=ZSTD_LEVEL))
+
     def ours() -> None:
         rendered = render(layer, items, target)
-        out = zarr.create_array(str(work / "ours.zarr"), shape=rendered.data.shape, dtype=layer.dtype,
-                                chunks=(len(layer.bands), px, px), shards=rendered.data.shape,
-                                fill_value=layer.nodata, overwrite=True)
-        out[:] = rendered.data
+        for name, values in (("data", rendered.data), ("valid", rendered.valid.view(np.uint8))):
+            write_shard(zarr.open_array(str(work / f"ours-{name}.zarr"), mode="r+"), (0,) * values.ndim, values)
 
     stac_items = []
     for item in pystac.Catalog.from_file(str(folder / "catalog.json")).get_items(recursive=True):
@@ -97,32 +117,46 @@ def main() -> None:
     sensor = SENSORS[args.sensor]
     assets = [sensor.band(b).asset for b in layer.bands]
 
+    with rasterio.open(items[0].asset(assets[0])) as ds:
+        resampling = kernel(abs(ds.res[0]), gsd)  # the tiler's choice of kernel, for all three
+
     def odc() -> None:
         import odc.stac
 
         loaded = odc.stac.load(stac_items, bands=list(dict.fromkeys(assets)), geobox=target, chunks={},
-                               resampling="average" if args.sensor != "vhr" else "bilinear", groupby="solar_day")
-        loaded.to_zarr(str(work / "odc.zarr"), mode="w", zarr_format=3, consolidated=False)
+                               resampling=resampling.name, groupby="solar_day")
+        encoding = {name: {"compressors": ZstdCodec(level=ZSTD_LEVEL)} for name in loaded.data_vars}
+        loaded.to_zarr(str(work / "odc.zarr"), mode="w", zarr_format=3, consolidated=False, encoding=encoding)
 
-    sources = []
+    stacks = []  # per item: its bands (one source grid), native type, in memory
     for item in items:
+        bands = []
         for name in layer.bands:
-            path = item.asset(sensor.band(name).asset)
-            with rasterio.open(path) as ds:
-                index = list(ds.descriptions).index(name) + 1 if name in ds.descriptions else 1
-                sources.append((ds.read(index).astype(np.float32), ds.transform, ds.crs))
-    floor_out = np.empty(target.shape, dtype=np.float32)
+            with rasterio.open(item.asset(sensor.band(name).asset)) as ds:
+                bands.append(ds.read(list(ds.descriptions).index(name) + 1 if name in ds.descriptions else 1))
+                transform, crs = ds.transform, ds.crs
+        stacks.append((np.stack(bands), transform, crs))
+    stacked_out = np.empty((len(layer.bands), *target.shape), dtype=layer.dtype)
+    band_out = np.empty(target.shape, dtype=np.float32)
+    per_band = [(band.astype(np.float32), transform, crs) for stack, transform, crs in stacks for band in stack]
+    grids = {"dst_transform": target.affine, "dst_crs": str(target.crs), "resampling": resampling, "num_threads": 1}
 
     def floor() -> None:
-        for array, transform, crs in sources:
-            reproject(array, floor_out, src_transform=transform, src_crs=crs, dst_transform=target.affine,
-                      dst_crs=str(target.crs), resampling=Resampling.average, num_threads=1)
+        for stack, transform, crs in stacks:
+            reproject(stack, stacked_out, src_transform=transform, src_crs=crs, **grids)
+
+    def floor_per_band() -> None:
+        for band, transform, crs in per_band:
+            reproject(band, band_out, src_transform=transform, src_crs=crs, **grids)
 
     results = {"msc-france tiler": measure(ours, args.repeat), "odc-stac load + to_zarr": measure(odc, args.repeat),
-               "warp floor (in memory)": measure(floor, args.repeat)}
+               "warp floor (in memory)": measure(floor, args.repeat),
+               "  per band, float32": measure(floor_per_band, args.repeat)}
+    if args.profile:
+        profile(ours, args.repeat, args.profile)
     shutil.rmtree(work, ignore_errors=True)
     print(f"{args.sensor}: {len(items)} items, {len(layer.bands)} bands, output {target.shape[0]}x{target.shape[1]} px "
-          f"= {megapixels:.2f} MP per run, median of {args.repeat}")
+          f"= {megapixels:.2f} MP per run, {resampling.name}, median of {args.repeat}")
     base = results["msc-france tiler"][0]
     for name, (seconds, peak) in results.items():
         print(f"{name:26s} {megapixels / seconds:8.2f} MP/s  {seconds:7.3f} s  x{seconds / base:5.2f} of tiler time  "

@@ -1,6 +1,7 @@
 """One Dask task: render the requested tiles of one shard of one group, merge them into the shard's
-current content, write the whole shard at once, then record it as complete. No two tasks write the
-same shard, and memory is bounded by one shard whatever the scene size.
+current content (not read when every tile of the shard is rewritten), write the whole shard at once,
+then record it as complete. No two tasks write the same shard, and memory is bounded by one shard
+whatever the scene size.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import zarr
 
 from msc_france.grid import TileGrid, TileId
 from msc_france.tiles.sources import SourceItem
-from msc_france.tiles.store import Layer, read_done, write_done
+from msc_france.tiles.store import Layer, read_done, write_done, write_shard
 from msc_france.tiles.warp import render
 
 
@@ -22,6 +23,28 @@ def shard_box(grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int) -> t
     rows, cols = grid.shape
     r0, c0 = shard[1] * k, shard[0] * k
     return (slice(r0 * px, min(r0 + k, rows) * px), slice(c0 * px, min(c0 + k, cols) * px))
+
+
+def tile_window(tile: TileId, shard: tuple[int, int], k: int, px: int) -> tuple[slice, slice]:
+    """Pixel rows and columns of ``tile`` inside its shard."""
+    row, col = tile.row - shard[1] * k, tile.col - shard[0] * k
+    return slice(row * px, (row + 1) * px), slice(col * px, (col + 1) * px)
+
+
+def rewrites_whole_shard(tiles: list[TileId], shape: tuple[int, int], px: int) -> bool:
+    """True when ``tiles`` (all in one shard of ``shape`` pixels) are every tile of it: nothing to merge."""
+    return len(set(tiles)) == (shape[0] // px) * (shape[1] // px)
+
+
+def _merged(group: zarr.Group, box: tuple[slice, slice], rendered: Any,
+            windows: list[tuple[slice, slice]]) -> tuple[np.ndarray, np.ndarray]:
+    """The shard's current data and valid mask with the rendered ``windows`` written over them."""
+    data = group["data"][(slice(None), *box)]
+    valid = group["valid"][box]
+    for window in windows:
+        data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
+        valid[window] = rendered.valid[window]
+    return data, valid
 
 
 def _tile_record(tile: TileId, layer: Layer, rendered: Any, window: tuple[slice, slice]) -> dict[str, Any]:
@@ -51,23 +74,20 @@ def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, in
                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record."""
     previous = read_done(store, layer.group, shard, storage_options) or {"tiles": {}}
-    rows, cols = shard_box(grid, layer, shard, k)
-    mosaic = grid.geobox(layer.grid_sensor)
-    target = mosaic[rows, cols]
+    box = shard_box(grid, layer, shard, k)
+    target = grid.geobox(layer.grid_sensor)[box]
     rendered = render(layer, items, target)
     group = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)[layer.group]
-    data = group["data"][:, rows, cols]
-    valid = group["valid"][rows, cols]
     px = grid.tile_px(layer.grid_sensor)
+    windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
+    if rewrites_whole_shard(tiles, target.shape, px):
+        data, valid = rendered.data, rendered.valid.view(np.uint8)
+    else:
+        data, valid = _merged(group, box, rendered, list(windows.values()))
+    write_shard(group["data"], (0, shard[1], shard[0]), data)
+    write_shard(group["valid"], (shard[1], shard[0]), valid)
     records = dict(previous["tiles"])
-    for tile in tiles:
-        window = (slice((tile.row - shard[1] * k) * px, (tile.row - shard[1] * k + 1) * px),
-                  slice((tile.col - shard[0] * k) * px, (tile.col - shard[0] * k + 1) * px))
-        data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
-        valid[window] = rendered.valid[window]
-        records[str(tile)] = _tile_record(tile, layer, rendered, window)
-    group["data"][:, rows, cols] = data
-    group["valid"][rows, cols] = valid
+    records.update({str(tile): _tile_record(tile, layer, rendered, window) for tile, window in windows.items()})
     record = {"group": layer.group, "shard": list(shard), "tiles": records,
               "statistics": _statistics(data, valid.astype(bool), layer)}
     write_done(store, layer.group, shard, record, storage_options)

@@ -1,27 +1,45 @@
-"""Render one shard of one store group from the downloaded items: read each source window once,
-warp it with GDAL onto the shard's grid (``average`` when downsampling, ``bilinear`` when
-upsampling, ``nearest`` for classes), mosaic least cloudy first, and build the valid mask.
+"""Render one shard of one store group from the downloaded items: open each source file once, warp
+all the bands that share a source grid in one GDAL call onto the shard's grid (``average`` when
+downsampling, ``bilinear`` when upsampling, ``nearest`` for classes), mosaic least cloudy first, and
+build the valid mask.
+
+Fast paths, each equal to GDAL's nodata-aware (masked) warp of the bands as float32 with NaN: a
+plain windowed read when the source is already on the grid; integer data straight to GDAL when no
+nodata pixel lies within a kernel's reach of the target (always for ``nearest``, which never mixes
+pixels; up to a rounding tie, 1 DN); where nodata is within reach, a normalised convolution: the
+data with nodata as 0 and the valid mask warped together by GDAL's unmasked kernels, then divided.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rasterio
 import shapely
 from odc.geo.geobox import GeoBox
+from pyproj import Transformer
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.io import DatasetReader
+from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from msc_france.sensors import SENSORS
-from msc_france.windows import padded_window
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import LABELS, Layer
+from msc_france.windows import padded_window
 
 S2_HARMONISE_DN = 1000  # DN added to Sentinel-2 scenes before baseline 04.00 (offset -1000 since)
 MARGIN = 3  # source pixels read around the target area, for the resampling kernels
+KERNEL_REACH = 2  # source pixels a kernel sampling inside the target's outline may reach past it
+MIN_WEIGHT = 1e-5  # GDAL's masked kernels: a pixel with less valid weight is nodata
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # no sibling-file listing on each open
+
+Reads = list[tuple[DatasetReader, list[int]]]  # datasets sharing one grid, with the band indexes to read
 
 
 @dataclass
@@ -33,7 +51,7 @@ class Rendered:
     items: list[SourceItem]
 
 
-def _same_grid(ds: rasterio.io.DatasetReader, target: GeoBox) -> bool:
+def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
     """True when ``target``'s pixels are pixels of ``ds`` (same CRS, resolution and alignment)."""
     a, t = ds.transform, target.affine
     if ds.crs is None or ds.crs.to_epsg() != target.crs.epsg or a.b or a.d or t.b or t.d:
@@ -44,33 +62,169 @@ def _same_grid(ds: rasterio.io.DatasetReader, target: GeoBox) -> bool:
     return all(np.isclose(o, round(o), atol=1e-6) for o in offsets)
 
 
-def _read_warped(path: str, bands: list[str | None], target: GeoBox, resampling: Resampling | None) -> np.ndarray:
-    """Bands of ``path`` named ``bands`` (by description; None: band 1) on ``target``, read in one
-    call (pixel-interleaved files decode once), as float32 (band, y, x), NaN where nodata or outside."""
-    out = np.full((len(bands), *target.shape), np.nan, dtype=np.float32)
-    with rasterio.open(path) as ds:
-        names = list(ds.descriptions)
-        indexes = [names.index(b) + 1 if b in names else 1 for b in bands]
-        if _same_grid(ds, target):  # no resampling needed: a plain windowed read
-            col = round((target.affine.c - ds.transform.c) / ds.transform.a)
-            row = round((target.affine.f - ds.transform.f) / ds.transform.e)
-            window = Window(col, row, target.shape[1], target.shape[0])
-            fill = ds.nodata if ds.nodata is not None else 0
-            src = ds.read(indexes, window=window, boundless=True, fill_value=fill).astype(np.float32)
-            return np.where(src == fill, np.float32(np.nan), src) if ds.nodata is not None else src
-        bounds = transform_bounds(str(target.crs), ds.crs, *target.boundingbox, densify_pts=21)
-        window = padded_window(ds, bounds, MARGIN)
-        if window is None:
-            return out
-        src = ds.read(indexes, window=window).astype(np.float32)
-        if ds.nodata is not None:
-            src[src == ds.nodata] = np.nan
-        if resampling is None:  # choose by scale
-            resampling = Resampling.average if abs(target.resolution.x) > abs(ds.res[0]) * 1.01 else Resampling.bilinear
-        reproject(src, out, src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=np.nan,
-                  dst_transform=target.affine, dst_crs=str(target.crs), dst_nodata=np.nan,
-                  resampling=resampling, num_threads=1)
-    return out
+def _grid_key(ds: DatasetReader) -> tuple[object, ...]:
+    """What datasets must share for their bands to be warped in one call."""
+    return ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform), ds.shape, ds.dtypes[0], ds.nodata
+
+
+def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(y, x) True where every band of ``out`` holds data (not ``nodata``, not NaN)."""
+    if out.dtype.kind == "f":
+        return ~np.isnan(out).any(axis=0)
+    if nodata is None:
+        return np.ones(out.shape[1:], bool)
+    return out.all(axis=0) if nodata == 0 else (out != nodata).all(axis=0)
+
+
+def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]:
+    """The target's pixels read straight from datasets on its grid (into the output when the target
+    lies inside them), nodata outside them."""
+    ds = reads[0][0]
+    col = round((target.affine.c - ds.transform.c) / ds.transform.a)
+    row = round((target.affine.f - ds.transform.f) / ds.transform.e)
+    height, width = target.shape
+    count = sum(len(indexes) for _, indexes in reads)
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
+    within = (r1 - r0, c1 - c0) == target.shape
+    fill = ds.nodata if ds.nodata is not None else 0
+    shape = (count, height, width)
+    out = np.empty(shape, ds.dtypes[0]) if within else np.full(shape, fill, ds.dtypes[0])
+    inside = np.zeros(target.shape, bool)
+    if r1 > r0 and c1 > c0:
+        window = Window(c0, r0, c1 - c0, r1 - r0)
+        box = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
+        start = 0
+        for d, indexes in reads:
+            part = out[start : start + len(indexes)]
+            if within:
+                d.read(indexes, window=window, out=part)
+            else:
+                part[(slice(None), *box)] = d.read(indexes, window=window)
+            start += len(indexes)
+        inside[box] = True
+    return out, inside & _present(out, ds.nodata)
+
+
+def kernel(source_gsd: float, target_gsd: float) -> Resampling:
+    """The kernel for bands: ``average`` when downsampling, ``bilinear`` otherwise."""
+    return Resampling.average if target_gsd > source_gsd * 1.01 else Resampling.bilinear
+
+
+def _missing(src: np.ndarray, nodata: float | None) -> np.ndarray:
+    """(band, y, x) True where ``src`` is nodata."""
+    if nodata is None:
+        return np.zeros(src.shape, bool)
+    return np.isnan(src) if np.isnan(nodata) else src == nodata
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer(source_crs: str, target_crs: str, thread: int) -> Transformer:
+    """A PROJ transformer, made once per thread (they are not shared across threads)."""
+    return Transformer.from_crs(source_crs, target_crs, always_xy=True)
+
+
+def _outline(target: GeoBox, ds: DatasetReader) -> np.ndarray:
+    """The target's outline in the source's CRS: 21 points an edge, corners first (as (x, y) rows)."""
+    left, bottom, right, top = target.boundingbox
+    steps = np.linspace(0, 1, 21)[1:-1]
+    xs = np.concatenate([[left, right, right, left], left + (right - left) * steps, np.full(19, right),
+                         right - (right - left) * steps, np.full(19, left)])
+    ys = np.concatenate([[top, top, bottom, bottom], np.full(19, top), top - (top - bottom) * steps,
+                         np.full(19, bottom), bottom + (top - bottom) * steps])
+    transformer = _transformer(target.crs.to_wkt(), ds.crs.to_wkt(), threading.get_ident())
+    return np.column_stack(transformer.transform(xs, ys))
+
+
+def _touches(missing: np.ndarray, corners: np.ndarray) -> bool:
+    """True when a ``missing`` pixel of the window lies within reach of a kernel sampling inside the
+    quadrilateral ``corners`` (window pixel coordinates, in order): within KERNEL_REACH pixels of it."""
+    rows, cols = np.nonzero(missing)
+    x, y = cols + 0.5, rows + 0.5
+    ahead = np.roll(corners, -1, axis=0)
+    area = np.sum(corners[:, 0] * ahead[:, 1] - ahead[:, 0] * corners[:, 1])
+    near = np.ones(x.shape, bool)
+    for (x0, y0), (x1, y1) in zip(corners, ahead, strict=True):
+        distance = ((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) / np.hypot(x1 - x0, y1 - y0)
+        near &= np.sign(area) * distance >= -KERNEL_REACH
+    return bool(near.any())
+
+
+def _integers_as_they_are(src: np.ndarray, missing: np.ndarray, nodata: float | None,
+                          resampling: Resampling, corners: np.ndarray) -> bool:
+    """True when GDAL may warp the integers without a mask: ``nearest`` never mixes pixels, and other
+    kernels (weighted means) reach no nodata pixel, so their values lie between valid ones and never
+    equal a nodata at the end of the type's range."""
+    if nodata is None or src.dtype.kind not in "iu":
+        return False
+    if resampling == Resampling.nearest:
+        return True
+    info = np.iinfo(src.dtype)
+    return nodata in (info.min, info.max) and not _touches(missing.any(axis=0), corners)
+
+
+def _normalised(src: np.ndarray, missing: np.ndarray, nodata: float | None, grids: dict[str, Any],
+                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``average`` or ``bilinear`` with nodata left out, as GDAL's masked kernels do, at the speed of
+    its unmasked ones: warp the data (nodata as 0) and the valid mask in the same call, then divide
+    (normalised convolution). Float32 values; present where the valid weight passes GDAL's threshold
+    and, for ``bilinear``, where the source pixel under the sample is valid (GDAL's rule, one nearest
+    warp of the mask)."""
+    count = len(src)
+    masks = missing[:1] if (missing == missing[0]).all() else missing  # one mask when bands share it
+    stack = np.concatenate([src, ~masks]).astype(np.float32 if src.dtype.kind == "f" else src.dtype, copy=False)
+    if nodata:  # nodata 0 is already 0
+        stack[:count][missing] = 0
+    out = np.zeros((len(stack), *shape), np.float32)
+    reproject(stack, out, init_dest_nodata=False, **grids)
+    values, weight = out[:count], out[count:]
+    np.divide(values, weight, out=values, where=weight > MIN_WEIGHT)
+    present = (weight > MIN_WEIGHT).all(axis=0)
+    if grids["resampling"] == Resampling.bilinear:
+        under = np.zeros((len(masks), *shape), np.uint8)
+        reproject((~masks).view(np.uint8), under, init_dest_nodata=False, **{**grids, "resampling": Resampling.nearest})
+        present &= under.all(axis=0)
+    return values, present
+
+
+def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None) -> tuple[np.ndarray, np.ndarray]:
+    """Bands of datasets sharing one grid on ``target``, warped in one call: (band, y, x) values (the
+    source type on the fast paths, float32 on the normalised one) and the (y, x) present mask."""
+    ds = reads[0][0]
+    if _same_grid(ds, target):
+        return _read_on_grid(reads, target)
+    count = sum(len(indexes) for _, indexes in reads)
+    outline = _outline(target, ds)
+    window = padded_window(ds, (*outline.min(axis=0), *outline.max(axis=0)), MARGIN)
+    if window is None:
+        return np.zeros((count, *target.shape), np.float32), np.zeros(target.shape, bool)
+    src = np.concatenate([d.read(indexes, window=window) for d, indexes in reads])
+    missing = _missing(src, ds.nodata)
+    to_window = ~ds.window_transform(window)
+    corners = np.array([to_window @ tuple(point) for point in outline[:4]])
+    resampling = kernel(abs(ds.res[0]), abs(target.resolution.x)) if resampling is None else resampling
+    grids = {"src_transform": ds.window_transform(window), "src_crs": ds.crs, "dst_transform": target.affine,
+             "dst_crs": str(target.crs), "resampling": resampling, "num_threads": 1}
+    if not _integers_as_they_are(src, missing, ds.nodata, resampling, corners):
+        return _normalised(src, missing, ds.nodata, grids, target.shape)
+    out = np.full((count, *target.shape), ds.nodata, src.dtype)
+    reproject(src, out, init_dest_nodata=False, **grids)  # pixels no source covers keep nodata
+    return out, _present(out, ds.nodata)
+
+
+def _to_dn(values: np.ndarray, layer: Layer, shift: int) -> np.ndarray:
+    """Warped values (finite) as the layer's DN: rounded half up (as GDAL rounds), shifted, clipped
+    off nodata. Float values are rounded in place."""
+    if values.dtype == np.dtype(layer.dtype) and not shift:
+        return values
+    info = np.iinfo(layer.dtype)
+    if values.dtype.kind == "f":
+        values += 0.5
+        wide = np.floor(values, out=values)
+        wide += shift  # after rounding: whole numbers stay exact in float32
+    else:
+        wide = values.astype(np.int64) + shift
+    return np.clip(wide, info.min + 1, info.max, out=wide).astype(layer.dtype)
 
 
 def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
@@ -81,37 +235,64 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
     return [(item.asset(sensor.band(name).asset), name) for name in layer.bands]
 
 
+def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
+                files: contextlib.ExitStack) -> tuple[np.ndarray, np.ndarray]:
+    """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present."""
+    groups: dict[tuple[object, ...], tuple[Reads, list[int]]] = {}
+    opened: dict[str, DatasetReader] = {}
+    for position, (path, band) in enumerate(_band_reads(layer, item)):
+        if path not in opened:
+            opened[path] = files.enter_context(rasterio.open(path))
+        ds = opened[path]
+        index = list(ds.descriptions).index(band) + 1 if band in ds.descriptions else 1
+        reads, positions = groups.setdefault(_grid_key(ds), ([], []))
+        if reads and reads[-1][0] is ds:
+            reads[-1][1].append(index)
+        else:
+            reads.append((ds, [index]))
+        positions.append(position)
+    shift = S2_HARMONISE_DN if layer.group == "s2" and item.baseline is not None and item.baseline < "04.00" else 0
+    resampling = Resampling.nearest if layer.group == LABELS else None
+    data = np.empty((len(layer.bands), *target.shape), layer.dtype)
+    present = np.ones(target.shape, bool)
+    for reads, positions in groups.values():
+        values, here = _warp(reads, target, resampling)
+        data[positions] = _to_dn(values, layer, shift)
+        present &= here
+    return data, present
+
+
+def _usable(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> np.ndarray | None:
+    """(y, x) False where the item's quality mask says nodata, cloud or shadow (one nearest warp);
+    None for a layer without a mask."""
+    sensor = SENSORS.get(layer.group)
+    if sensor is None or sensor.mask is None:
+        return None
+    ds = files.enter_context(rasterio.open(item.asset(sensor.mask.asset)))
+    codes, known = _warp([(ds, [1])], target, Resampling.nearest)
+    codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], 0).astype(np.int64)
+    return known & ~sensor.mask.invalid(codes)
+
+
 def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
     """Mosaic ``items`` (least cloudy first) on ``target``."""
     shape = target.shape
-    value = np.zeros((len(layer.bands), *shape), dtype=np.float32)
+    data = np.full((len(layer.bands), *shape), layer.nodata, dtype=layer.dtype)
     valid = np.zeros(shape, dtype=bool)
     has_data = np.zeros(shape, dtype=bool)
     first = np.full(shape, -1, dtype=np.int16)
     area = shapely.box(*target.boundingbox)
     used = [i for i in items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
-    sensor = SENSORS.get(layer.group)
-    for k, item in enumerate(used):
-        classes = layer.group == LABELS
-        reads: dict[str, list[str | None]] = {}
-        for path, band in _band_reads(layer, item):
-            reads.setdefault(path, []).append(band)
-        bands = np.concatenate([_read_warped(path, names, target, Resampling.nearest if classes else None)
-                                for path, names in reads.items()])
-        present = ~np.isnan(bands).any(axis=0)
-        usable = present.copy()
-        if sensor is not None and sensor.mask is not None:
-            codes = _read_warped(item.asset(sensor.mask.asset), [None], target, Resampling.nearest)[0]
-            known = ~np.isnan(codes)
-            usable &= known & ~sensor.mask.invalid(np.where(known, codes, 0).astype(np.int64))
-        if layer.group == "s2" and item.baseline is not None and item.baseline < "04.00":
-            bands = bands + S2_HARMONISE_DN
-        take = usable & ~valid  # clear pixels not yet filled by a clearer item
-        fill = present & ~has_data & ~take  # cloudy data where nothing better exists (yet)
-        value = np.where((take | fill)[np.newaxis], bands, value)
-        first[take | fill] = k
-        valid |= take
-        has_data |= present
-    info = np.iinfo(layer.dtype)
-    data = np.where(has_data, np.clip(np.rint(value), info.min + 1, info.max), layer.nodata).astype(layer.dtype)
+    with rasterio.Env(**GDAL_OPTIONS):
+        for k, item in enumerate(used):
+            with contextlib.ExitStack() as files:
+                bands, present = _item_bands(layer, item, target, files)
+                mask = _usable(layer, item, target, files)
+            usable = present if mask is None else present & mask
+            take = usable & ~valid  # clear pixels not yet filled by a clearer item
+            put = take | (present & ~has_data)  # and cloudy data where nothing better exists (yet)
+            np.copyto(data, bands, where=put)
+            np.copyto(first, k, where=put)
+            valid |= take
+            has_data |= present
     return Rendered(data, valid, has_data, first, used)
