@@ -102,9 +102,13 @@ def pretrain(
     data: DataDir = Path("data"),
 ) -> None:
     """X-STARS pretraining (DINO + MSAD) from the Zarr store; under torchrun, one process per GPU."""
-    from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
+    from msc_france.pretrain.config import load_pretrain_config
+    from msc_france.pretrain.trainer import CHECKPOINT, DINO_SUFFIX, PretrainRequest, run_pretrain
 
     for dino_only in (False, True) if baselines else (False,):
+        if dino_only and resume:  # resume the baseline only if it had started
+            name = (run or load_pretrain_config(config).name) + DINO_SUFFIX
+            resume = (data / "runs" / name / CHECKPOINT).exists()
         summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, resume=resume, store=store,
                                                max_steps=max_steps, dino_only=dino_only))
         if summary.export is not None:
