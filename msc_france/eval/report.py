@@ -25,10 +25,12 @@ if TYPE_CHECKING:
 
 HEADLINE = (("retrieval_R@1", "R@1"), ("retrieval_R@5", "R@5"), ("knn_accuracy", "kNN"),
             ("linear_accuracy", "linear"), ("transfer_accuracy", "transfer"),
-            ("transfer_balanced_accuracy", "transfer bal."), ("segmentation_miou", "mIoU"))
+            ("transfer_balanced_accuracy", "transfer bal."), ("segmentation_miou", "mIoU"),
+            ("segmentation_transfer_miou", "mIoU transfer"))
 HEADLINE_NOTE = ("R@k: cross-sensor retrieval, mean over sensor pairs; kNN, linear: dominant land cover, "
                  "mean over sensors; transfer: linear probe trained on one sensor, tested on another, mean "
-                 "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens")
+                 "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens, mean over sensors; "
+                 "mIoU transfer: the segmentation probe of one sensor's patch tokens applied to another's, mean over pairs")
 TRIPLET_TILES = 3
 
 
@@ -158,6 +160,12 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
         lines += ["## Segmentation (linear probe on patch tokens)", "", "mIoU over the classes of the test maps.", ""]
         lines += _table(["model", *sensors], [[name, *(_pct(r.scores["segmentation"][s]["miou"]) for s in sensors)]
                                               for name, r in results.items()])
+        lines += ["Dense transfer: the segmentation probe trained on one sensor's patch tokens (rows) maps another "
+                  "sensor's test tiles (columns): mIoU.", ""]
+        for name, r in results.items():
+            rows = [[a, *(_pct(r.scores["segmentation"][a]["miou"]) if a == b else
+                          _pct(r.scores["segmentation_transfer"][f"{a}->{b}"]["miou"]) for b in sensors)] for a in sensors]
+            lines += [f"**{name}**", "", *_table(["train \\ test", *sensors], rows)]
         for key, title in (("confusion", "Confusion matrices (linear probe, evaluated run)"),
                            ("triplets", "Test tiles and predicted maps (evaluated run)")):
             if figures.get(key):

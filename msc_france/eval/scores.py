@@ -47,7 +47,7 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
     tr, va, te = train.embeddings[name], val.embeddings[name], test.embeddings[name]
     sensors = list(te.cls)
     out: dict[str, Any] = {"retrieval": {}, "knn": {}, "linear": {}, "transfer": {}, "segmentation": {},
-                           "confusion": {}}
+                           "segmentation_transfer": {}, "confusion": {}}
     for a, b in itertools.permutations(sensors, 2):
         out["retrieval"][pair_name(a, b)] = recall_at(te.features(a), te.features(b))
     maps: dict[str, torch.Tensor] = {}
@@ -69,9 +69,14 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
                 else:
                     out["transfer"][pair_name(a, b)] = result
             segmenter = fit_segmentation(tr.patches[a], pixels_train, len(classes))
-            maps[a] = segmenter.predict(te.patches[a], pixels_test.shape[-1])
-            miou, per_class = mean_iou(maps[a], pixels_test, len(classes))
-            out["segmentation"][a] = {"miou": miou, "iou": dict(zip(classes.names, per_class))}
+            for b in sensors:  # the dense counterpart of transfer: a probe of A's patch tokens on B's
+                predicted_map = segmenter.predict(te.patches[b], pixels_test.shape[-1])
+                miou, per_class = mean_iou(predicted_map, pixels_test, len(classes))
+                if a == b:
+                    maps[a] = predicted_map
+                    out["segmentation"][a] = {"miou": miou, "iou": dict(zip(classes.names, per_class))}
+                else:
+                    out["segmentation_transfer"][pair_name(a, b)] = {"miou": miou}
     out["summary"] = summarise(out)
     return EncoderScores(out, maps)
 
@@ -91,4 +96,5 @@ def summarise(scores: dict[str, Any]) -> dict[str, float]:
         "transfer_accuracy": _mean([v["accuracy"] for v in scores["transfer"].values()]),
         "transfer_balanced_accuracy": _mean([v["balanced_accuracy"] for v in scores["transfer"].values()]),
         "segmentation_miou": _mean([v["miou"] for v in scores["segmentation"].values()]),
+        "segmentation_transfer_miou": _mean([v["miou"] for v in scores["segmentation_transfer"].values()]),
     }
