@@ -143,12 +143,12 @@ def _print_headline(summary: Any) -> None:
 
     table = Table(title=f"evaluation, percent (chance: R@1 {100 * summary.chance['R@1']:.1f}, "
                         f"R@5 {100 * summary.chance['R@5']:.1f})", caption=HEADLINE_NOTE)
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     for _, label in HEADLINE:
         table.add_column(label, justify="right")
     for row in summary.headline:
         table.add_row(row["model"], *(f"{100 * row[key]:.1f}" for key, _ in HEADLINE))
-    console.print(table)
+    console.print(table, width=max(console.width, 120))  # the whole table, also in 80-column logs
     console.print(f"report: {summary.report}", soft_wrap=True)
 
 
