@@ -148,7 +148,7 @@ def _print_headline(summary: Any) -> None:
         table.add_column(label, justify="right")
     for row in summary.headline:
         table.add_row(row["model"], *(f"{100 * row[key]:.1f}" for key, _ in HEADLINE))
-    console.print(table, width=max(console.width, 120))  # the whole table, also in 80-column logs
+    Console(width=max(console.width, 120)).print(table)  # the whole table, also in 80-column logs
     console.print(f"report: {summary.report}", soft_wrap=True)
 
 
