@@ -24,7 +24,6 @@ console = Console()
 DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores and runs go")]
 RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
 
-# Stages in pipeline order, with the issue that builds each one (None once built).
 @app.command()
 def download(
     region: Annotated[str, typer.Option(help="named place, lon/lat box, or GeoJSON/GeoPackage file")] = "demo",
@@ -102,15 +101,12 @@ def pretrain(
     data: DataDir = Path("data"),
 ) -> None:
     """X-STARS pretraining (DINO + MSAD) from the Zarr store; under torchrun, one process per GPU."""
-    from msc_france.pretrain.config import load_pretrain_config
-    from msc_france.pretrain.trainer import CHECKPOINT, DINO_SUFFIX, PretrainRequest, run_pretrain
+    from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 
     for dino_only in (False, True) if baselines else (False,):
-        if dino_only and resume:  # resume the baseline only if it had started
-            name = (run or load_pretrain_config(config).name) + DINO_SUFFIX
-            resume = (data / "runs" / name / CHECKPOINT).exists()
-        summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, resume=resume, store=store,
-                                               max_steps=max_steps, dino_only=dino_only))
+        summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, store=store, max_steps=max_steps,
+                                               resume="auto" if dino_only and resume else resume,  # if it had started
+                                               dino_only=dino_only))
         if summary.export is not None:
             console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {summary.last.get('loss', float('nan')):.4f}; "
                           f"checkpoint {summary.checkpoint}; backbone {summary.export}; curves {summary.curves}")
@@ -222,7 +218,7 @@ def demo_run(
     from msc_france.demo.smoke import read_window, search_sources
     from msc_france.eval.run import EvalRequest, run_eval
     from msc_france.pretrain.config import load_pretrain_config
-    from msc_france.pretrain.trainer import CHECKPOINT, DINO_SUFFIX, PretrainRequest, run_pretrain
+    from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 
     started = time.perf_counter()
     demo_generate(data, catalog)
@@ -248,9 +244,8 @@ def demo_run(
     tiles(recipe="demo", data=data)
     name = load_pretrain_config(pretrain_config).name
     for dino_only in (False, True):  # DINO + MSAD, then the DINO-alone baseline with the same budget
-        run = name + (DINO_SUFFIX if dino_only else "")
         summary = run_pretrain(PretrainRequest(config=pretrain_config, data=data, dino_only=dino_only,
-                                               resume=(data / "runs" / run / CHECKPOINT).exists()))  # done: re-export
+                                               resume="auto"))  # a finished run only re-exports
         console.print(f"run {summary.run_dir}: {summary.steps} steps; backbone {summary.export}")
     _print_headline(run_eval(EvalRequest(run=name, data=data)))
     console.print(f"demo done in {time.perf_counter() - started:.0f} s")

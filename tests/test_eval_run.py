@@ -110,3 +110,12 @@ def test_store_without_val_tiles_keeps_a_fixed_l2(trained: tuple[Path, str], tmp
     report = json.loads(summary.report.with_suffix(".json").read_text())
     assert report["splits"] == {"train": 16, "val": 0, "test": 16}
     assert {v["weight_decay"] for v in report["models"]["DINO + MSAD"]["linear"].values()} == {1e-2}
+
+
+def test_auto_resume_of_a_finished_run_only_re_exports(trained: tuple[Path, str]) -> None:
+    data, store = trained
+    card = data / "runs" / "pretrain-tiny-dino" / "export" / "model_card.json"
+    before = json.loads(card.read_text())["step"]
+    summary = run_pretrain(PretrainRequest(config=data.parent / "tiny.yaml", data=data, store=store, max_steps=2,
+                                           quiet=True, dino_only=True, resume="auto"))
+    assert summary.steps == before == 2 and summary.run_dir.name == "pretrain-tiny-dino"

@@ -21,6 +21,7 @@ import rasterio
 import torch
 
 from msc_france.errors import UserError
+from msc_france.eval.embeddings import tile_features
 from msc_france.eval.encoders import Encoder
 from msc_france.eval.probes import accuracy, balanced_accuracy, fit_linear, knn_predict
 
@@ -87,7 +88,7 @@ def _features(encoder: Encoder, sensor: str, data: LabelledImages, batch_size: i
     parts = []
     for images in data.images.split(batch_size):
         cls, patches = encoder.tokens((images - mean[:, None, None]) / std[:, None, None], sensor)
-        parts.append(torch.cat([cls, patches.mean(dim=(1, 2))], dim=1))
+        parts.append(tile_features(cls, patches))
     return torch.cat(parts)
 
 

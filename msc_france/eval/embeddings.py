@@ -16,6 +16,11 @@ from msc_france.pretrain.dataset import EmptySplit, TileDataset
 from msc_france.tiles.store import LABELS, open_store
 
 
+def tile_features(cls: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+    """The tile embedding: class token and mean patch token side by side (DINOv2's linear eval)."""
+    return torch.cat([cls, patches.mean(dim=(1, 2))], dim=1)
+
+
 @dataclass
 class SplitEmbeddings:
     """One encoder's tokens over one split: ``cls[sensor]`` (N, D), ``patches[sensor]`` (N, h, w, D)."""
@@ -25,8 +30,7 @@ class SplitEmbeddings:
     patches: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def features(self, sensor: str) -> torch.Tensor:
-        """The tile embedding: class token and mean patch token side by side (DINOv2's linear eval)."""
-        return torch.cat([self.cls[sensor], self.patches[sensor].mean(dim=(1, 2))], dim=1)
+        return tile_features(self.cls[sensor], self.patches[sensor])
 
 
 @dataclass

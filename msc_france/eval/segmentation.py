@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from msc_france.eval.probes import confusion
+
 IGNORE = -1
 
 
@@ -55,7 +57,7 @@ def mean_iou(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> tupl
     every class (NaN where a class is in neither map)."""
     keep = truth != IGNORE
     t, p = truth[keep], predicted[keep]
-    counts = torch.bincount(t * classes + p, minlength=classes * classes).reshape(classes, classes).double()
+    counts = confusion(p, t, classes).double()
     tp = counts.diagonal()
     union = counts.sum(0) + counts.sum(1) - tp
     iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))

@@ -11,7 +11,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class PretrainRequest:
     config: str | Path = "pretrain-demo"
     data: Path = Path("data")
     run: str | None = None
-    resume: bool = False
+    resume: bool | Literal["auto"] = False  # "auto": resume when the run has a checkpoint
     store: str | None = None
     max_steps: int | None = None
     quiet: bool = False
@@ -127,6 +127,8 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     rt, o = config.runtime, config.optim
     run_dir = request.data / "runs" / (request.run or config.name)
     checkpoint_path = run_dir / CHECKPOINT
+    if request.resume == "auto":
+        request = replace(request, resume=checkpoint_path.exists())
     if checkpoint_path.exists() and not request.resume:
         raise UserError(f"run {run_dir} already has a checkpoint: add resume=1 to continue it, or give another run=")
     if request.resume and not checkpoint_path.exists():
