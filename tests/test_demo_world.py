@@ -12,6 +12,8 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
+from msc_france.demo.render import ORTHO_TONE
+from msc_france.demo.server import STATE_FILE
 from msc_france.demo.world import generate_world
 from msc_france.sensors import LANDSAT8, SENTINEL2, VHR, s2_encoding
 from tests.conftest import tiny_world_config
@@ -27,10 +29,13 @@ def _item_on(root: Path, collection: str, date: str) -> dict[str, Any]:
     return next(i for i in _items(root, collection) if i["properties"]["datetime"].startswith(date))
 
 
+SERVER_FILES = {"server.log", STATE_FILE}  # written while the world is served, not generated
+
+
 def _digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and p.name != "server.log"
+        for p in sorted(root.rglob("*")) if p.is_file() and p.name not in SERVER_FILES
     }
 
 
@@ -176,8 +181,19 @@ def test_physically_plausible_reflectance(tiny_world: World) -> None:
         assert np.nanpercentile(ndvi, 90) > 0.6, "summer vegetation is green"
         assert 0.0 < np.nanmedian(red) < 0.2
     vhr = _items(root, "demo-vhr")[0]
-    scale = vhr["assets"]["image"]["raster:bands"][3]["scale"]
-    assert _sample(root, vhr, "image", lake_x, lake_y, "EPSG:2154", band=4) * scale < 0.05
+    assert "scale" not in vhr["assets"]["image"]["raster:bands"][3], "display values, no reflectance scale"
+    nir_dn, _ = _read(root, vhr, "image", band=4)
+    lake_dn = _sample(root, vhr, "image", lake_x, lake_y, "EPSG:2154", band=4)
+    assert 0 < lake_dn < 0.5 * np.median(nir_dn[nir_dn > 0]), "water is dark in the orthophoto's NIR"
+
+
+def test_orthophoto_tone_curve_is_monotone_and_keeps_nodata() -> None:
+    reflectance = np.array([np.nan, -0.01, 0.0, 0.01, 0.05, 0.1, 0.2, 0.32, 0.5], dtype=np.float32)
+    dn = ORTHO_TONE.encode(reflectance, band=0)  # white point 0.32
+    assert dn.dtype == np.uint8 and dn[0] == 0, "no data stays 0"
+    assert (dn[1:] >= 1).all() and (np.diff(dn[1:].astype(int)) >= 0).all()
+    assert dn[-2] == dn[-1] == 255, "the white point and above are saturated"
+    assert 100 < dn[4] < 140, "gamma lifts the dark end: 0.05 reflectance is a mid-tone"
 
 
 def test_vegetation_changes_with_season(tiny_world: World) -> None:

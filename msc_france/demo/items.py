@@ -140,13 +140,14 @@ def landsat_item(sensor: Sensor, when: dt.datetime, platform: str, grid: GeoBox,
                  ["raster", "eo", "view", "proj", "landsat", "classification"])
 
 
-def vhr_item(sensor: Sensor, when: dt.datetime, grid: GeoBox, href: str, scale: float) -> dict[str, Any]:
-    """A VHR item: one 4-band 8-bit COG (red, green, blue, nir) in Lambert-93, ``proj:code`` style."""
+def vhr_item(sensor: Sensor, when: dt.datetime, grid: GeoBox, href: str) -> dict[str, Any]:
+    """A VHR item: one 4-band 8-bit display COG (red, green, blue, nir) in Lambert-93, ``proj:code`` style,
+    with no radiometric scale (as IGN's orthophotos)."""
     gsd = abs(grid.resolution.x)
     asset = {
         "href": href, "type": COG, "roles": ["data"], "title": "Orthoimage (R, G, B, NIR)", "gsd": gsd,
         "eo:bands": [_eo_band(b.name, b.common_name, b.center_wavelength, b.fwhm, b.name) for b in sensor.bands],
-        "raster:bands": [{"scale": scale, "offset": 0.0, "nodata": 0, "data_type": "uint8", "spatial_resolution": gsd}
+        "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": gsd}
                          for _ in sensor.bands],
         **grid_fields(grid),
     }

@@ -53,6 +53,25 @@ OPTICS = {
 _SENSOR_CODE = {"s2": 1, "l8": 2, "vhr": 3}
 
 
+@dataclass(frozen=True)
+class ToneCurve:
+    """How an orthophoto producer turns reflectance into 8-bit display values: each band is divided by
+    its white point (the colour balance of the mosaic), gamma-encoded, and DN 0 is kept for no data."""
+
+    white: tuple[float, ...]  # reflectance shown as DN 255, per band
+    gamma: float
+
+    def encode(self, reflectance: np.ndarray, band: int) -> np.ndarray:
+        """Display DN (uint8, 1..255) of ``reflectance`` in ``band``; NaN becomes 0."""
+        relative = np.clip(np.nan_to_num(reflectance / self.white[band], nan=0.0), 0.0, 1.0)
+        dn = np.floor(1.5 + 254.0 * relative ** (1.0 / self.gamma))
+        return np.where(np.isnan(reflectance), 0, dn).astype(np.uint8)
+
+
+# A BD ORTHO-like product (R, G, B, NIR): sRGB-like gamma, mosaic balanced to neutral-looking land.
+ORTHO_TONE = ToneCurve(white=(0.32, 0.28, 0.24, 0.60), gamma=2.2)
+
+
 def sun_elevation(date: dt.date, lat: float) -> float:
     """Approximate solar elevation (degrees) mid-morning, as at Sentinel-2 and Landsat overpasses."""
     declination = 23.44 * math.sin(2 * math.pi * (date.timetuple().tm_yday - 81) / 365)

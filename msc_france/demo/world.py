@@ -37,14 +37,21 @@ from msc_france.demo import items as stac
 from msc_france.demo.landscape import Landscape, generate_landscape
 from msc_france.demo.native import landsat_grid, sentinel2_grid, worldcover_grid
 from msc_france.demo.render import (
-    OPTICS, Acquisition, Sky, blur_and_noise, ground_and_sky, qa_pixel, scene_classification, warp,
+    OPTICS,
+    ORTHO_TONE,
+    Acquisition,
+    Sky,
+    blur_and_noise,
+    ground_and_sky,
+    qa_pixel,
+    scene_classification,
+    warp,
 )
 from msc_france.sensors import LANDSAT8, SENTINEL2, VHR, s2_encoding
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MANIFEST = "world.json"
 SCENE_SNAP = 1920.0  # scene edges fall on tile edges of the France grid for 1920 m and its divisors
-VHR_SCALE = 0.0025  # reflectance per DN of the demo's 8-bit VHR product
 OVERPASS = {"s2": dt.time(10, 50, 31), "l8": dt.time(10, 35, 12), "vhr": dt.time(11, 0, 0)}
 DEFAULT_PLATFORM = {"s2": "Sentinel-2A", "l8": "landsat-8", "vhr": "demo-vhr"}
 
@@ -155,17 +162,17 @@ class WorldWriter:
         return stac.landsat_item(LANDSAT8, when, acq.platform, grid, hrefs, stats)
 
     def vhr(self, acq: Acquisition, when: dt.datetime) -> dict[str, Any]:
+        """An orthophoto as IGN delivers it: 8-bit display values (tone-mapped), no reflectance scale."""
         sky = Sky(self.land, acq, self.cfg.seed, self.lat)
         rng = self._rng(acq)
         wavelengths = np.array([b.center_wavelength for b in VHR.bands])
-        encoding = VHR.encoding_for({}, {"raster:bands": [{"scale": VHR_SCALE, "nodata": 0, "data_type": "uint8"}]})
         stack = np.stack([
-            encoding.encode(blur_and_noise(refl, OPTICS["vhr"], rng))
-            for refl in ground_and_sky(self.land, sky, acq.date, wavelengths)
+            ORTHO_TONE.encode(blur_and_noise(refl, OPTICS["vhr"], rng), band)
+            for band, refl in enumerate(ground_and_sky(self.land, sky, acq.date, wavelengths))
         ])
         rel = self._cog(f"cogs/{stac.COLLECTIONS['vhr']}/{acq.index}/image.tif", stack, self.land.geobox, 0,
                         "average", list(VHR.band_names))
-        return stac.vhr_item(VHR, when, self.land.geobox, rel, VHR_SCALE)
+        return stac.vhr_item(VHR, when, self.land.geobox, rel)
 
     def labels(self) -> dict[str, Any]:
         grid = worldcover_grid(self.land.geobox)
