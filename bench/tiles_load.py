@@ -158,7 +158,11 @@ def main() -> None:
             translated_copy(args.source, data / "catalogs" / f"load-{i:02d}-{j:02d}", i * side, -j * side)
     console.print(f"{args.copies ** 2} copies of {args.source} ({side:g} m) in {data}: "
                   f"{time.perf_counter() - started:.0f} s")
-    runs = [load_run(data, n, console) for n in args.workers]
+    try:
+        runs = [load_run(data, n, console) for n in args.workers]
+    finally:
+        if args.work is None:
+            shutil.rmtree(work)
     table = Table(title=f"tiles stage load test: recipe demo, {runs[0]['tiles']:,} tiles, {runs[0]['tasks']} shard tasks, "
                         f"{psutil.cpu_count()} CPUs (shared with other jobs)")
     for column in ("workers", "wall s", "tasks s", "tiles/s", "band-MP/s", "speed-up", "CPU s", "cores held",
