@@ -18,7 +18,7 @@ config  ?= pretrain-$(recipe)
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: install download tiles pretrain eval demo test bench grid clean
+.PHONY: install download tiles pretrain eval demo test bench grid plan clean
 
 install: $(STAMP)
 
@@ -50,6 +50,9 @@ demo: $(STAMP)
 
 grid: $(STAMP)
 	$(BIN)/msc-france grid --recipe "$(recipe)" $(call opt,bbox,bbox)
+
+plan: $(STAMP)
+	$(BIN)/msc-france plan --region "$(region)" --recipe "$(recipe)" --catalog "$(catalog)" $(call opt,store,store)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -168,6 +168,20 @@ def grid(
         console.print(f"{len(found)} tiles" + (f": {found[0]} ... {found[-1]}" if found else ""))
 
 
+@app.command()
+def plan(
+    region: Annotated[str, typer.Option(help="named place (France, a région...), lon/lat box, or GeoJSON/GeoPackage file")] = "France",
+    recipe: RecipeName = "msc-france",
+    catalog: Annotated[str, typer.Option(help="catalog name in catalogs/ or a YAML file")] = "planetary-computer",
+    store: Annotated[Optional[str], typer.Option(help="a finished tile store to measure compression on "
+                                                 "(default: figures measured on the demo store)")] = None,
+) -> None:
+    """Tiles, stored bytes per sensor, bytes to download and compute hours of a region, before running it."""
+    from msc_france.plan import make_plan, plan_table
+
+    Console(width=max(console.width, 150)).print(plan_table(make_plan(region, recipe, catalog, store)))
+
+
 def _world_dir(data: Path) -> Path:
     return data / "demo-world"
 

@@ -3,7 +3,8 @@
 ``resolve_region(text)`` understands, in this order:
 
 1. a GeoJSON (``.geojson``, ``.json``) or GeoPackage (``.gpkg``) file: the union of its polygons;
-2. ``demo``: the footprint of the demo world's scene;
+2. ``demo``: the footprint of the demo world's scene; ``France``: metropolitan France with Corsica,
+   the union of the départements' boxes (no finer outline is stored offline);
 3. a box ``minlon,minlat,maxlon,maxlat`` in degrees (spaces allowed);
 4. a metropolitan département code (``31``, ``2A``, ``01`` or ``1``);
 5. a name: a city (a city-core box), a metropolitan région or département. Case, accents, spaces,
@@ -139,8 +140,8 @@ def _places() -> tuple[dict[str, _Place], dict[str, _Place], tuple[_Place, ...]]
 
 
 def list_regions() -> list[str]:
-    """Display names of the named regions, for help text: ``demo``, cities, régions, départements."""
-    return ["demo", *(p.name for p in _places()[2])]
+    """Display names of the named regions, for help text: ``demo``, ``France``, cities, régions, départements."""
+    return ["demo", "France", *(p.name for p in _places()[2])]
 
 
 # --- resolution ----------------------------------------------------------------------------------
@@ -159,6 +160,8 @@ def resolve_region(text: str, world: DemoWorldConfig | None = None) -> Region:
         return _departement_by_code(raw)
     by_name, _, _ = _places()
     key = normalise(raw)
+    if key == "france":
+        return _france()
     if key in by_name:
         return by_name[key].region()
     return _unknown(raw, by_name)
@@ -192,6 +195,13 @@ def _demo_region(world: DemoWorldConfig | None) -> Region:
     # Inset by 1 m: the round trip through lon/lat must not graze the tiles around the scene.
     inset = box(left + 1, bottom + 1, right - 1, top - 1, crs=GRID_CRS)
     return Region("demo", "demo", inset.segmented(cfg.size / 96).to_crs(LONLAT))
+
+
+def _france() -> Region:
+    """Metropolitan France with Corsica: the union of the départements' boxes."""
+    _, by_code, _ = _places()
+    union = shapely.union_all([shapely.box(*p.bbox) for p in by_code.values() if p.bbox is not None])
+    return Region("France", "france", Geometry(union, crs=LONLAT))
 
 
 def _departement_by_code(raw: str) -> Region:

@@ -8,8 +8,9 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
-from odc.geo.geom import box
+from odc.geo.geom import Geometry, box
 from pyproj import Transformer
 
 from msc_france.config import load_recipe
@@ -290,6 +291,21 @@ def test_tiles_in_exact_tile(grid):
     for tile in random_tiles(grid, 10, seed=6)[4:]:
         b = grid.tile_bounds(tile)
         assert grid.tiles_in(box(b.left, b.bottom, b.right, b.top, CRS)) == [tile]
+
+
+def test_tiles_in_polygon_with_hole_and_island_matches_the_exact_predicates(msc):
+    # the centre shortcut for tiles away from every edge must give what the exact test on every tile gives
+    x, y = 600_000.0, 6_500_000.0
+    ring = shapely.Point(x, y).buffer(20_000, quad_segs=8)
+    hole = shapely.Point(x + 3_000, y).buffer(9_000, quad_segs=8)
+    island = shapely.box(x + 2_000, y - 100, x + 2_300, y + 100)  # inside one tile of the hole, no tile edge
+    region = shapely.MultiPolygon([shapely.Polygon(ring.exterior, [hole.exterior]), island])
+    tiles = msc.tiles_in(Geometry(region, CRS))
+    candidates = msc.tiles_in(box(*region.bounds, CRS))
+    exact = [t for t in candidates if (b := shapely.box(*msc.tile_bounds(t))).intersects(region)
+             and not b.touches(region)]
+    assert tiles == exact
+    assert msc.tile_at(x + 2_100, y) in tiles and msc.tile_at(x + 3_000, y + 4_000) not in tiles
 
 
 def test_tiles_in_block_sorted(grid):

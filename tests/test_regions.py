@@ -177,7 +177,8 @@ def test_every_listed_name_resolves_to_a_distinct_safe_slug(data: dict) -> None:
     names = list_regions()
     assert names[0] == "demo"
     assert {"Bordeaux", "Grenoble", "Toulouse", "Occitanie", "Haute-Garonne (31)"} <= set(names)
-    assert len(names) == len(set(names)) == 1 + 13 + 96 + len(data["cities"])
+    assert names[1] == "France"
+    assert len(names) == len(set(names)) == 2 + 13 + 96 + len(data["cities"])
     regions = [resolve_region(n) for n in names[1:]]
     slugs = [r.slug for r in regions]
     assert len(set(slugs)) == len(slugs)
@@ -371,3 +372,12 @@ def test_demo_download_estimate() -> None:
     n, size = download_estimate(resolve_region("demo"), load_recipe("demo"))
     per_tile = (48**2 * 4 * 2 + 16**2 * 4 * 2 + 120**2 * 4 * 1) * 2 + 48**2
     assert (n, size) == (400, round(400 * per_tile * 0.5))
+
+
+def test_france_is_the_union_of_the_departements_boxes() -> None:
+    region = resolve_region("france")
+    assert (region.name, region.slug) == ("France", "france") and region.geometry.crs == "EPSG:4326"
+    geom = region.geometry.geom
+    for lon, lat in [(-4.49, 48.39), (7.75, 48.58), (8.74, 41.93), (7.27, 43.70), (2.35, 48.86)]:  # Brest ... Paris
+        assert geom.contains(shapely.Point(lon, lat)), (lon, lat)
+    assert not geom.contains(shapely.Point(-4.0, 45.0))  # the Bay of Biscay, inside FRANCE_BBOX

@@ -1,0 +1,169 @@
+"""``msc-france plan``: what a region costs before anything runs.
+
+From the grid (tiles over the region), the recipe (pixels, bands, types), the download estimate of
+``regions.download_estimate``, the store's compression (measured on a store) and the throughputs of
+``throughput.py``: tiles, stored bytes per sensor, bytes to download, tiler core-hours and
+pretraining hours per epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from rich.console import Group
+from rich.table import Table
+
+from msc_france.config import Catalog, Recipe, StacSource, load_catalog, load_recipe
+from msc_france.errors import UserError
+from msc_france.regions import DATES_PER_TILE, Region, download_estimate, resolve_region
+from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure
+from msc_france.tiles.index import SPLITS, index_path
+from msc_france.tiles.store import Layer, layers, open_store
+
+# Stored bytes (data and valid arrays, zstd level 1) per raw byte of the data array, measured on the
+# demo store (the 144 tiles of the 5.76 km demo world, recipe demo) with `plan --store data/demo.zarr`.
+# Synthetic scenes: real imagery may compress differently; pass --store to use a store of your own.
+DEMO_STORE_RATIOS: dict[str, float] = {"s2": 0.815, "l8": 1.00, "vhr": 0.698, "labels": 0.205}
+
+
+@dataclass(frozen=True)
+class SensorPlan:
+    """One group of the store over the region."""
+
+    group: str
+    source: str
+    tile_px: int
+    bands: int
+    raw_bytes: int
+    ratio: float
+    core_hours: float | None  # tiler, None where no throughput was measured (labels)
+
+    @property
+    def stored_bytes(self) -> int:
+        return round(self.raw_bytes * self.ratio)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The figures ``msc-france plan`` prints."""
+
+    region: Region
+    recipe: str
+    catalog: str
+    tiles: int
+    download_bytes: int
+    sensors: list[SensorPlan]
+    ratios_from: str
+    preset: str
+    train_images: int
+    epochs: int | None
+    pretrain: Figure | None
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(s.stored_bytes for s in self.sensors)
+
+    @property
+    def core_hours(self) -> float:
+        return sum(s.core_hours or 0.0 for s in self.sensors)
+
+    @property
+    def hours_per_epoch(self) -> float | None:
+        return None if self.pretrain is None else self.train_images / self.pretrain.value / 3600
+
+
+def store_ratios(store: str) -> dict[str, float]:
+    """Stored bytes (data + valid, metadata and shard indexes included) per raw data byte, per group,
+    over the tiles of the store's index."""
+    root = open_store(store)
+    try:
+        tiles = len(pd.read_parquet(index_path(store), columns=["tile"]))
+    except FileNotFoundError:
+        raise UserError(f"no tile index beside {store}; run `make tiles` to finish the store") from None
+    ratios = {}
+    for name, group in root.groups():
+        data = group["data"]
+        raw = tiles * int(group.attrs["tile_px"]) ** 2 * data.shape[0] * data.dtype.itemsize
+        ratios[name] = (data.nbytes_stored() + group["valid"].nbytes_stored()) / raw
+    return ratios
+
+
+def _source(catalog: Catalog, key: str) -> str:
+    source = catalog.sources.get(key)
+    if source is None:
+        return "-"
+    return source.collection if isinstance(source, StacSource) else f"WMS {source.layer}"
+
+
+def _sensor_plan(layer: Layer, recipe: Recipe, catalog: Catalog, tiles: int, ratios: dict[str, float]) -> SensorPlan:
+    if layer.group not in ratios:
+        raise UserError(f"the store has no {layer.group} group to measure its compression; give a store of this recipe")
+    px = recipe.tile_grid.tile_px(layer.grid_sensor)
+    pixels = tiles * px**2 * len(layer.bands)
+    figure = TILES_MP_PER_CORE_S.get(layer.group)
+    # the tiler renders every item it mosaics: DATES_PER_TILE items per tile, as the download keeps
+    core_hours = None if figure is None else pixels * DATES_PER_TILE / (figure.value * 1e6) / 3600
+    return SensorPlan(layer.group, _source(catalog, layer.group), px, len(layer.bands),
+                      pixels * np.dtype(layer.dtype).itemsize, ratios[layer.group], core_hours)
+
+
+def make_plan(region: str, recipe: str = "msc-france", catalog: str = "planetary-computer",
+              store: str | None = None) -> Plan:
+    """The plan of ``recipe`` over ``region`` with the sources of ``catalog`` (compression from ``store``)."""
+    from msc_france.pretrain.config import load_pretrain_config  # the trainer's config pulls no torch
+
+    source_catalog = load_catalog(catalog)
+    the_region = resolve_region(region, source_catalog.world)
+    the_recipe = load_recipe(recipe)
+    tiles, download_bytes = download_estimate(the_region, the_recipe)
+    if tiles == 0:
+        raise UserError(f"region {the_region.name} covers no tile of the France grid")
+    ratios = store_ratios(store) if store else DEMO_STORE_RATIOS
+    sensors = [_sensor_plan(layer, the_recipe, source_catalog, tiles, ratios) for layer in layers(the_recipe)]
+    preset = f"pretrain-{the_recipe.name}"
+    figure = PRETRAIN_IMAGES_PER_S.get(preset)
+    epochs = load_pretrain_config(preset).optim.epochs if figure is not None else None
+    return Plan(the_region, the_recipe.name, source_catalog.name, tiles, download_bytes, sensors,
+                store or "the demo store (msc_france/plan.py)", preset, round(tiles * SPLITS["train"]), epochs, figure)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def _time(hours: float) -> str:
+    if hours >= 1:
+        return f"{hours:,.1f} h"
+    return f"{hours * 60:.1f} min" if hours >= 1 / 60 else f"{hours * 3600:.1f} s"
+
+
+def plan_table(plan: Plan) -> Group:
+    """Per-sensor table and totals, as rich renderables."""
+    sensors = Table(title=f"plan for {plan.region.name}: recipe {plan.recipe}, catalog {plan.catalog}, {plan.tiles:,} tiles")
+    for column in ("group", "source", "px/tile", "bands", "raw", "stored/raw", "stored", "tiler, 1 core"):
+        sensors.add_column(column, justify="left" if column in ("group", "source") else "right")
+    for s in plan.sensors:
+        sensors.add_row(s.group, s.source, str(s.tile_px), str(s.bands), _gb(s.raw_bytes), f"{s.ratio:.3f}",
+                        _gb(s.stored_bytes), "-" if s.core_hours is None else _time(s.core_hours))
+    sensors.add_row("total", "", "", "", _gb(sum(s.raw_bytes for s in plan.sensors)), "", _gb(plan.stored_bytes),
+                    _time(plan.core_hours))
+    totals = Table(title="totals")
+    for column in ("quantity", "value", "basis"):
+        totals.add_column(column, justify="right" if column == "value" else "left")
+    totals.add_row("tiles", f"{plan.tiles:,}", "tiles of the France grid meeting the region")
+    totals.add_row("download", _gb(plan.download_bytes), f"{DATES_PER_TILE} dates per tile, regions.download_estimate")
+    totals.add_row("store", _gb(plan.stored_bytes), f"compression measured on {plan.ratios_from}")
+    figures = ", ".join(f"{k} {f.value:g}" for k, f in TILES_MP_PER_CORE_S.items())
+    totals.add_row("tiles stage", f"{_time(plan.core_hours)} x 1 core",
+                   f"{DATES_PER_TILE} items per tile; band-MP/s per core: {figures} (msc_france/throughput.py)")
+    if plan.pretrain is None:
+        totals.add_row("pretraining", "-", f"no throughput for {plan.preset} in msc_france/throughput.py")
+    else:
+        per_epoch = plan.hours_per_epoch or 0.0
+        totals.add_row(f"pretraining ({plan.pretrain.device})", f"{_time(per_epoch)}/epoch",
+                       f"{plan.preset}: at most {plan.train_images:,} train images at {plan.pretrain.value:,.1f} "
+                       f"images/s; {plan.pretrain.source}")
+        totals.add_row("", _time(per_epoch * (plan.epochs or 0)), f"{plan.epochs} epochs of {plan.preset}")
+    return Group(sensors, totals)
