@@ -33,6 +33,7 @@ LABELS = "labels"
 LABEL_GRID = "s2"  # labels are stored on the Sentinel-2 grid
 DONE_SUFFIX = ".tiles.done"  # completion records live beside the store, outside the Zarr hierarchy
 LOCK_SUFFIX = ".tiles.lock"  # held by the one run writing the store
+BUILDING = "msc_france_building"  # group attribute while its arrays are being created
 ZSTD_LEVEL = 1  # fast, within a few % of the default level's size on imagery (docs/store.md)
 EMPTY = np.iinfo(np.uint64).max  # shard index entry of a chunk that is not stored
 
@@ -93,12 +94,14 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
     k = shard_tiles(recipe)
     for layer in layers(recipe):
         if layer.group in root:
-            continue
+            if _complete(root[layer.group]):
+                continue
+            del root[layer.group]  # its creation was cut short (kill -9, full disk): only metadata in it
         px = grid.tile_px(layer.grid_sensor)
         geobox = grid.geobox(layer.grid_sensor)
         height, width = geobox.shape
         group = root.create_group(layer.group)
-        group.attrs.update({"grid_sensor": layer.grid_sensor, "tile_px": px, "shard_tiles": k})
+        group.attrs.update({"grid_sensor": layer.grid_sensor, "tile_px": px, "shard_tiles": k, BUILDING: True})
         group.create_array(
             "data", shape=(len(layer.bands), height, width), dtype=layer.dtype,
             chunks=(len(layer.bands), px, px), shards=(len(layer.bands), k * px, k * px),
@@ -124,7 +127,13 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
         ref = group.create_array("spatial_ref", shape=(), dtype="int32",
                                  attributes={**_crs_attrs(grid), "GeoTransform": " ".join(map(str, geobox.affine.to_gdal()))})
         ref[...] = 0
+        del group.attrs[BUILDING]  # last: the group is complete
     return root
+
+
+def _complete(group: zarr.Group) -> bool:
+    """True when every array of a store group was created (see :func:`create_or_open`)."""
+    return "tile_px" in group.attrs and BUILDING not in group.attrs
 
 
 def open_store(store: str, storage_options: dict[str, Any] | None = None) -> zarr.Group:
