@@ -1,12 +1,11 @@
 """Faults of the tiles stage on the tiny demo world, against an uninterrupted store: a Dask worker
 killed mid-task, a second run on the same store, damaged downloaded files, all-nodata and all-cloud
-scenes, a full disk. The runs share one local Dask cluster (worker processes with nannies)."""
+scenes, a full disk. The runs share one local Dask cluster (``cluster`` in conftest.py)."""
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import numpy as np
 import pytest
 import rasterio
 import zarr
-from dask.distributed import LocalCluster
 
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
@@ -28,16 +26,17 @@ from msc_france.tiles.run import TilesRequest, run_tiles
 from msc_france.tiles.store import all_done, lock_path
 from tests.reliability import dask_faults
 from tests.test_download import _catalog_file, _region
-from tests.test_tiles import QUIET, _arrays, downloaded, store  # noqa: F401 - fixtures
+from tests.test_tiles import QUIET, _arrays, downloaded  # noqa: F401 - downloaded is a fixture
 
 MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=50) as local:
-        yield local.scheduler_address
+def store(downloaded: Path, cluster: str) -> str:  # noqa: F811
+    """The uninterrupted store, the yardstick of the others."""
+    summary = run_tiles(TilesRequest(recipe="demo", data=downloaded, scheduler=cluster), QUIET)
+    assert summary.tiles == 4 and summary.written > 0
+    return summary.store
 
 
 def _same_arrays(a: str, b: str) -> bool:
@@ -67,15 +66,12 @@ def test_a_killed_worker_task_is_redone_and_the_store_is_identical(
 def test_a_second_run_on_the_same_store_is_refused(downloaded: Path, store: str, cluster: str) -> None:  # noqa: F811
     lock = lock_path(store)
     assert lock is not None
-    command = [sys.executable, "-m", "msc_france", "tiles", "--recipe", "demo", "--data", str(downloaded),
-               "--store", store, "--scheduler", cluster]
     before = _arrays(store)
-    with exclusive(lock, "the first run"):
-        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert second.returncode == 2, second.stderr
-    last = second.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: store ") and store in last and str(lock) in last and "in use by process" in last
-    assert "Traceback" not in second.stderr
+    with exclusive(lock, "the first run"), pytest.raises(UserError) as error:
+        run_tiles(TilesRequest(recipe="demo", data=downloaded, store=store, scheduler=cluster), QUIET)
+    message = str(error.value)
+    assert message.startswith(f"store {store} is in use by process {os.getpid()}") and str(lock) in message
+    assert "\n" not in message
     after = _arrays(store)
     assert all(np.array_equal(before[k], after[k]) for k in before)
     # The lock file stays behind, unheld (like after kill -9 of its holder): the next run goes ahead.
@@ -190,10 +186,8 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     assert "Traceback" not in full.stderr
     kept = len(all_done(str(other)))
     _resize(small_fs, 64 * MIB)
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
-    skipped = re.search(r"(\d+) already complete", " ".join(again.stdout.split()))
-    assert skipped and int(skipped.group(1)) >= kept, "finished shards are kept"
+    again = run_tiles(TilesRequest(recipe="demo", data=data, store=str(other), scheduler=cluster), QUIET)
+    assert again.skipped >= kept, "finished shards are kept"
     assert _same_arrays(store, str(other))
 
 
