@@ -30,6 +30,7 @@ from msc_france.download.search import open_api, search_source
 from msc_france.download.wms import fetch_wms, wms_candidate
 from msc_france.errors import UserError
 from msc_france.grid import tiles_between
+from msc_france.lock import exclusive
 from msc_france.regions import Region, download_estimate, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
 
@@ -192,13 +193,15 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         raise UserError(f"{region.name} is {count} tiles, about {size / 1e9:.1f} GB to download; rerun with --yes")
     start, end = _dates(request, base_catalog)
     root = request.data / "catalogs" / region.slug
-    with resolved(base_catalog, request.data) as catalog:
+    with resolved(base_catalog, request.data) as catalog, contextlib.ExitStack() as held:
         found = _search(catalog, recipe, region, start, end, request.max_cloud, console)
         plan = make_plan(region, found, request.window_days)
         console.print(plan.table())
         summary = Summary(plan)
         if request.dry_run:
             return summary
+        # One download of a region at a time: a second would remove the first one's .partial files.
+        held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
         root.mkdir(parents=True, exist_ok=True)
         write_json(root / "region.geojson", region.geometry.json)
         for partial in root.rglob(".*.partial"):

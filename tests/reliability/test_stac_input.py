@@ -14,6 +14,8 @@ from rich.console import Console
 from msc_france.demo.server import DemoServer
 from msc_france.download.run import run_download
 from msc_france.errors import UserError
+from msc_france.lock import exclusive
+from msc_france.regions import resolve_region
 from tests.reliability.stac_stub import stac_stub, world_items
 from tests.test_download import _request, _tifs, reference  # noqa: F401 - reference is a fixture
 
@@ -102,3 +104,14 @@ def test_footprints_that_miss_the_region_are_never_planned(tmp_path: Path, tiny_
     with stac_stub(lambda collection: [far[collection]]) as url, pytest.raises(UserError, match="no Sentinel-2 L2A item over"):
         run_download(_request(tmp_path, url, tiny_world, tmp_path / "b"), _console()[0])
     assert not (tmp_path / "b" / "catalogs").exists()
+
+
+
+def test_a_second_download_of_the_same_region_is_refused(tmp_path: Path, tiny_world: World,
+                                                          served_world: DemoServer) -> None:
+    request = _request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d")
+    lock = tmp_path / "d" / "catalogs" / resolve_region(request.region).slug / ".download.lock"
+    with exclusive(lock, "the first download"), pytest.raises(UserError) as error:
+        run_download(request, _console()[0])
+    assert "is in use by process" in str(error.value) and str(lock) in str(error.value)
+    assert not list((tmp_path / "d").rglob("*.tif")), "the second run fetched nothing"
