@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
-from msc_france.errors import UserError
+from msc_france.errors import UserError, disk_full, disk_full_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
 demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo world: generate, serve, run everything.")
@@ -266,9 +266,15 @@ def demo_run(
 
 
 def main() -> None:
-    """Entry point: user errors print one line and exit 2; no traceback."""
+    """Entry point: user errors and a full disk print one line and exit 2; no traceback."""
     try:
         app()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        full = disk_full(exc)
+        if not full:
+            raise
+        print(f"error: {disk_full_message(full)}", file=sys.stderr)
         sys.exit(2)

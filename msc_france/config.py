@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid
+from msc_france.names import RULE, is_safe_name
 from msc_france.sensors import SENSORS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,15 @@ class Strict(BaseModel):
     """Base: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _safe_name(value: str) -> str:
+    if not is_safe_name(value):
+        raise ValueError(f"{value!r} is not a safe folder name: use {RULE}")
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]  # a name that becomes a file or folder name
 
 
 # --- dataset recipes ----------------------------------------------------------------------------
@@ -48,7 +58,7 @@ class SensorSelection(Strict):
 class Recipe(Strict):
     """What dataset to build: the grid and, per sensor, the bands to keep."""
 
-    name: str
+    name: SafeName
     description: str = ""
     grid: GridConfig
     sensors: dict[str, SensorSelection]

@@ -15,7 +15,14 @@ from tqdm import tqdm
 from msc_france.config import Catalog, Recipe, StacSource, WmsSource, load_catalog, load_recipe
 from msc_france.download.fetch import AssetJob, Fetched, declared_crs, fetch_asset
 from msc_france.download.http import (
-    FetchError, HttpOpener, RetryPolicy, Transfer, http_client, no_signing, planetary_computer_signing, strip_query,
+    FetchError,
+    HttpOpener,
+    RetryPolicy,
+    Transfer,
+    http_client,
+    no_signing,
+    planetary_computer_signing,
+    strip_query,
 )
 from msc_france.download.local_catalog import local_item, write_catalog, write_json
 from msc_france.download.plan import Candidate, Plan, candidate, make_plan
@@ -23,6 +30,7 @@ from msc_france.download.search import open_api, search_source
 from msc_france.download.wms import fetch_wms, wms_candidate
 from msc_france.errors import UserError
 from msc_france.grid import tiles_between
+from msc_france.lock import exclusive
 from msc_france.regions import Region, download_estimate, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
 
@@ -132,8 +140,17 @@ def _signer(source: StacSource):  # noqa: ANN202 - a Callable[[str], str]
     return planetary_computer_signing if source.signing == "planetary-computer" else no_signing
 
 
+def _needed_assets(key: str, recipe: Recipe, source: StacSource) -> list[str]:
+    """The asset keys of ``source``'s items that the recipe needs for sensor ``key``."""
+    if key in ("s2", "l8"):
+        sensor = SENSORS[key]
+        assert sensor.mask is not None
+        return [band.asset for band in sensor.select(recipe.sensors[key].bands)] + [sensor.mask.asset]
+    return [source.asset or ("image" if key == "vhr" else "map")]
+
+
 def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, end: dt.date,
-            max_cloud: float | None) -> dict[str, list[Candidate]]:
+            max_cloud: float | None, console: Console) -> dict[str, list[Candidate]]:
     region_l93 = region.geometry.to_crs("EPSG:2154")
     found: dict[str, list[Candidate]] = {}
     wanted = [k for k in ("s2", "l8", "vhr") if k in recipe.sensors] + (["labels"] if recipe.labels else [])
@@ -147,8 +164,13 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
         client = open_api(source.url)
         # VHR and labels are acquired rarely: search all dates, and pair by season when planning.
         rare = key in ("vhr", "labels")
-        items = search_source(client, source, region, dt.date(1980, 1, 1) if rare else start,
-                              dt.date(2100, 1, 1) if rare else end, max_cloud, use_cloud=key != "labels")
+        items, rejected = search_source(client, source, region, dt.date(1980, 1, 1) if rare else start,
+                                        dt.date(2100, 1, 1) if rare else end, max_cloud, use_cloud=key != "labels",
+                                        assets=_needed_assets(key, recipe, source))
+        if rejected:
+            console.print(f"left out {len(rejected)} unusable {source.collection} items from {source.url}: "
+                          + "; ".join(f"{r.item_id!r}: {r.reason}" for r in rejected[:5])
+                          + (" ..." if len(rejected) > 5 else ""), markup=False)
         found[key] = [c for c in (candidate(key, i, region_l93) for i in items) if c.coverage > 0]
         if not found[key]:
             when = "" if rare else f" between {start} and {end}"
@@ -171,13 +193,15 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         raise UserError(f"{region.name} is {count} tiles, about {size / 1e9:.1f} GB to download; rerun with --yes")
     start, end = _dates(request, base_catalog)
     root = request.data / "catalogs" / region.slug
-    with resolved(base_catalog, request.data) as catalog:
-        found = _search(catalog, recipe, region, start, end, request.max_cloud)
+    with resolved(base_catalog, request.data) as catalog, contextlib.ExitStack() as held:
+        found = _search(catalog, recipe, region, start, end, request.max_cloud, console)
         plan = make_plan(region, found, request.window_days)
         console.print(plan.table())
         summary = Summary(plan)
         if request.dry_run:
             return summary
+        # One download of a region at a time: a second would remove the first one's .partial files.
+        held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
         root.mkdir(parents=True, exist_ok=True)
         write_json(root / "region.geojson", region.geometry.json)
         for partial in root.rglob(".*.partial"):

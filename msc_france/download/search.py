@@ -6,6 +6,7 @@ conformance class, client-side otherwise.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import pystac
@@ -14,6 +15,7 @@ from pystac_client.conformance import ConformanceClasses
 from pystac_client.exceptions import APIError
 
 from msc_france.config import StacSource
+from msc_france.download.validate import Rejected, usable_items
 from msc_france.errors import UserError
 from msc_france.regions import Region
 
@@ -47,9 +49,10 @@ def _keep(item: pystac.Item, max_cloud: float | None, platforms: list[str]) -> b
 
 def search_source(
     client: Client, source: StacSource, region: Region, start: dt.date, end: dt.date,
-    max_cloud: float | None, use_cloud: bool = True,
-) -> list[pystac.Item]:
-    """Every item of ``source`` over ``region`` between ``start`` and ``end`` (inclusive)."""
+    max_cloud: float | None, use_cloud: bool = True, assets: Iterable[str] = (),
+) -> tuple[list[pystac.Item], list[Rejected]]:
+    """Every usable item of ``source`` over ``region`` between ``start`` and ``end`` (inclusive) that
+    has ``assets``, and the items left out as unusable (see :mod:`msc_france.download.validate`)."""
     max_cloud = max_cloud if use_cloud else None
     server_filter = _cql2(max_cloud, source.platforms) if client.conforms_to(ConformanceClasses.FILTER) else None
     search = client.search(
@@ -61,9 +64,10 @@ def search_source(
         limit=100,
     )
     try:
-        items = list(search.items())
+        items, rejected = usable_items(search.items_as_dicts(), assets)
     except (APIError, OSError) as exc:
         reason = " ".join(str(exc).split())[:200]
         raise UserError(f"STAC search of {source.collection} at {source.url} failed ({reason}); try again later") from None
     # Client-side as well: harmless when the server filtered, needed when it could not.
-    return sorted((i for i in items if _keep(i, max_cloud, source.platforms)), key=lambda i: (i.datetime or dt.datetime.min, i.id))
+    kept = sorted((i for i in items if _keep(i, max_cloud, source.platforms)), key=lambda i: (i.datetime or dt.datetime.min, i.id))
+    return kept, rejected

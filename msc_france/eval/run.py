@@ -18,6 +18,7 @@ from msc_france.eval.labels import ClassSpace
 from msc_france.eval.report import write_report
 from msc_france.eval.retrieval import chance
 from msc_france.eval.scores import score_encoder
+from msc_france.names import safe_name
 from msc_france.pretrain.export import read_card
 from msc_france.pretrain.trainer import DINO_SUFFIX
 
@@ -77,7 +78,7 @@ def _downstream(name: str, folder: str, encoders: list[Encoder]) -> dict[str, An
 
 
 def run_eval(request: EvalRequest) -> EvalSummary:
-    run_dir = request.data / "runs" / request.run
+    run_dir = request.data / "runs" / safe_name(request.run, "run name")
     if not run_dir.is_dir():
         raise UserError(f"no run {request.run!r} in {request.data / 'runs'}; train it with `make pretrain run={request.run}`")
     torch.manual_seed(request.seed)

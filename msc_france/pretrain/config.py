@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from msc_france.config import PIPELINES_DIR, Strict, load_yaml, resolve_config
+from msc_france.config import PIPELINES_DIR, SafeName, Strict, load_yaml, resolve_config
 from msc_france.sensors import SENSORS
 
 ARCHS = ("vit_tiny_patch16", "vit_small_patch16", "vit_base_patch16", "vit_large_patch16")
@@ -103,7 +103,7 @@ class RuntimeConfig(Strict):
 
 
 class PretrainConfig(Strict):
-    name: str
+    name: SafeName
     description: str = ""
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()

@@ -36,7 +36,13 @@ class MetricsLog:
     def records(self) -> list[dict[str, Any]]:
         if not self.jsonl.exists():
             return []
-        return [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+        records = []
+        for line in self.jsonl.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # empty, or torn by a kill or a full disk: past the checkpoint anyway
+                continue
+        return records
 
     def _write_csv(self, records: list[dict[str, Any]]) -> None:
         self.csv.unlink(missing_ok=True)

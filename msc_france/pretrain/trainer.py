@@ -20,6 +20,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from msc_france.errors import UserError
+from msc_france.lock import exclusive
+from msc_france.names import safe_name
 from msc_france.pretrain import distributed
 from msc_france.pretrain.augment import MultiCrop
 from msc_france.pretrain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -116,9 +118,12 @@ def run_pretrain(request: PretrainRequest) -> PretrainSummary:
             raise UserError(f"preset {config.name} is a continual run: its DINO-alone baseline is not defined")
         config = config.model_copy(update={"loss": config.loss.model_copy(update={"msad_weight": 0.0})})
         request = replace(request, run=(request.run or config.name) + DINO_SUFFIX)
+    name = safe_name(request.run or config.name, "run name")
     proc = distributed.setup(config.runtime.device)
     try:
-        return _train(config, request, proc)
+        # One run at a time in a run folder (the lock file is beside it); only the main process writes.
+        with exclusive(request.data / "runs" / f".{name}.lock", f"run {name}") if proc.main else nullcontext():
+            return _train(config, request, proc)
     finally:
         distributed.teardown()
 

@@ -19,10 +19,11 @@ from tqdm import tqdm
 from msc_france.config import Recipe, load_recipe
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
+from msc_france.lock import exclusive
 from msc_france.tiles.index import build_index, index_path, write_index
 from msc_france.tiles.shard import process_shard
 from msc_france.tiles.sources import SourceItem, catalog_dirs, read_items, region_geometry
-from msc_france.tiles.store import all_done, create_or_open, layers, shard_of, shard_tiles, read_done
+from msc_france.tiles.store import all_done, create_or_open, layers, lock_path, read_done, shard_of, shard_tiles
 
 
 @dataclass
@@ -80,11 +81,18 @@ def plan_tiles(recipe: Recipe, folders: list[Path]) -> tuple[dict[TileId, str], 
 
 
 def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
+    """Build or complete the store of ``request``; one run at a time on a local store."""
     recipe = load_recipe(request.recipe)
+    store = default_store(request, recipe)
+    lock = lock_path(store)
+    with exclusive(lock, f"store {store}") if lock else contextlib.nullcontext():
+        return _run_tiles(request, recipe, store, console)
+
+
+def _run_tiles(request: TilesRequest, recipe: Recipe, store: str, console: Console) -> TilesSummary:
     grid = recipe.tile_grid
     folders = catalog_dirs(request.data, request.region)
     tiles, items = plan_tiles(recipe, folders)
-    store = default_store(request, recipe)
     create_or_open(store, recipe, request.storage_options)
     k = shard_tiles(recipe)
     by_shard: dict[tuple[int, int], list[TileId]] = {}

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import Layer, read_done, write_done, write_shard
@@ -72,7 +73,20 @@ def _statistics(data: np.ndarray, valid: np.ndarray, layer: Layer) -> dict[str, 
 def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
                   tiles: list[TileId], items: list[SourceItem],
                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record."""
+    """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record.
+
+    The Dask task. A :class:`UserError` leaves it without the errors chained to it (rasterio's do
+    not unpickle), so that the client gets it back as it is and the command line prints one line."""
+    try:
+        return _process_shard(store, grid, layer, shard, k, tiles, items, storage_options)
+    except UserError as exc:
+        exc.__context__ = exc.__cause__ = None
+        raise
+
+
+def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
+                   tiles: list[TileId], items: list[SourceItem],
+                   storage_options: dict[str, Any] | None) -> dict[str, Any]:
     previous = read_done(store, layer.group, shard, storage_options) or {"tiles": {}}
     box = shard_box(grid, layer, shard, k)
     target = grid.geobox(layer.grid_sensor)[box]

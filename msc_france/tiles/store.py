@@ -5,13 +5,16 @@ tile, K x K tiles per shard (see docs/store.md). Local paths and fsspec URLs (s3
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fsspec
 import google_crc32c
 import numpy as np
 import zarr
+from fsspec.implementations.local import LocalFileSystem
 from numcodecs.zstd import Zstd
 from pyproj import CRS as ProjCRS
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ShardingCodecIndexLocation, ZstdCodec
@@ -29,6 +32,8 @@ STORE_VERSION = 1
 LABELS = "labels"
 LABEL_GRID = "s2"  # labels are stored on the Sentinel-2 grid
 DONE_SUFFIX = ".tiles.done"  # completion records live beside the store, outside the Zarr hierarchy
+LOCK_SUFFIX = ".tiles.lock"  # held by the one run writing the store
+BUILDING = "msc_france_building"  # group attribute while its arrays are being created
 ZSTD_LEVEL = 1  # fast, within a few % of the default level's size on imagery (docs/store.md)
 EMPTY = np.iinfo(np.uint64).max  # shard index entry of a chunk that is not stored
 
@@ -89,12 +94,14 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
     k = shard_tiles(recipe)
     for layer in layers(recipe):
         if layer.group in root:
-            continue
+            if _complete(root[layer.group]):
+                continue
+            del root[layer.group]  # its creation was cut short (kill -9, full disk): only metadata in it
         px = grid.tile_px(layer.grid_sensor)
         geobox = grid.geobox(layer.grid_sensor)
         height, width = geobox.shape
         group = root.create_group(layer.group)
-        group.attrs.update({"grid_sensor": layer.grid_sensor, "tile_px": px, "shard_tiles": k})
+        group.attrs.update({"grid_sensor": layer.grid_sensor, "tile_px": px, "shard_tiles": k, BUILDING: True})
         group.create_array(
             "data", shape=(len(layer.bands), height, width), dtype=layer.dtype,
             chunks=(len(layer.bands), px, px), shards=(len(layer.bands), k * px, k * px),
@@ -120,7 +127,13 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
         ref = group.create_array("spatial_ref", shape=(), dtype="int32",
                                  attributes={**_crs_attrs(grid), "GeoTransform": " ".join(map(str, geobox.affine.to_gdal()))})
         ref[...] = 0
+        del group.attrs[BUILDING]  # last: the group is complete
     return root
+
+
+def _complete(group: zarr.Group) -> bool:
+    """True when every array of a store group was created (see :func:`create_or_open`)."""
+    return "tile_px" in group.attrs and BUILDING not in group.attrs
 
 
 def open_store(store: str, storage_options: dict[str, Any] | None = None) -> zarr.Group:
@@ -204,8 +217,27 @@ def done_root(store: str) -> str:
     return index_path(store).removesuffix(".tiles.parquet") + DONE_SUFFIX
 
 
+def lock_path(store: str) -> Path | None:
+    """``STORE.tiles.lock`` beside a local store (see :mod:`msc_france.lock`); None for a URL, where
+    a local lock would not see writers on other machines."""
+    if "://" in store and not store.startswith("file://"):
+        return None
+    return Path(done_root(store.removeprefix("file://")).removesuffix(DONE_SUFFIX) + LOCK_SUFFIX)
+
+
 def done_path(store: str, group: str, shard: tuple[int, int]) -> str:
     return f"{done_root(store)}/{group}/{shard[0]:04d}_{shard[1]:04d}.json"
+
+
+def _load_record(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
+    """One completion record; an unreadable one is a one-line error (they are written atomically,
+    so only outside damage makes one)."""
+    try:
+        with fs.open(path, "r") as handle:
+            return json.load(handle)
+    except ValueError:  # JSON and UTF-8 errors; raised below, unchained, to pass through Dask as it is
+        pass
+    raise UserError(f"the completion record {path} is damaged; delete it and rerun (its shard is redone)")
 
 
 def read_done(store: str, group: str, shard: tuple[int, int], storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -213,17 +245,25 @@ def read_done(store: str, group: str, shard: tuple[int, int], storage_options: d
     fs, path = fsspec.core.url_to_fs(done_path(store, group, shard), **(storage_options or {}))
     if not fs.exists(path):
         return None
-    with fs.open(path, "r") as handle:
-        return json.load(handle)
+    return _load_record(fs, path)
 
 
 def write_done(store: str, group: str, shard: tuple[int, int], record: dict[str, Any],
                storage_options: dict[str, Any] | None = None) -> None:
-    """Record a shard as complete (written last, after the shard's data)."""
+    """Record a shard as complete (written last, after the shard's data), whole or not at all: a local
+    record goes to a temporary name first and is renamed (object stores put whole objects anyway)."""
     fs, path = fsspec.core.url_to_fs(done_path(store, group, shard), **(storage_options or {}))
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "w") as handle:
-        json.dump(record, handle, sort_keys=True)
+    text = json.dumps(record, sort_keys=True)
+    if isinstance(fs, LocalFileSystem):
+        tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.partial")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        fs.pipe_file(path, text.encode())
 
 
 def all_done(store: str, storage_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -231,8 +271,4 @@ def all_done(store: str, storage_options: dict[str, Any] | None = None) -> list[
     fs, path = fsspec.core.url_to_fs(done_root(store), **(storage_options or {}))
     if not fs.exists(path):
         return []
-    records = []
-    for name in sorted(fs.glob(f"{path}/*/*.json")):
-        with fs.open(name, "r") as handle:
-            records.append(json.load(handle))
-    return records
+    return [_load_record(fs, name) for name in sorted(fs.glob(f"{path}/*/*.json"))]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +25,14 @@ import rasterio
 import shapely
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
+from msc_france.errors import UserError
 from msc_france.sensors import SENSORS
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import LABELS, Layer
@@ -274,6 +279,28 @@ def _usable(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.Ex
     return known & ~sensor.mask.invalid(codes)
 
 
+def _reason(exc: BaseException) -> str:
+    """The most telling message of a GDAL error chain (rasterio's outer one often says only "see previous")."""
+    messages = []
+    current: BaseException | None = exc
+    while current is not None and len(messages) < 5:
+        messages.append(" ".join(str(current).split()))
+        current = current.__cause__ or current.__context__
+    return next((m for m in reversed(messages) if m), "unknown error")[:200]
+
+
+@contextlib.contextmanager
+def _readable(item: SourceItem) -> Iterator[None]:
+    """Turn a GDAL failure to read one of ``item``'s downloaded files (truncated, corrupt, gone) into a
+    one-line error that says how to get it again."""
+    try:
+        yield
+    except (RasterioError, CPLE_BaseError) as exc:
+        folder = Path(item.assets[0][1]).parent
+        raise UserError(f"a downloaded file of {item.sensor} item {item.item_id} is unreadable ({_reason(exc)}); "
+                        f"delete {folder} and rerun the download, then tiles") from None
+
+
 def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
     """Mosaic ``items`` (least cloudy first) on ``target``."""
     shape = target.shape
@@ -285,7 +312,7 @@ def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
     used = [i for i in items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
     with rasterio.Env(**GDAL_OPTIONS):
         for k, item in enumerate(used):
-            with contextlib.ExitStack() as files:
+            with _readable(item), contextlib.ExitStack() as files:
                 bands, present = _item_bands(layer, item, target, files)
                 mask = _usable(layer, item, target, files)
             usable = present if mask is None else present & mask

@@ -1,0 +1,65 @@
+"""Items from a STAC API are untrusted input: each is checked before planning, and one that cannot be
+used (not a valid item, an id that is not a safe folder name, no usable footprint or date, a needed
+asset missing) is left out with its reason instead of stopping the run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pystac
+from odc.geo.geom import Geometry
+
+from msc_france.names import is_safe_name
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An item left out: its id (as sent, possibly not a string) and why."""
+
+    item_id: str
+    reason: str
+
+
+def _date(item: pystac.Item) -> dt.datetime:
+    if item.datetime is not None:
+        return item.datetime
+    return dt.datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
+
+
+def problem(raw: Any, assets: Iterable[str]) -> str | None:
+    """Why the item ``raw`` (a dict from the API) cannot be used, or None when it can."""
+    if not isinstance(raw, dict):
+        return "not a JSON object"
+    if not is_safe_name(raw.get("id")):
+        return "its id is not a safe folder name"
+    try:
+        item = pystac.Item.from_dict(raw)
+        footprint = Geometry(item.geometry, "EPSG:4326")
+        if footprint.is_empty or not footprint.geom.is_valid:
+            return "no valid footprint"
+        _date(item)
+        float(item.properties.get("eo:cloud_cover", 0.0))
+    except (KeyError, TypeError, ValueError, AttributeError, pystac.STACError) as exc:
+        return f"not a valid STAC item ({type(exc).__name__})"
+    missing = [key for key in assets if key not in item.assets or not item.assets[key].href]
+    if missing:
+        return f"no asset {missing[0]!r}"
+    return None
+
+
+def usable_items(raws: Iterable[Any], assets: Iterable[str]) -> tuple[list[pystac.Item], list[Rejected]]:
+    """The items of ``raws`` that can be used, and the others with their reasons."""
+    wanted = tuple(assets)
+    kept: list[pystac.Item] = []
+    rejected: list[Rejected] = []
+    for raw in raws:
+        reason = problem(raw, wanted)
+        if reason is None:
+            kept.append(pystac.Item.from_dict(raw))
+        else:
+            item_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
+            rejected.append(Rejected(str(item_id)[:80], reason))
+    return kept, rejected

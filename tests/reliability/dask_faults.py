@@ -1,0 +1,27 @@
+"""A shard task that kills its own Dask worker (``kill -9``) once: after the shard's data are written
+and before its completion record, the worst moment. Imported by the workers by name, so the test
+process can hand it to ``run_tiles`` in place of ``process_shard`` (bound to a marker file with
+``functools.partial``). The first task to create the marker file dies; every other task runs normally."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from msc_france.tiles import shard
+
+
+def _die_instead_of_recording(*args: Any, **kwargs: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def process_shard_killing_once(*args: Any, marker: str, **kwargs: Any) -> dict[str, Any]:
+    """``process_shard``, except that the first call to create ``marker`` dies before recording its
+    shard as complete."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return shard.process_shard(*args, **kwargs)
+    shard.write_done = _die_instead_of_recording  # this worker process dies with it
+    return shard.process_shard(*args, **kwargs)
