@@ -43,7 +43,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as handle:  # Python's own writes: a full disk is an OSError (ENOSPC), not torch's
+            torch.save(state, handle)   # "unexpected pos" RuntimeError
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from msc_france.pretrain.schedules import cosine, warmup_then_constant
 from msc_france.pretrain.weights import load_initial_weights
 
 CHECKPOINT = "checkpoint.pt"
+WORKER_DIED = "DataLoader worker (pid"  # how torch words the death of a loader worker
 
 
 @dataclass
@@ -202,66 +203,80 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     last: dict[str, float] = {}
     window = {"wait": 0.0, "time": 0.0, "images": 0, "loss": 0.0, "dino": 0.0, "msad": 0.0, "n": 0}
     model.train()
-    while step < last_step:
-        epoch, start_batch = divmod(micro, batches_per_epoch)
-        sampler.set_epoch(epoch, start_batch)
-        tick = time.perf_counter()
-        for batch in loader:
-            arrived = time.perf_counter()
-            batch = {s: t.to(proc.device, non_blocking=True) for s, t in batch.items()}
-            for i, group in enumerate(optimizer.param_groups):
-                group["lr"] = float(sched.lr[step])
-                if i == 0:
-                    group["weight_decay"] = float(sched.weight_decay[step])
-            views = augment(batch, seed=rt.seed * 1_000_003 + micro, dino_sensor=dino_sensors[micro % len(dino_sensors)],
-                            msad_sensors=msad_sensors)
-            boundary = (micro + 1) % o.accumulate == 0
-            sync = ddp.no_sync() if (proc.world > 1 and not boundary) else nullcontext()
-            with sync, autocast:
-                out = ddp(views, float(sched.teacher_temperature[step]))
-            with sync:
-                (out["loss"] / o.accumulate).backward()
-            loss_value = float(out["loss"].detach())
-            if not math.isfinite(loss_value):
-                raise UserError(f"the loss became {loss_value} at step {step}: lower optim.base_lr or "
-                                "raise loss.teacher_temperature_warmup_epochs, then resume=1")
-            micro += 1
-            for key in ("loss", "dino", "msad"):
-                window[key] += float(out[key].detach()) / o.accumulate
-            window["images"] += o.batch_size * proc.world
-            if not boundary:
-                continue
-            if o.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.student.parameters(), o.clip_grad)
-            if micro // batches_per_epoch < o.freeze_last_layer_epochs:
-                for param in model.student.dino_head.last_layer.parameters():
-                    param.grad = None
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            model.update_teacher(float(sched.momentum[step]))
-            step += 1
-            if cuda:
-                torch.cuda.synchronize(proc.device)
-            now = time.perf_counter()
-            window["wait"] += arrived - tick
-            window["time"] += now - tick
-            window["n"] += 1
-            tick = now
-            bar.update(1)
-            if step % rt.log_every == 0 or step == last_step:
-                last = _log_window(window, step, micro // batches_per_epoch, sched, proc, log)
-                bar.set_postfix(loss=f"{last['loss']:.3f}", msad=f"{last['msad']:.3f}", img_s=f"{last['images_per_s']:.0f}")
-                window = dict.fromkeys(window, 0.0)
-            if step % rt.checkpoint_every == 0 or step == last_step:
-                _save(checkpoint_path, model, optimizer, step, micro, config, in_chans, proc)
-            if step >= last_step:
-                break
-    bar.close()
+    saved = step if request.resume else None
+    try:
+        while step < last_step:
+            epoch, start_batch = divmod(micro, batches_per_epoch)
+            sampler.set_epoch(epoch, start_batch)
+            tick = time.perf_counter()
+            for batch in loader:
+                arrived = time.perf_counter()
+                batch = {s: t.to(proc.device, non_blocking=True) for s, t in batch.items()}
+                for i, group in enumerate(optimizer.param_groups):
+                    group["lr"] = float(sched.lr[step])
+                    if i == 0:
+                        group["weight_decay"] = float(sched.weight_decay[step])
+                views = augment(batch, seed=rt.seed * 1_000_003 + micro, dino_sensor=dino_sensors[micro % len(dino_sensors)],
+                                msad_sensors=msad_sensors)
+                boundary = (micro + 1) % o.accumulate == 0
+                sync = ddp.no_sync() if (proc.world > 1 and not boundary) else nullcontext()
+                with sync, autocast:
+                    out = ddp(views, float(sched.teacher_temperature[step]))
+                with sync:
+                    (out["loss"] / o.accumulate).backward()
+                loss_value = float(out["loss"].detach())
+                if not math.isfinite(loss_value):
+                    raise UserError(f"the loss became {loss_value} at step {step}: lower optim.base_lr or "
+                                    "raise loss.teacher_temperature_warmup_epochs, then resume=1")
+                micro += 1
+                for key in ("loss", "dino", "msad"):
+                    window[key] += float(out[key].detach()) / o.accumulate
+                window["images"] += o.batch_size * proc.world
+                if not boundary:
+                    continue
+                if o.clip_grad > 0:
+                    torch.nn.utils.clip_grad_norm_(model.student.parameters(), o.clip_grad)
+                if micro // batches_per_epoch < o.freeze_last_layer_epochs:
+                    for param in model.student.dino_head.last_layer.parameters():
+                        param.grad = None
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                model.update_teacher(float(sched.momentum[step]))
+                step += 1
+                if cuda:
+                    torch.cuda.synchronize(proc.device)
+                now = time.perf_counter()
+                window["wait"] += arrived - tick
+                window["time"] += now - tick
+                window["n"] += 1
+                tick = now
+                bar.update(1)
+                if step % rt.log_every == 0 or step == last_step:
+                    last = _log_window(window, step, micro // batches_per_epoch, sched, proc, log)
+                    bar.set_postfix(loss=f"{last['loss']:.3f}", msad=f"{last['msad']:.3f}", img_s=f"{last['images_per_s']:.0f}")
+                    window = dict.fromkeys(window, 0.0)
+                if step % rt.checkpoint_every == 0 or step == last_step:
+                    _save(checkpoint_path, model, optimizer, step, micro, config, in_chans, proc)
+                    saved = step
+                if step >= last_step:
+                    break
+    except RuntimeError as exc:  # torch raises it in the main thread when a loader worker dies
+        if WORKER_DIED not in str(exc):
+            raise
+        raise UserError(_worker_died(str(exc), saved)) from None
+    finally:
+        bar.close()  # before any error line, which the bar would otherwise print over
     export = curves = None
     if proc.main:
         export = export_backbone(model.teacher.backbone, config, dataset.stats, run_dir / "export", step)
         curves = log.close() if log else None
     return PretrainSummary(run_dir, step, checkpoint_path, export, curves, last)
+
+
+def _worker_died(reason: str, saved: int | None) -> str:
+    """One line for a data-loading worker that died (killed, out of memory): what is kept, what to do."""
+    kept = f"the checkpoint of step {saved} is kept" if saved else "no checkpoint was written yet"
+    return f"a data-loading worker stopped ({reason.strip().splitlines()[0]}); {kept}: rerun with resume=1 to continue"
 
 
 def _log_window(window: dict[str, float], step: int, epoch: int, sched: Schedules, proc: distributed.Process,

@@ -1,5 +1,6 @@
 """Faults of the pretraining stage: ``kill -9`` mid-run then resume (the same as an uninterrupted
-run), a second run in the same run folder, a checkpoint that would run code when unpickled."""
+run), ``kill -9`` of one data-loading worker, a full disk, a second run in the same run folder, a checkpoint that
+would run code when unpickled."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -19,6 +21,7 @@ from msc_france.lock import exclusive
 from msc_france.pretrain.checkpoint import load_checkpoint
 from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 from tests.pretrain_fixtures import write_preset
+from tests.reliability.conftest import pages, resize
 
 
 def _records(run: Path) -> list[dict]:
@@ -53,6 +56,52 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tile_store: str,
     ours, theirs = load_checkpoint(run / "checkpoint.pt")["model"], load_checkpoint(whole.checkpoint)["model"]
     for key in theirs:
         torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_killed_loader_worker_is_one_line_and_resume_finishes(tile_store: str, tmp_path: Path) -> None:
+    preset = write_preset(tmp_path, data={"workers": 2}, optim={"epochs": 4}, runtime={"checkpoint_every": 1})
+    command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(tmp_path),
+               "--store", tile_store, "--run-name", "worker"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "runs" / "worker"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and not (run / "checkpoint.pt").exists():
+        time.sleep(0.01)
+    workers = [p for p in psutil.Process(process.pid).children(recursive=True) if p.name() == "pt_data_worker"]
+    assert len(workers) == 2, "two loader workers while training"
+    workers[0].kill()
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 2 and "Traceback" not in stderr
+    message = stderr.strip().splitlines()[-1]
+    assert message.startswith("error: a data-loading worker stopped (DataLoader worker (pid") and "resume=1" in message
+    kept = int(load_checkpoint(run / "checkpoint.pt")["step"])
+    assert 1 <= kept < 16 and f"the checkpoint of step {kept} is kept" in message
+    resumed = run_pretrain(PretrainRequest(config=preset, data=tmp_path, run="worker", store=tile_store, resume=True,
+                                           quiet=True))
+    assert resumed.steps == 16
+
+
+def test_a_full_disk_is_a_one_line_error_and_resume_finishes(tile_store: str, tmp_path: Path, small_fs: Path) -> None:
+    preset = write_preset(tmp_path, optim={"epochs": 2}, runtime={"checkpoint_every": 1})  # 8 steps
+    resize(small_fs, 1 << 30)
+    first = run_pretrain(PretrainRequest(config=preset, data=small_fs, run="full", store=tile_store, max_steps=2,
+                                         quiet=True))
+    run = small_fs / "runs" / "full"
+    assert first.steps == 2
+    resize(small_fs, pages(small_fs) + pages(run / "checkpoint.pt") // 2)  # the next checkpoint does not fit
+    command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(small_fs),
+               "--store", tile_store, "--run-name", "full", "--resume"]
+    full = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    message = full.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: no space left on device") and "rerun the same command" in message
+    assert int(load_checkpoint(run / "checkpoint.pt")["step"]) == 2, "the last checkpoint is whole"
+    assert not list(run.glob(".*.tmp")), "no half-written checkpoint left behind"
+    resize(small_fs, 1 << 30)
+    resumed = run_pretrain(PretrainRequest(config=preset, data=small_fs, run="full", store=tile_store, resume=True,
+                                           quiet=True))
+    assert resumed.steps == 8
 
 
 def test_a_second_run_in_the_same_run_folder_is_refused(tile_store: str, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from msc_france.tiles.index import read_index
 from msc_france.tiles.run import TilesRequest, run_tiles
 from msc_france.tiles.store import all_done, lock_path
 from tests.reliability import dask_faults
+from tests.reliability.conftest import pages, resize
 from tests.test_download import _catalog_file, _region
 from tests.test_tiles import QUIET, _arrays, downloaded  # noqa: F401 - downloaded is a fixture
 
@@ -143,39 +143,13 @@ def test_an_all_nodata_or_all_cloud_scene_gives_invalid_tiles_not_a_crash(
         assert (index["s2_cloud"] == 0).all()
 
 
-def _pages(path: Path) -> int:
-    """Bytes that the files under ``path`` take on a tmpfs (whole pages)."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(-(-p.stat().st_size // 4096) * 4096 for p in files)
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs mounted for the test (root only), unmounted after it."""
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a small tmpfs, which needs root to mount")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()})")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _resize(mount: Path, size: int) -> None:
-    subprocess.run(["mount", "-o", f"remount,size={size}", str(mount)], check=True)
-
-
 def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     downloaded: Path, store: str, cluster: str, tmp_path: Path, small_fs: Path,  # noqa: F811
 ) -> None:
     data = _copy_data(downloaded, tmp_path)
-    shards = sum(_pages(p) for p in (*Path(store).glob("*/data/c"), *Path(store).glob("*/valid/c")))
-    needed = _pages(Path(store)) + _pages(Path(store).with_suffix(".tiles.done")) + _pages(Path(store).with_suffix(".tiles.parquet"))
-    _resize(small_fs, needed - shards // 2)  # the metadata fit, half the shards do not
+    shards = sum(pages(p) for p in (*Path(store).glob("*/data/c"), *Path(store).glob("*/valid/c")))
+    needed = pages(Path(store)) + pages(Path(store).with_suffix(".tiles.done")) + pages(Path(store).with_suffix(".tiles.parquet"))
+    resize(small_fs, needed - shards // 2)  # the metadata fit, half the shards do not
     other = small_fs / "demo.zarr"
     command = [sys.executable, "-m", "msc_france", "tiles", "--recipe", "demo", "--data", str(data),
                "--store", str(other), "--scheduler", cluster]
@@ -185,7 +159,7 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     assert last.startswith("error: no space left on device") and "free some space and rerun" in last, full.stderr[-2000:]
     assert "Traceback" not in full.stderr
     kept = len(all_done(str(other)))
-    _resize(small_fs, 64 * MIB)
+    resize(small_fs, 64 * MIB)
     again = run_tiles(TilesRequest(recipe="demo", data=data, store=str(other), scheduler=cluster), QUIET)
     assert again.skipped >= kept, "finished shards are kept"
     assert _same_arrays(store, str(other))
