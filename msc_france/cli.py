@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
-from msc_france.errors import UserError, disk_full, disk_full_message
+from msc_france.errors import NO_SPACE, UserError, disk_full, disk_full_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
 demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo world: generate, serve, run everything.")
@@ -58,6 +58,8 @@ def download(
         console.print(f"  failed {name}: {reason}", markup=False)
     if summary.catalog_path:
         console.print(f"local catalog: {summary.catalog_path}")
+    if any(NO_SPACE in reason for _, reason in summary.failed):
+        raise UserError(disk_full_message(True))
     if summary.failed:
         raise UserError(f"{len(summary.failed)} downloads failed (listed above); rerun the same command to retry them")
 

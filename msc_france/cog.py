@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from odc.geo.geobox import GeoBox
+from rasterio.io import MemoryFile
 
 
 def write_cog(
@@ -21,32 +21,39 @@ def write_cog(
 ) -> int:
     """Write ``data`` (bands, y, x) on ``geobox`` as a tiled, DEFLATE-compressed COG with overviews.
 
-    The file appears under its final name only once complete. Returns its size in bytes.
+    The file appears under its final name only once complete. Returns its size in bytes. GDAL
+    encodes in memory and Python writes the bytes, so a full disk is an ``OSError`` (ENOSPC) naming
+    the file, not an unrelated GDAL seek error.
     """
     if data.ndim == 2:
         data = data[np.newaxis]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     predictor = 2 if np.issubdtype(data.dtype, np.integer) else 3
-    with rasterio.open(
-        tmp,
-        "w",
-        driver="COG",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs=str(geobox.crs),
-        transform=geobox.affine,
-        nodata=nodata,
-        BLOCKSIZE=blocksize,
-        COMPRESS="DEFLATE",
-        PREDICTOR=predictor,
-        OVERVIEW_RESAMPLING=overview_resampling.upper(),
-        NUM_THREADS=1,
-    ) as dst:
-        dst.write(data)
-        for i, name in enumerate(band_names or [], start=1):
-            dst.set_band_description(i, name)
-    os.replace(tmp, path)
-    return path.stat().st_size
+    with MemoryFile() as memory:
+        with memory.open(
+            driver="COG",
+            width=data.shape[2],
+            height=data.shape[1],
+            count=data.shape[0],
+            dtype=data.dtype,
+            crs=str(geobox.crs),
+            transform=geobox.affine,
+            nodata=nodata,
+            BLOCKSIZE=blocksize,
+            COMPRESS="DEFLATE",
+            PREDICTOR=predictor,
+            OVERVIEW_RESAMPLING=overview_resampling.upper(),
+            NUM_THREADS=1,
+        ) as dst:
+            dst.write(data)
+            for i, name in enumerate(band_names or [], start=1):
+                dst.set_band_description(i, name)
+        encoded = memory.read()
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(encoded)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(encoded)
