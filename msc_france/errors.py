@@ -1,6 +1,7 @@
 """User-facing errors: one line, says what to do, no traceback."""
 
 import errno
+from collections.abc import Iterator
 
 
 class UserError(Exception):
@@ -13,18 +14,24 @@ class UserError(Exception):
 NO_SPACE = "No space left on device"
 
 
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from or during, outermost first (cycle-safe)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def disk_full(exc: BaseException) -> OSError | bool:
     """The ENOSPC error behind ``exc`` (itself or a cause, however a library wrapped it), True when
     only its message says so, False when the disk was not full."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
     found: OSError | bool = False
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
-            return current
-        found = found or NO_SPACE in str(current)
-        current = current.__cause__ or current.__context__
+    for error in error_chain(exc):
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return error
+        found = found or NO_SPACE in str(error)
     return found
 
 

@@ -29,8 +29,8 @@ def _date(item: pystac.Item) -> dt.datetime:
     return dt.datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
 
 
-def problem(raw: Any, assets: Iterable[str]) -> str | None:
-    """Why the item ``raw`` (a dict from the API) cannot be used, or None when it can."""
+def checked(raw: Any, assets: Iterable[str]) -> pystac.Item | str:
+    """The item ``raw`` (a dict from the API) when it can be used, else why not."""
     if not isinstance(raw, dict):
         return "not a JSON object"
     if not is_safe_name(raw.get("id")):
@@ -47,7 +47,7 @@ def problem(raw: Any, assets: Iterable[str]) -> str | None:
     missing = [key for key in assets if key not in item.assets or not item.assets[key].href]
     if missing:
         return f"no asset {missing[0]!r}"
-    return None
+    return item
 
 
 def usable_items(raws: Iterable[Any], assets: Iterable[str]) -> tuple[list[pystac.Item], list[Rejected]]:
@@ -56,10 +56,10 @@ def usable_items(raws: Iterable[Any], assets: Iterable[str]) -> tuple[list[pysta
     kept: list[pystac.Item] = []
     rejected: list[Rejected] = []
     for raw in raws:
-        reason = problem(raw, wanted)
-        if reason is None:
-            kept.append(pystac.Item.from_dict(raw))
+        result = checked(raw, wanted)
+        if isinstance(result, pystac.Item):
+            kept.append(result)
         else:
             item_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
-            rejected.append(Rejected(str(item_id)[:80], reason))
+            rejected.append(Rejected(str(item_id)[:80], result))
     return kept, rejected

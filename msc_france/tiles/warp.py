@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from rasterio.io import DatasetReader
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from msc_france.errors import UserError
+from msc_france.errors import UserError, error_chain
 from msc_france.sensors import SENSORS
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import LABELS, Layer
@@ -281,11 +282,7 @@ def _usable(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.Ex
 
 def _reason(exc: BaseException) -> str:
     """The most telling message of a GDAL error chain (rasterio's outer one often says only "see previous")."""
-    messages = []
-    current: BaseException | None = exc
-    while current is not None and len(messages) < 5:
-        messages.append(" ".join(str(current).split()))
-        current = current.__cause__ or current.__context__
+    messages = [" ".join(str(error).split()) for error in itertools.islice(error_chain(exc), 5)]
     return next((m for m in reversed(messages) if m), "unknown error")[:200]
 
 
