@@ -56,6 +56,8 @@ def download(
     )
     for name, reason in summary.failed:
         console.print(f"  failed {name}: {reason}", markup=False)
+    for line in summary.uncovered:
+        console.print(f"  left out VHR window {line}", markup=False)
     if summary.catalog_path:
         console.print(f"local catalog: {summary.catalog_path}")
     if any(NO_SPACE in reason for _, reason in summary.failed):
@@ -211,7 +213,9 @@ def demo_serve(data: DataDir = Path("data"), catalog: str = "demo") -> None:
 
     demo_generate(data, catalog)
     with serve_world(_world_dir(data)) as server:
-        console.print(f"STAC API  {server.stac_url}\nCOG files {server.files_url}\nCtrl-C to stop.")
+        console.print(f"STAC API  {server.stac_url}\nCOG files {server.files_url}\n"
+                      f"WMS       {server.resolve('demo://wms-r')}\nWMTS      {server.resolve('demo://wmts')}\n"
+                      "Ctrl-C to stop.")
         try:
             while True:
                 time.sleep(3600)
@@ -241,7 +245,7 @@ def demo_run(
     world_dir = _world_dir(data)
     bbox = json.loads((world_dir / "world.json").read_text())["scene"]["bbox_lonlat"]
     with serve_world(world_dir) as server:
-        console.print(f"serving: STAC API {server.stac_url}, COGs {server.files_url}")
+        console.print(f"serving: STAC API {server.stac_url}, COGs {server.files_url}, WMS/WMTS {server.ogc_url}")
         table = Table(title="STAC search over region demo")
         for column in ("source", "collection", "items", "first item"):
             table.add_column(column)

@@ -102,15 +102,41 @@ class StacSource(Strict):
         return value
 
 
+class WmtsEndpoint(Strict):
+    """A WMTS layer serving the same true-colour imagery in a Lambert-93 tile matrix set."""
+
+    url: str = Field(description="WMTS root (KVP), or demo://wmts")
+    layer: str
+    matrix_set: str
+
+
 class WmsSource(Strict):
-    """Imagery from an OGC WMS (IGN Geoplateforme BD ORTHO), fetched in Lambert-93 through GDAL."""
+    """Orthophotos from an OGC WMS (IGN Géoplateforme BD ORTHO), fetched window by window in
+    Lambert-93 through GDAL: R, G, B from ``layer`` (or ``wmts``), NIR from band 1 of ``nir_layer``,
+    the campaign year from the dated layers ``dated_layer``."""
 
     type: Literal["wms"]
-    url: str
-    layer: str
-    format: Literal["image/jpeg", "image/png"] = "image/jpeg"
+    url: str = Field(description="WMS root, or demo://wms-r for the demo world")
+    layer: str = Field(description="true-colour layer (R, G, B)")
+    nir_layer: str | None = Field(default=None, description="infrared-colour layer (NIR, R, G)")
+    dated_layer: str | None = Field(default=None, description="campaign layers, {year} in the name")
+    format: Literal["image/jpeg", "image/png"] = "image/png"
     native_gsd: float = Field(gt=0)
+    max_side: int = Field(default=10_000, gt=0, description="the service's limit, pixels a side per GetMap")
+    window_px: int = Field(default=2048, ge=64, description="fetch windows, pixels a side at the recipe's GSD")
+    wmts: WmtsEndpoint | None = None
+    retries: int = Field(default=6, ge=0, description="GDAL's HTTP retries per request (429, 5xx)")
+    retry_delay: float = Field(default=5.0, ge=0, description="seconds before a retry (the service's block)")
+    window_attempts: int = Field(default=3, ge=1, description="tries of a whole window")
+    cache_mb: int = Field(default=64, gt=0, description="GDAL block cache of a fetch, MB")
     licence: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "demo://")):
+            raise ValueError(f"url {value!r} must start with http://, https:// or demo://")
+        return value
 
 
 class WorldDates(Strict):

@@ -33,7 +33,19 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return root, manifest
 
 
+_SERVED: list[DemoServer] = []  # the session's served tiny world, once started
+
+
+def served_wms_url() -> str:
+    """The WMS (MapProxy) of the session's served tiny world: test catalogs point their VHR at it."""
+    if not _SERVED:
+        raise RuntimeError("the served_world fixture is not running; request it in the test")
+    return _SERVED[0].resolve("demo://wms-r")
+
+
 @pytest.fixture(scope="session")
 def served_world(tiny_world: tuple[Path, dict[str, Any]]) -> Iterator[DemoServer]:
     with serve_world(tiny_world[0]) as server:
+        _SERVED.append(server)
         yield server
+        _SERVED.clear()

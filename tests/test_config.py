@@ -96,7 +96,11 @@ def test_shipped_catalogs_load():
     assert all(pc.sources[k].signing == "planetary-computer" for k in ("s2", "l8", "labels"))
     assert isinstance(pc.sources["vhr"], WmsSource) and pc.sources["vhr"].native_gsd == 0.2
     demo = load_catalog("demo")
-    assert all(isinstance(s, StacSource) and s.url == "demo://" for s in demo.sources.values())
+    assert {k: type(s) for k, s in demo.sources.items()} == {k: type(s) for k, s in pc.sources.items()}, \
+        "the demo uses the real catalog's source types"
+    assert all(s.url == "demo://" for k, s in demo.sources.items() if k != "vhr") and demo.sources["vhr"].url == "demo://wms-r"
+    assert (demo.sources["vhr"].layer, demo.sources["vhr"].nir_layer, demo.sources["vhr"].dated_layer) == (
+        pc.sources["vhr"].layer, pc.sources["vhr"].nir_layer, pc.sources["vhr"].dated_layer)
     assert demo.world is not None and demo.world.size == 9600
     assert demo.world.s2.dates[0] == dt.date(2021, 7, 18)
     assert len(demo.world.s2.processing_baselines) == len(demo.world.s2.dates)

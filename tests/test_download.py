@@ -26,6 +26,7 @@ from msc_france.demo.server import DemoServer, rustac_binary, served_item_files,
 from msc_france.download import run as download_run
 from msc_france.download.http import RangeClient, RetryPolicy, Transfer, http_client, no_signing
 from msc_france.download.run import DownloadRequest, run_download
+from tests.conftest import served_wms_url
 from tests.faultproxy import FaultProxy
 
 World = tuple[Path, dict[str, Any]]
@@ -39,11 +40,12 @@ def _region(tiny_world: World) -> str:
     return f"{west + d},{south + d},{east - d},{north - d}"
 
 
-def _catalog_file(tmp_path: Path, stac_url: str) -> Path:
+def _catalog_file(tmp_path: Path, stac_url: str, wms_url: str | None = None) -> Path:
+    """The demo catalog on the given STAC API, its VHR on the served world's WMS (or ``wms_url``)."""
     catalog = yaml.safe_load((Path(download_run.__file__).parents[2] / "catalogs" / "demo.yaml").read_text())
     catalog.pop("world")
     for source in catalog["sources"].values():
-        source["url"] = stac_url
+        source["url"] = stac_url if source["type"] == "stac" else wms_url or served_wms_url()
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(catalog))
     return path

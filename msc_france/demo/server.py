@@ -1,7 +1,9 @@
-"""Serve the demo world on loopback: a real STAC API (``rustac serve``) and a Range-capable file
-server for the COGs, each a child process on a free port.
+"""Serve the demo world on loopback: a real STAC API (``rustac serve``), a Range-capable file
+server for the COGs and MapProxy for the orthophotos (WMS 1.3.0 and WMTS, as the IGN Géoplateforme),
+each a child process on a free port.
 
-``demo://`` in a catalog resolves to the running API through ``DATA/demo-world/server.json``.
+``demo://`` in a catalog resolves to the running servers through ``DATA/demo-world/server.json``:
+``demo://`` to the STAC API, ``demo://wms-r`` to the WMS, ``demo://wmts`` to the WMTS.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from msc_france.demo.ogc import render_caches
 from msc_france.errors import UserError
 
 STATE_FILE = "server.json"
@@ -32,6 +35,18 @@ STATE_FILE = "server.json"
 class DemoServer:
     stac_url: str
     files_url: str
+    ogc_url: str
+
+    def resolve(self, url: str) -> str:
+        """A catalog's ``demo://`` URL on the running servers."""
+        path = url.removeprefix("demo://").strip("/")
+        if path == "wms-r":
+            return f"{self.ogc_url}/wms"
+        if path == "wmts":
+            return f"{self.ogc_url}/service"
+        if path:
+            raise UserError(f"unknown demo service {url!r}; use demo://, demo://wms-r or demo://wmts")
+        return self.stac_url
 
 
 def free_port() -> int:
@@ -122,8 +137,19 @@ def serve_world(world: Path) -> Iterator[DemoServer]:
             ))
             log.close()
             wait_ready(f"{stac_url}/collections", processes[-1], "STAC API")
-            server = DemoServer(stac_url=stac_url, files_url=files_url)
-            state.write_text(json.dumps({"stac_url": stac_url, "files_url": files_url, "pid": os.getpid()}))
+            ogc_port = free_port()
+            ogc_url = f"http://127.0.0.1:{ogc_port}"
+            render_caches(world)
+            log = open(world / "ogc.log", "ab")  # noqa: SIM115 - closed with the process
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "msc_france.demo.ogc", str(world), str(ogc_port)],
+                stdout=log, stderr=log, preexec_fn=_die_with_parent,
+            ))
+            log.close()
+            wait_ready(f"{ogc_url}/wms?SERVICE=WMS&REQUEST=GetCapabilities", processes[-1], "WMS (MapProxy)")
+            server = DemoServer(stac_url=stac_url, files_url=files_url, ogc_url=ogc_url)
+            state.write_text(json.dumps({"stac_url": stac_url, "files_url": files_url, "ogc_url": ogc_url,
+                                         "pid": os.getpid()}))
             yield server
         finally:
             state.unlink(missing_ok=True)
@@ -141,4 +167,6 @@ def running_server(world: Path) -> DemoServer | None:
         os.kill(int(data["pid"]), 0)
     except (ProcessLookupError, PermissionError, ValueError, KeyError):
         return None
-    return DemoServer(stac_url=data["stac_url"], files_url=data["files_url"])
+    if "ogc_url" not in data:
+        return None
+    return DemoServer(stac_url=data["stac_url"], files_url=data["files_url"], ogc_url=data["ogc_url"])

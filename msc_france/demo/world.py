@@ -35,6 +35,7 @@ from msc_france.cog import write_cog
 from msc_france.config import DemoWorldConfig, WorldDates
 from msc_france.demo import items as stac
 from msc_france.demo.landscape import Landscape, generate_landscape
+from msc_france.demo.ogc import OGC_DIR, render_caches
 from msc_france.demo.native import landsat_grid, sentinel2_grid, worldcover_grid
 from msc_france.demo.render import (
     OPTICS,
@@ -211,7 +212,7 @@ def generate_world(cfg: DemoWorldConfig, root: Path, show_progress: bool = True)
             return manifest
     stamp = root / ".digest"
     if stamp.exists() and stamp.read_text() != digest:
-        for sub in ("truth", "cogs", "stac", MANIFEST):
+        for sub in ("truth", "cogs", "stac", OGC_DIR, MANIFEST):
             shutil.rmtree(root / sub, ignore_errors=True) if (root / sub).is_dir() else (root / sub).unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest)
@@ -246,6 +247,7 @@ def generate_world(cfg: DemoWorldConfig, root: Path, show_progress: bool = True)
     for key, collection in stac.COLLECTIONS.items():
         _write_json(root / "stac" / "collections" / f"{collection}.json",
                     stac.collection(key, by_collection[collection], descriptions[key]))
+    render_caches(root)  # the orthophotos as the WMS/WMTS serve them
     files = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
     lonlat = scene.extent.to_crs("EPSG:4326").boundingbox
     manifest = {

@@ -45,17 +45,7 @@ def local_item(entry: Candidate, fetched: list[Fetched], root: Path, api_url: st
     assets: dict[str, Any] = {}
     for f in fetched:
         origin = source.get("assets", {}).get(f.job.key, {})
-        asset: dict[str, Any] = {
-            "href": os.path.relpath(f.job.path, root / entry.sensor / entry.item_id),
-            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "roles": origin.get("roles", ["data"]),
-            "msc:source_href": source_href(f.job.href),
-            "file:size": f.size,
-            "file:checksum": f.checksum,
-            "proj:code": f.crs,
-            "proj:shape": list(f.shape),
-            "proj:transform": f.transform,
-        }
+        asset = local_asset(f, root, origin.get("roles", ["data"]), source_href(f.job.href))
         if origin.get("eo:bands"):
             asset["eo:bands"] = copy.deepcopy(origin["eo:bands"])
         is_mask = sensor is not None and sensor.mask is not None and f.job.key == sensor.mask.asset
@@ -75,6 +65,21 @@ def local_item(entry: Candidate, fetched: list[Fetched], root: Path, api_url: st
         "properties": properties,
         "links": [],
         "assets": assets,
+    }
+
+
+def local_asset(f: Fetched, root: Path, roles: list[str], source_href: str) -> dict[str, Any]:
+    """The asset of one fetched file: relative href, provenance, size, checksum and grid."""
+    return {
+        "href": os.path.relpath(f.job.path, root / f.job.sensor / f.job.item_id),
+        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "roles": roles,
+        "msc:source_href": source_href,
+        "file:size": f.size,
+        "file:checksum": f.checksum,
+        "proj:code": f.crs,
+        "proj:shape": list(f.shape),
+        "proj:transform": f.transform,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,15 @@ from msc_france.download.http import (
 from msc_france.download.local_catalog import local_item, write_catalog, write_json
 from msc_france.download.plan import Candidate, Plan, candidate, make_plan
 from msc_france.download.search import open_api, search_source
-from msc_france.download.wms import fetch_wms, wms_candidate
+from msc_france.download.wms import VhrWindow, WindowResult, fetch_windows, vhr_windows, window_item, wms_candidate
 from msc_france.errors import UserError
-from msc_france.grid import tiles_between
+from msc_france.grid import TileId, tiles_between
 from msc_france.lock import exclusive
 from msc_france.regions import Region, download_estimate, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
+
+if TYPE_CHECKING:
+    from msc_france.demo.server import DemoServer
 
 HUGE_TILES = 2000  # above this many tiles, ask for --yes
 SENSOR_TITLES = {"s2": "Sentinel-2 L2A", "l8": "Landsat", "vhr": "VHR", "labels": "label"}
@@ -58,6 +62,7 @@ class Summary:
     plan: Plan | None
     fetched: list[Fetched] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)  # VHR windows left out, with the reason
     transfer: Transfer = field(default_factory=Transfer)
     catalog_path: Path | None = None
 
@@ -66,10 +71,25 @@ class Summary:
         return [f for f in self.fetched if f.skipped]
 
 
+def _demo_urls(source: StacSource | WmsSource) -> list[str]:
+    urls = [source.url] + ([source.wmts.url] if isinstance(source, WmsSource) and source.wmts else [])
+    return [u for u in urls if u.startswith("demo://")]
+
+
+def _on_server(source: StacSource | WmsSource, server: DemoServer) -> StacSource | WmsSource:
+    """``source`` with its ``demo://`` URLs pointing at the running demo servers."""
+    update: dict[str, object] = {}
+    if source.url.startswith("demo://"):
+        update["url"] = server.resolve(source.url)
+    if isinstance(source, WmsSource) and source.wmts and source.wmts.url.startswith("demo://"):
+        update["wmts"] = source.wmts.model_copy(update={"url": server.resolve(source.wmts.url)})
+    return source.model_copy(update=update)
+
+
 @contextlib.contextmanager
 def resolved(catalog: Catalog, data: Path) -> Iterator[Catalog]:
     """The catalog with ``demo://`` replaced by the running demo world, started here if needed."""
-    if not any(isinstance(s, StacSource) and s.url.startswith("demo://") for s in catalog.sources.values()):
+    if not any(_demo_urls(s) for s in catalog.sources.values()):
         yield catalog
         return
     from msc_france.demo.server import running_server, serve_world
@@ -83,10 +103,7 @@ def resolved(catalog: Catalog, data: Path) -> Iterator[Catalog]:
                 raise UserError("catalog uses demo:// but has no `world` section to generate it from")
             generate_world(catalog.world, world_dir)
             server = stack.enter_context(serve_world(world_dir))
-        sources = {
-            key: s.model_copy(update={"url": server.stac_url}) if isinstance(s, StacSource) and s.url.startswith("demo://") else s
-            for key, s in catalog.sources.items()
-        }
+        sources = {key: _on_server(s, server) for key, s in catalog.sources.items()}
         yield catalog.model_copy(update={"sources": sources})
 
 
@@ -180,6 +197,34 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
     return found
 
 
+def _fetch_vhr_windows(plan: Plan, catalog: Catalog, base_catalog: Catalog, recipe: Recipe, tiles: list[TileId],
+                       root: Path, summary: Summary) -> list[dict[str, Any]]:
+    """Fetch the VHR of WMS/WMTS sources window by window; the local items of the covered windows."""
+    items: list[dict[str, Any]] = []
+    for entry in plan.entries:
+        source = catalog.sources[entry.sensor]
+        if entry.item is not None or not isinstance(source, WmsSource):
+            continue
+        windows = vhr_windows(recipe.tile_grid, tiles, source.window_px)
+        api_url = strip_query(base_catalog.sources[entry.sensor].url)
+        with tqdm(total=len(windows), unit="window", desc="vhr", dynamic_ncols=True) as bar:
+            def done(window: VhrWindow, result: WindowResult | None, problem: str | None) -> None:
+                bar.update(1)
+                if result is None:
+                    summary.failed.append((window.window_id, problem or "failed"))
+                    return
+                summary.fetched.append(result.fetched)
+                if result.record.coverage == 0:
+                    summary.uncovered.append(f"{window.window_id}: the service has no imagery there")
+                elif result.record.year is None:
+                    summary.uncovered.append(f"{window.window_id}: no acquisition date ({result.record.date_source})")
+                else:
+                    items.append(window_item(result, root, api_url))
+
+            fetch_windows(windows, source, recipe, root, done)
+    return items
+
+
 def run_download(request: DownloadRequest, console: Console) -> Summary:
     """Plan and fetch; returns the summary (failures are listed, not raised)."""
     base_catalog = load_catalog(request.catalog)
@@ -227,20 +272,14 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
                     summary.failed.append((f"{job.item_id}/{job.key}", " ".join(str(exc).split())[:300]))
                 bar.update(1)
                 bar.set_postfix_str(f"{summary.transfer.bytes / 1e6:.1f} MB")
-        for entry in plan.entries:
-            if entry.item is None and isinstance(catalog.sources[entry.sensor], WmsSource):
-                try:
-                    results.setdefault(entry.item_id, []).append(
-                        fetch_wms(entry, catalog.sources[entry.sensor], recipe, area, root))
-                except (FetchError, UserError, OSError, RuntimeError) as exc:
-                    summary.failed.append((entry.item_id, " ".join(str(exc).split())[:300]))
+        items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, tiles, root, summary)
+
         def provenance(url: str, key: str) -> str:
             """The catalog's own URL for demo sources (the loopback port changes every run)."""
             configured = base_catalog.sources[key]
             return "demo://" + url.split("://", 1)[1].split("/", 1)[-1] if (
                 isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
 
-        items = []
         failed_items = {name.split("/")[0] for name, _ in summary.failed}
         for entry in plan.entries:
             if entry.item_id in results and entry.item_id not in failed_items:

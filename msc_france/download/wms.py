@@ -1,10 +1,30 @@
-"""VHR from an OGC WMS (IGN Géoplateforme BD ORTHO, key-free) through GDAL's WMS driver, fetched
-straight in Lambert-93 at the recipe's VHR GSD over the region's tiles.
+"""VHR from OGC services (the IGN Géoplateforme's BD ORTHO, key-free) through GDAL's WMS and WMTS
+drivers, fetched window by window in Lambert-93 at the recipe's VHR GSD.
+
+* **Windows**: blocks of grid tiles of at most ``window_px`` pixels a side (aligned on the France
+  grid), so memory is bounded by one window whatever the region's size; each window is a local COG
+  plus a record, written last, so a rerun resumes window by window.
+* **Bands**: R, G, B from the true-colour layer (through the WMTS in Lambert-93 when the source names
+  one), NIR from band 1 of the infrared-colour layer (NIR, R, G).
+* **Coverage** is measured from the layer's transparency (PNG) or its white background (JPEG).
+* **Date**: the newest dated campaign layer (``ORTHOIMAGERY.ORTHOPHOTOS{year}``) listed in the WMS
+  capabilities that covers the window gives the campaign year; what was used is recorded.
+* **Retries**: GDAL retries 429 and 5xx itself (``GDAL_HTTP_MAX_RETRY``, never sooner than
+  ``retry_delay``, the Géoplateforme's 5 s block), then the whole window is retried.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -12,51 +32,312 @@ import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import BoundingBox, Geometry
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import from_bounds
 
 from msc_france.cog import write_cog
 from msc_france.config import Recipe, WmsSource
-from msc_france.download.fetch import AssetJob, describe, Fetched
+from msc_france.download.fetch import AssetJob, Fetched, describe
+from msc_france.download.http import FetchError
+from msc_france.download.local_catalog import FILE_EXT, PROJ_EXT, RASTER_EXT, local_asset
 from msc_france.download.plan import Candidate
-from msc_france.grid import EXTENT_SIZE, ORIGIN
+from msc_france.grid import CRS, EXTENT_SIZE, ORIGIN, TileGrid, TileId, tiles_between
 from msc_france.sensors import SENSORS
+
+RECORD = "window.json"
+PROBE_PX = 64  # pixels a side of the coverage probe of a dated layer
+WHITE = 255
 
 
 def wms_candidate(sensor: str, source: WmsSource, region_l93: Geometry) -> Candidate:
-    """A WMS covers all of France: one plan entry, no date, no cloud."""
+    """A WMS covers all of France: one plan entry; windows, dates and coverage come at fetch time."""
     return Candidate(sensor, None, f"wms-{source.layer.lower().replace('.', '-')}", None, 0.0, 1.0, region_l93)
 
 
-def gdal_wms_xml(source: WmsSource) -> str:
-    """A GDAL WMS service description over the France grid extent at the layer's native GSD."""
+# --- windows -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VhrWindow:
+    """A block of grid tiles fetched as one local COG."""
+
+    window_id: str
+    bounds: tuple[float, float, float, float]  # Lambert-93 left, bottom, right, top
+    tiles: int
+
+    @property
+    def box(self) -> BoundingBox:
+        return BoundingBox(*self.bounds, crs=CRS)
+
+
+def vhr_windows(grid: TileGrid, tiles: Sequence[TileId], window_px: int) -> list[VhrWindow]:
+    """The region's tiles grouped in blocks of ``window_px // tile_px`` tiles a side on the grid."""
+    side = max(1, window_px // grid.tile_px("vhr"))
+    blocks: dict[tuple[int, int], list[TileId]] = {}
+    for tile in tiles:
+        blocks.setdefault((tile.col // side, tile.row // side), []).append(tile)
+    windows = []
+    for (bc, br), members in sorted(blocks.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        box = tiles_between(grid, members)
+        windows.append(VhrWindow(f"vhr-{bc * side:04d}_{br * side:04d}-{side}", tuple(box), len(members)))
+    return windows
+
+
+# --- GDAL descriptions ---------------------------------------------------------------------------
+def gdal_wms_xml(source: WmsSource, layer: str) -> str:
+    """A GDAL WMS description of ``layer`` over the France grid extent at the source's native GSD.
+
+    No ``<Cache/>``: GDAL would write tiles outside the data folder. Blocks stay under the
+    service's size limit per GetMap."""
     width = int(EXTENT_SIZE[0] / source.native_gsd)
     height = int(EXTENT_SIZE[1] / source.native_gsd)
     url = source.url if source.url.endswith("?") else f"{source.url}?"
+    block = min(512, source.max_side)
+    png = source.format == "image/png"
     return (
         "<GDAL_WMS><Service name=\"WMS\"><Version>1.3.0</Version>"
         f"<ServerUrl>{escape(url)}</ServerUrl><CRS>EPSG:2154</CRS>"
-        f"<ImageFormat>{escape(source.format)}</ImageFormat><Layers>{escape(source.layer)}</Layers></Service>"
+        f"<ImageFormat>{escape(source.format)}</ImageFormat><Layers>{escape(layer)}</Layers>"
+        f"<Transparent>{'TRUE' if png else 'FALSE'}</Transparent></Service>"
         f"<DataWindow><UpperLeftX>{ORIGIN[0]}</UpperLeftX><UpperLeftY>{ORIGIN[1]}</UpperLeftY>"
         f"<LowerRightX>{ORIGIN[0] + EXTENT_SIZE[0]}</LowerRightX><LowerRightY>{ORIGIN[1] - EXTENT_SIZE[1]}</LowerRightY>"
         f"<SizeX>{width}</SizeX><SizeY>{height}</SizeY></DataWindow>"
-        "<BandsCount>3</BandsCount><BlockSizeX>512</BlockSizeX><BlockSizeY>512</BlockSizeY>"
+        f"<BandsCount>{4 if png else 3}</BandsCount><BlockSizeX>{block}</BlockSizeX><BlockSizeY>{block}</BlockSizeY>"
         "<OverviewCount>20</OverviewCount><MaxConnections>4</MaxConnections>"
-        "<Cache/><ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes></GDAL_WMS>"
+        "<ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes></GDAL_WMS>"
     )
 
 
-def fetch_wms(entry: Candidate, source: WmsSource, recipe: Recipe, area: BoundingBox, root: Path) -> Fetched:
-    """Read the tiles' area from the WMS at the recipe's VHR GSD and write it as a local COG."""
-    gsd = recipe.tile_grid.gsd("vhr")
-    bands = SENSORS["vhr"].select([b for b in recipe.sensors["vhr"].bands if b != "nir"])
-    job = AssetJob("vhr", entry.item_id, "image", source.url, tuple(b.asset_band for b in bands),
-                   tuple(b.name for b in bands), gsd, "average", root / "vhr" / entry.item_id / "image.tif")
-    if job.path.exists():
-        return describe(job, skipped=True)
-    shape = (round(area.span_y / gsd), round(area.span_x / gsd))
-    with rasterio.open(gdal_wms_xml(source)) as dataset:
-        window = rasterio.windows.from_bounds(*area, transform=dataset.transform)
-        data = dataset.read(list(job.bands), window=window, out_shape=(len(job.bands), *shape),
-                            resampling=rasterio.enums.Resampling.average)
-    geobox = GeoBox(shape, Affine(gsd, 0, area.left, 0, -gsd, area.top), "EPSG:2154")
-    write_cog(job.path, np.ascontiguousarray(data), geobox, 0, "average", list(job.band_names))
-    return describe(job, skipped=False)
+def gdal_wmts_name(url: str, layer: str, matrix_set: str) -> str:
+    """GDAL's WMTS connection string for ``layer`` in ``matrix_set``."""
+    base = url if "?" in url else f"{url}?SERVICE=WMTS&REQUEST=GetCapabilities"
+    return f"WMTS:{base},layer={layer},tilematrixset={matrix_set}"
+
+
+def gdal_env(source: WmsSource) -> dict[str, str | int]:
+    """GDAL settings of one fetch: bounded block cache, GDAL's own HTTP retries."""
+    return {
+        "GDAL_CACHEMAX": source.cache_mb * 2**20,
+        "GDAL_HTTP_MAX_RETRY": str(source.retries),
+        "GDAL_HTTP_RETRY_DELAY": str(source.retry_delay),
+        "GDAL_HTTP_RETRY_CODES": "429,500,502,503,504",
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    }
+
+
+# --- reading -------------------------------------------------------------------------------------
+def _read(name: str, box: BoundingBox, shape: tuple[int, int], bands: Sequence[int]) -> np.ndarray:
+    """Bands of a GDAL raster over ``box`` resampled to ``shape`` (average), as uint8."""
+    with rasterio.open(name) as dataset:
+        window = from_bounds(*box, transform=dataset.transform)
+        return dataset.read(list(bands), window=window, out_shape=(len(bands), *shape), boundless=False,
+                            resampling=Resampling.average)
+
+
+def _covered(data: np.ndarray, png: bool) -> np.ndarray:
+    """Where the layer has imagery: opaque (PNG alpha, last band) or not background white (JPEG)."""
+    if png:
+        return data[-1] >= 128
+    return ~(data == WHITE).all(axis=0)
+
+
+@dataclass(frozen=True)
+class LayerSet:
+    """The layers a fetch reads: true colour, infrared colour and dated campaigns (newest first)."""
+
+    rgb: str  # a GDAL dataset name (WMS description or WMTS connection)
+    irc: str | None
+    dated: tuple[tuple[int, str], ...]  # (year, GDAL dataset name)
+
+
+def layer_set(source: WmsSource) -> LayerSet:
+    """Where each band and the dates come from, with the dated layers the capabilities list."""
+    rgb = (gdal_wmts_name(source.wmts.url, source.wmts.layer, source.wmts.matrix_set) if source.wmts
+           else gdal_wms_xml(source, source.layer))
+    irc = gdal_wms_xml(source, source.nir_layer) if source.nir_layer else None
+    return LayerSet(rgb, irc, tuple((year, gdal_wms_xml(source, name)) for year, name in dated_layers(source)))
+
+
+def dated_layers(source: WmsSource) -> list[tuple[int, str]]:
+    """(year, layer) of the dated campaign layers that the WMS capabilities list, newest first."""
+    if not source.dated_layer:
+        return []
+    pattern = re.compile("^" + re.escape(source.dated_layer).replace(re.escape("{year}"), r"(\d{4})") + "$")
+    capabilities = f"WMS:{source.url}{'&' if '?' in source.url else '?'}SERVICE=WMS&VERSION=1.3.0&REQUEST=GetCapabilities"
+    try:
+        with rasterio.Env(**gdal_env(source)), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a listing of layers, not a raster
+            listing = rasterio.open(capabilities)
+            with listing:
+                names = [dict(p.split("=", 1) for p in sub.split("?", 1)[1].split("&") if "=" in p).get("LAYERS", "")
+                         for sub in listing.subdatasets]
+    except RasterioIOError as exc:
+        raise FetchError(f"{source.url}: cannot read the WMS capabilities ({_reason(exc)})") from None
+    years = {int(m.group(1)): name for name in names if (m := pattern.match(name))}
+    return sorted(years.items(), reverse=True)
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+# --- one window ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowRecord:
+    """What one fetched window holds: written beside its COG, last, so it marks the window complete."""
+
+    window_id: str
+    bounds: tuple[float, float, float, float]
+    coverage: float  # share of the window with imagery
+    year: int | None  # campaign year, None where no dated layer covers the window
+    date_source: str  # the layer the year was read from, or why there is none
+    layers: tuple[str, ...]  # the layers the bands were read from
+    bands: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> WindowRecord | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{**data, "bounds": tuple(data["bounds"]), "layers": tuple(data["layers"]),
+                          "bands": tuple(data["bands"])})
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.partial")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+    @property
+    def start(self) -> dt.datetime | None:
+        return dt.datetime(self.year, 1, 1, tzinfo=dt.UTC) if self.year else None
+
+    @property
+    def end(self) -> dt.datetime | None:
+        return dt.datetime(self.year, 12, 31, 23, 59, 59, tzinfo=dt.UTC) if self.year else None
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    record: WindowRecord
+    fetched: Fetched
+
+
+def _job(window: VhrWindow, source: WmsSource, recipe: Recipe, root: Path) -> AssetJob:
+    names = tuple(recipe.sensors["vhr"].bands)
+    return AssetJob("vhr", window.window_id, "image", source.url, tuple(range(1, len(names) + 1)), names,
+                    recipe.tile_grid.gsd("vhr"), "average", root / "vhr" / window.window_id / "image.tif", CRS)
+
+
+def fetch_window(window: VhrWindow, source: WmsSource, recipe: Recipe, root: Path, layers: LayerSet,
+                 sleep: Callable[[float], None] = time.sleep) -> WindowResult:
+    """Fetch one window unless complete; retried whole ``source.window_attempts`` times."""
+    job = _job(window, source, recipe, root)
+    record_path = job.path.parent / RECORD
+    record = WindowRecord.read(record_path)
+    if record is not None and record.bounds == window.bounds and job.path.exists():
+        return WindowResult(record, describe(job, skipped=True))
+    problem = ""
+    for attempt in range(source.window_attempts):
+        try:
+            record = _fetch_window(window, job, source, layers)
+            record.write(record_path)
+            return WindowResult(record, describe(job, skipped=False))
+        except RasterioIOError as exc:
+            problem = _reason(exc)
+            sleep(source.retry_delay * 2**attempt)
+    raise FetchError(f"{window.window_id}: {problem} (after {source.window_attempts} attempts)")
+
+
+def _fetch_window(window: VhrWindow, job: AssetJob, source: WmsSource, layers: LayerSet) -> WindowRecord:
+    gsd = job.target_gsd
+    box = window.box
+    shape = (round(box.span_y / gsd), round(box.span_x / gsd))
+    png = source.format == "image/png" or source.wmts is not None
+    wanted = job.band_names
+    with rasterio.Env(**gdal_env(source)):
+        rgb = _read(layers.rgb, box, shape, (1, 2, 3, 4) if png else (1, 2, 3))
+        covered = _covered(rgb, png)
+        planes = {"red": rgb[0], "green": rgb[1], "blue": rgb[2]}
+        used = [source.wmts.layer if source.wmts else source.layer]
+        if "nir" in wanted:
+            if layers.irc is None:
+                raise FetchError(f"the recipe asks for nir but the VHR source {source.url} has no nir_layer")
+            irc_png = source.format == "image/png"
+            irc = _read(layers.irc, box, shape, (1, 2, 3, 4) if irc_png else (1, 2, 3))
+            planes["nir"] = irc[0]
+            covered &= _covered(irc, irc_png)
+            del irc
+            used.append(source.nir_layer or "")
+        year, date_source = _campaign(layers, box, png)
+        del rgb
+    data = np.stack([np.where(covered, np.maximum(planes[name], 1), 0).astype(np.uint8) for name in wanted])
+    geobox = GeoBox(shape, Affine(gsd, 0, box.left, 0, -gsd, box.top), CRS)
+    write_cog(job.path, data, geobox, 0, "average", list(wanted))
+    return WindowRecord(window.window_id, window.bounds, round(float(covered.mean()), 6), year, date_source,
+                        tuple(used), tuple(wanted))
+
+
+def _campaign(layers: LayerSet, box: BoundingBox, png: bool) -> tuple[int | None, str]:
+    """The newest dated layer with imagery over ``box`` (a coarse probe), and which layer said so."""
+    for year, name in layers.dated:
+        probe = _read(name, box, (PROBE_PX, PROBE_PX), (1, 2, 3, 4) if png else (1, 2, 3))
+        if _covered(probe, png).any():
+            return year, _layer_of(name)
+    return None, "no dated layer covers the window" if layers.dated else "the source names no dated layer"
+
+
+def _layer_of(gdal_name: str) -> str:
+    match = re.search(r"<Layers>(.*?)</Layers>", gdal_name)
+    return match.group(1) if match else gdal_name
+
+
+def fetch_windows(windows: Sequence[VhrWindow], source: WmsSource, recipe: Recipe, root: Path,
+                  on_done: Callable[[VhrWindow, WindowResult | None, str | None], None]) -> None:
+    """Fetch windows one after the other (GDAL fetches each window's blocks in parallel)."""
+    if not windows:
+        return
+    try:
+        layers = layer_set(source)
+    except FetchError as exc:
+        for window in windows:
+            on_done(window, None, str(exc))
+        return
+    for window in windows:
+        try:
+            on_done(window, fetch_window(window, source, recipe, root, layers), None)
+        except (FetchError, OSError, RuntimeError) as exc:
+            on_done(window, None, _reason(exc))
+
+
+def window_item(result: WindowResult, root: Path, api_url: str) -> dict[str, Any]:
+    """The local STAC item of one fetched window: the campaign year as its interval, what was read."""
+    record, fetched = result.record, result.fetched
+    footprint = Geometry(BoundingBox(*record.bounds, crs=CRS).polygon.geom, CRS).to_crs("EPSG:4326")
+    assert record.start is not None and record.end is not None
+    encoding = SENSORS["vhr"].encoding
+    asset = local_asset(fetched, root, ["data"], f"{api_url} layers {', '.join(record.layers)}")
+    asset["raster:bands"] = [{"scale": encoding.scale, "offset": encoding.offset, "nodata": encoding.nodata,
+                              "data_type": encoding.dtype, "name": name} for name in record.bands]
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [FILE_EXT, PROJ_EXT, RASTER_EXT],
+        "id": record.window_id,
+        "collection": "vhr",
+        "geometry": footprint.json,
+        "bbox": list(footprint.boundingbox),
+        "properties": {
+            "datetime": None,
+            "start_datetime": record.start.isoformat().replace("+00:00", "Z"),
+            "end_datetime": record.end.isoformat().replace("+00:00", "Z"),
+            "gsd": fetched.job.target_gsd,
+            "msc:sensor": "vhr",
+            "msc:source_item": record.window_id,
+            "msc:source_api": api_url,
+            "msc:source_layers": list(record.layers),
+            "msc:date_source": record.date_source,
+            "msc:coverage": record.coverage,
+        },
+        "links": [],
+        "assets": {"image": asset},
+    }
