@@ -66,7 +66,8 @@ def test_keys_and_signed_urls_never_reach_files_or_logs(
     catalog = Path(request.catalog)
     config = yaml.safe_load(catalog.read_text())
     for source in config["sources"].values():
-        source["signing"] = "planetary-computer"
+        if source["type"] == "stac":
+            source["signing"] = "planetary-computer"
     catalog.write_text(yaml.safe_dump(config))
     fault_proxy.add("cogs/", "403", require_sig=f"SIGNED{key[:8]}")  # unsigned reads are refused
 
