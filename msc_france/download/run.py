@@ -31,6 +31,7 @@ from msc_france.download.wms import fetch_wms, wms_candidate
 from msc_france.errors import UserError
 from msc_france.grid import tiles_between
 from msc_france.lock import exclusive
+from msc_france.provenance import RecipeRecord, catalog_record, content, describe
 from msc_france.regions import Region, download_estimate, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
 
@@ -42,7 +43,7 @@ SENSOR_TITLES = {"s2": "Sentinel-2 L2A", "l8": "Landsat", "vhr": "VHR", "labels"
 class DownloadRequest:
     region: str
     catalog: str = "planetary-computer"
-    recipe: str = "msc-france"
+    recipe: str | None = None  # default: demo for the demo catalog, else msc-france
     start: dt.date | None = None
     end: dt.date | None = None
     max_cloud: float | None = None
@@ -180,11 +181,20 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
     return found
 
 
+def _same_recipe(root: Path, recipe: Recipe) -> None:
+    """Refuse to download into a folder made with another recipe: its files (other bands or GSD)
+    would be taken for complete ones."""
+    earlier = catalog_record(root)
+    if earlier is not None and content(earlier.recipe) != content(recipe):
+        raise UserError(f"{root} was downloaded with recipe {describe(earlier.recipe)}, not {describe(recipe)}; "
+                        f"delete {root} or give another --data to download with recipe {recipe.name}")
+
+
 def run_download(request: DownloadRequest, console: Console) -> Summary:
     """Plan and fetch; returns the summary (failures are listed, not raised)."""
     base_catalog = load_catalog(request.catalog)
     region = resolve_region(request.region, base_catalog.world)
-    recipe = load_recipe(request.recipe)
+    recipe = load_recipe(request.recipe or ("demo" if base_catalog.name == "demo" else "msc-france"))
     tiles = region_tiles(region, recipe.tile_grid)
     if not tiles:
         raise UserError(f"region {region.name} covers no tile of the France grid")
@@ -202,6 +212,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
             return summary
         # One download of a region at a time: a second would remove the first one's .partial files.
         held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
+        _same_recipe(root, recipe)
         root.mkdir(parents=True, exist_ok=True)
         write_json(root / "region.geojson", region.geometry.json)
         for partial in root.rglob(".*.partial"):
@@ -253,5 +264,6 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
                          "coverage": round(e.coverage, 6)} for e in plan.entries],
         })
         if items:
-            summary.catalog_path = write_catalog(root, region.name, items)
+            summary.catalog_path = write_catalog(root, region.name, items, RecipeRecord(recipe=recipe,
+                                                                                       catalog=base_catalog.name))
     return summary
