@@ -147,11 +147,13 @@ def test_index_only_sensors_in_records() -> None:
 def test_index_reason_says_why_pixels_are_not_valid() -> None:
     snowy = record(0, 0, "s2", 0.62) | {"invalid_fractions": {"cloud": 0.30, "snow": 0.05, "nodata": 0.03,
                                                                "other": 0.001}}
-    recs = [snowy, record(0, 0, "l8", 0.0, items=[]), record(0, 0, "vhr", 0.97)]
+    uncovered = record(0, 0, "l8", 0.0, items=[]) | {"invalid_fractions": {"nodata": 1.0}}
+    recs = [snowy, uncovered, record(0, 0, "vhr", 0.97)]
     row = build_index(recs, GRID).iloc[0]
     assert bool(row["quality_ok"]) is False
-    # Shares under half a percent (other 0.001) are left out; an item-less sensor says so.
-    assert row["quality_reason"] == "s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); l8 no item"
+    # Shares under half a percent (other 0.001) are left out.
+    assert row["quality_reason"] == ("s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); "
+                                     "l8 valid 0.00 < 0.95 (nodata 1.00)")
 
 
 def test_index_geometry_and_split(records: list[dict]) -> None:

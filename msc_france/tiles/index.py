@@ -96,8 +96,6 @@ def _verdict(sensor: str, record: Mapping[str, Any] | None, valid: float, min_va
         return f"{sensor} missing"
     if valid >= min_valid:
         return None
-    if record.get("items") == []:
-        return f"{sensor} no item"
     if math.isnan(valid):
         return f"{sensor} valid unknown"
     shares = [f"{name} {share:.2f}" for name, share in (record.get("invalid_fractions") or {}).items() if share >= 0.005]
@@ -124,8 +122,8 @@ def build_index(
     Quality: a tile is ok when every imaging sensor (all but ``labels``) present in the records has
     a record for the tile with ``valid_fraction >= min_valid``. ``quality_reason`` is ``"ok"`` or lists
     each failing sensor with why its pixels are not valid (shares of the tile, from the records'
-    ``invalid_fractions``), e.g. ``"s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); l8 no
-    item; vhr missing"``. Failing tiles keep their split.
+    ``invalid_fractions``), e.g. ``"s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); l8 valid
+    0.00 < 0.95 (nodata 1.00); vhr missing"``. Failing tiles keep their split.
     """
     latest: dict[TileId, dict[str, Mapping[str, Any]]] = {}
     for record in records:
