@@ -12,8 +12,8 @@ TORCH  ?= torch==2.13.0 torchvision==0.28.0
 data    ?= data
 region  ?= demo
 catalog ?= planetary-computer
-recipe  ?= $(if $(filter demo,$(catalog)),demo,msc-france)
-config  ?= pretrain-$(recipe)
+recipe  ?=
+config  ?= $(if $(recipe),pretrain-$(recipe))
 
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
@@ -30,11 +30,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 download: $(STAMP)
-	$(BIN)/msc-france download --region "$(region)" --catalog "$(catalog)" --recipe "$(recipe)" --data "$(data)" \
+	$(BIN)/msc-france download --region "$(region)" --catalog "$(catalog)" $(call opt,recipe,recipe) --data "$(data)" \
 	  $(call opt,start,start) $(call opt,end,end) $(call opt,max_cloud,max-cloud)
 
 tiles: $(STAMP)
-	$(BIN)/msc-france tiles --recipe "$(recipe)" --data "$(data)" $(call opt,region,region) \
+	$(BIN)/msc-france tiles $(call opt,recipe,recipe) --data "$(data)" $(call opt,region,region) \
 	  $(call opt,store,store) $(call opt,scheduler,scheduler) $(call opt,workers,workers)
 
 pretrain: $(STAMP)
@@ -42,17 +42,17 @@ pretrain: $(STAMP)
 	  $(if $(filter 1 yes true,$(resume)),--resume) $(if $(filter 1 yes true,$(baselines)),--baselines)
 
 eval: $(STAMP)
-	$(BIN)/msc-france eval --data "$(data)" --run "$(or $(run),$(config))" $(call opt,store,store) $(call opt,downstream,downstream) \
+	$(BIN)/msc-france eval --data "$(data)" $(if $(or $(run),$(config)),--run "$(or $(run),$(config))") $(call opt,store,store) $(call opt,downstream,downstream) \
 	  $(if $(filter 0 no false,$(baselines)),--no-baselines)
 
 demo: $(STAMP)
 	$(BIN)/msc-france demo run --data "$(data)"
 
 grid: $(STAMP)
-	$(BIN)/msc-france grid --recipe "$(recipe)" $(call opt,bbox,bbox)
+	$(BIN)/msc-france grid $(call opt,recipe,recipe) $(call opt,bbox,bbox)
 
 plan: $(STAMP)
-	$(BIN)/msc-france plan --region "$(region)" --recipe "$(recipe)" --catalog "$(catalog)" $(call opt,store,store)
+	$(BIN)/msc-france plan --region "$(region)" $(call opt,recipe,recipe) --catalog "$(catalog)" $(call opt,store,store)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

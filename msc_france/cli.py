@@ -32,7 +32,8 @@ def download(
     end: Annotated[Optional[str], typer.Option(help="last date, YYYY-MM-DD")] = None,
     max_cloud: Annotated[Optional[float], typer.Option(help="maximum cloud cover, percent")] = None,
     window: Annotated[int, typer.Option(help="pairing window around the Sentinel-2 date, days")] = 30,
-    recipe: RecipeName = "msc-france",
+    recipe: Annotated[Optional[str], typer.Option(help="dataset recipe: a name in pipelines/ or a YAML file "
+                                                  "(default: demo for the demo catalog, else msc-france)")] = None,
     data: DataDir = Path("data"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and stop")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="accept a huge region")] = False,
@@ -78,7 +79,8 @@ def _date(text: str | None, name: str) -> dt.date | None:
 @app.command()
 def tiles(
     region: Annotated[Optional[str], typer.Option(help="only the downloaded region with this slug")] = None,
-    recipe: RecipeName = "msc-france",
+    recipe: Annotated[Optional[str], typer.Option(help="dataset recipe: a name in pipelines/ or a YAML file "
+                                                  "(default: the one the download used)")] = None,
     store: Annotated[Optional[str], typer.Option(help="Zarr store path or fsspec URL (default DATA/RECIPE.zarr)")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of an existing Dask cluster")] = None,
     workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes (default 2)")] = None,
@@ -95,7 +97,8 @@ def tiles(
 
 @app.command()
 def pretrain(
-    config: Annotated[str, typer.Option(help="training preset in pipelines/ or a YAML file")] = "pretrain-demo",
+    config: Annotated[Optional[str], typer.Option(help="training preset in pipelines/ or a YAML file "
+                                                  "(default: pretrain-RECIPE of the tile store)")] = None,
     run: Annotated[Optional[str], typer.Option("--run-name", help="run name (default: the preset's); "
                                                "not --run, which torchrun would take for its --run-path")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
@@ -118,7 +121,8 @@ def pretrain(
 
 @app.command(name="eval")
 def evaluate(
-    run: Annotated[str, typer.Option(help="run name (a folder of DATA/runs)")] = "pretrain-demo",
+    run: Annotated[Optional[str], typer.Option(help="run name, a folder of DATA/runs "
+                                               "(default: that of the preset pretrain-RECIPE of the tile store)")] = None,
     store: Annotated[Optional[str], typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
     baselines: Annotated[bool, typer.Option(help="also evaluate a random backbone and the run NAME-dino")] = True,
     downstream: Annotated[Optional[list[str]], typer.Option(help="NAME=FOLDER of a labelled dataset on disk "
@@ -134,6 +138,10 @@ def evaluate(
         if not sep or not folder:
             raise UserError(f"bad --downstream {entry!r}; expected NAME=FOLDER, e.g. eurosat=/data/EuroSAT")
         datasets[name] = folder
+    if run is None:
+        from msc_france.pretrain.config import default_preset, load_pretrain_config
+
+        run = load_pretrain_config(default_preset(data, store)[0]).name
     summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets))
     _print_headline(summary)
 
@@ -261,7 +269,7 @@ def demo_run(
         console.print(f"read a {window.shape[0]}x{window.shape[1]} window of {item.id} B04 over HTTP "
                       f"(DN {int(window.min())}..{int(window.max())})")
         download(region="demo", catalog=catalog, recipe="demo", data=data)
-    tiles(recipe="demo", data=data)
+    tiles(data=data)  # with the recipe of the download
     name = load_pretrain_config(pretrain_config).name
     for dino_only in (False, True):  # DINO + MSAD, then the DINO-alone baseline with the same budget
         summary = run_pretrain(PretrainRequest(config=pretrain_config, data=data, dino_only=dino_only,

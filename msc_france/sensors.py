@@ -59,18 +59,27 @@ class ClassMask:
     asset: str
     gsd: float
     nodata: int
-    cloud: frozenset[int]
+    cloud: frozenset[int]  # cirrus included
     shadow: frozenset[int]
+    snow: frozenset[int] = frozenset()  # snow and ice: invalid, not cloud
     other_invalid: frozenset[int] = frozenset()
 
     def invalid(self, codes: np.ndarray) -> np.ndarray:
-        """True where a pixel is nodata, cloud, shadow or otherwise unusable."""
-        bad = self.cloud | self.shadow | self.other_invalid | {self.nodata}
+        """True where a pixel is nodata, cloud, shadow, snow or otherwise unusable."""
+        bad = self.cloud | self.shadow | self.snow | self.other_invalid | {self.nodata}
         return np.isin(codes, sorted(bad))
 
     def cloudy(self, codes: np.ndarray) -> np.ndarray:
         """True where a pixel is cloud or cloud shadow."""
         return np.isin(codes, sorted(self.cloud | self.shadow))
+
+    def snowy(self, codes: np.ndarray) -> np.ndarray:
+        """True where a pixel is snow or ice."""
+        return np.isin(codes, sorted(self.snow))
+
+    def missing(self, codes: np.ndarray) -> np.ndarray:
+        """True where the layer says no data."""
+        return codes == self.nodata
 
 
 @dataclass(frozen=True)
@@ -80,20 +89,34 @@ class BitMask:
     asset: str
     gsd: float
     fill_bit: int
-    cloud_bits: tuple[int, ...]
+    cloud_bits: tuple[int, ...]  # cirrus included
     shadow_bits: tuple[int, ...]
+    snow_bits: tuple[int, ...] = ()  # snow and ice: invalid, not cloud
+
+    @property
+    def nodata(self) -> int:
+        """The fill value: only the fill bit set."""
+        return 1 << self.fill_bit
 
     def _any_bit(self, qa: np.ndarray, bits: tuple[int, ...]) -> np.ndarray:
         word = np.uint32(sum(1 << b for b in bits))
         return (qa.astype(np.uint32) & word) != 0
 
     def invalid(self, qa: np.ndarray) -> np.ndarray:
-        """True where a pixel is fill, cloud (incl. dilated) or shadow."""
-        return self._any_bit(qa, (self.fill_bit, *self.cloud_bits, *self.shadow_bits))
+        """True where a pixel is fill, cloud (incl. dilated and cirrus), shadow or snow."""
+        return self._any_bit(qa, (self.fill_bit, *self.cloud_bits, *self.shadow_bits, *self.snow_bits))
 
     def cloudy(self, qa: np.ndarray) -> np.ndarray:
-        """True where a pixel is cloud (incl. dilated) or cloud shadow."""
+        """True where a pixel is cloud (incl. dilated and cirrus) or cloud shadow."""
         return self._any_bit(qa, (*self.cloud_bits, *self.shadow_bits))
+
+    def snowy(self, qa: np.ndarray) -> np.ndarray:
+        """True where a pixel is snow or ice."""
+        return self._any_bit(qa, self.snow_bits)
+
+    def missing(self, qa: np.ndarray) -> np.ndarray:
+        """True where the layer says no data (fill)."""
+        return self._any_bit(qa, (self.fill_bit,))
 
 
 @dataclass(frozen=True)
@@ -209,7 +232,7 @@ SENTINEL2 = Sensor(
     ),
     encoding=s2_encoding("05.10"),
     mask=ClassMask(
-        asset="SCL", gsd=20, nodata=0, cloud=frozenset({8, 9, 10}), shadow=frozenset({3}),
+        asset="SCL", gsd=20, nodata=0, cloud=frozenset({8, 9, 10}), shadow=frozenset({3}), snow=frozenset({11}),
         other_invalid=frozenset({1}),
     ),
     platforms=("Sentinel-2A", "Sentinel-2B", "Sentinel-2C"),
@@ -233,8 +256,9 @@ LANDSAT8 = Sensor(
         asset="qa_pixel",
         gsd=30,
         fill_bit=QA_PIXEL_BITS["fill"],
-        cloud_bits=(QA_PIXEL_BITS["dilated_cloud"], QA_PIXEL_BITS["cloud"]),
+        cloud_bits=(QA_PIXEL_BITS["dilated_cloud"], QA_PIXEL_BITS["cirrus"], QA_PIXEL_BITS["cloud"]),
         shadow_bits=(QA_PIXEL_BITS["cloud_shadow"],),
+        snow_bits=(QA_PIXEL_BITS["snow"],),
     ),
     platforms=("landsat-8", "landsat-9"),
 )

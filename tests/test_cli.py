@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from msc_france.config import CATALOGS_DIR
+from msc_france.config import CATALOGS_DIR, load_recipe
+from msc_france.tiles.store import create_or_open
 from tests.pretrain_fixtures import write_preset
 
 E2E_SIZE = 2880.0  # metres
@@ -43,6 +44,23 @@ def test_pretrain_without_a_store_is_one_line(tmp_path: Path) -> None:
     result = _cli("pretrain", "--data", str(tmp_path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "run `make tiles` first" in result.stderr
+
+
+def test_pretrain_and_eval_take_the_preset_of_the_store(tmp_path: Path) -> None:
+    """Without config= (run= for eval) the preset is pretrain-<recipe the store was built with>."""
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({**load_recipe("demo").model_dump(mode="json"), "name": "tiny"}))
+    create_or_open(str(tmp_path / "data" / "tiny.zarr"), load_recipe(str(tiny)))
+    result = _cli("pretrain", "--data", str(tmp_path / "data"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+    assert "built with recipe tiny, which has no preset pretrain-tiny" in result.stderr
+    demo = str(tmp_path / "demo.zarr")
+    create_or_open(demo, load_recipe("demo"))
+    result = _cli("eval", "--data", str(tmp_path / "data"), "--store", demo)
+    assert result.returncode == 2 and "no run 'pretrain-demo'" in result.stderr, result.stderr
+    create_or_open(str(tmp_path / "data" / "demo.zarr"), load_recipe("demo"))
+    result = _cli("pretrain", "--data", str(tmp_path / "data"))
+    assert result.returncode == 2 and "holds several tile stores (demo.zarr, tiny.zarr)" in result.stderr
 
 
 def test_bad_recipe_file(tmp_path: Path) -> None:

@@ -25,7 +25,10 @@ from rich.console import Console
 from msc_france.demo.server import DemoServer, rustac_binary, served_item_files, wait_ready, free_port, stop_process
 from msc_france.download import run as download_run
 from msc_france.download.http import RangeClient, RetryPolicy, Transfer, http_client, no_signing
+from msc_france.config import load_recipe
 from msc_france.download.run import DownloadRequest, run_download
+from msc_france.errors import UserError
+from msc_france.provenance import RecipeRecord, catalog_record
 from tests.conftest import served_wms_url
 from tests.faultproxy import FaultProxy
 
@@ -51,9 +54,20 @@ def _catalog_file(tmp_path: Path, stac_url: str, wms_url: str | None = None) -> 
     return path
 
 
+def recipe_file(folder: Path, name: str, **bands: list[str]) -> Path:
+    """The demo recipe under another name, with other bands for the sensors given."""
+    recipe = load_recipe("demo").model_dump(mode="json")
+    recipe["name"] = name
+    for key, names in bands.items():
+        recipe["sensors"][key]["bands"] = names
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
 def _request(tmp_path: Path, stac_url: str, tiny_world: World, data: Path, **options: Any) -> DownloadRequest:
     return DownloadRequest(region=_region(tiny_world), catalog=str(_catalog_file(tmp_path, stac_url)),
-                           recipe="demo", data=data, **options)
+                           **{"recipe": "demo", "data": data, **options})
 
 
 def _tifs(root: Path) -> dict[str, str]:
@@ -105,6 +119,27 @@ def test_local_catalog_has_every_sensor(reference: Path) -> None:
     with rasterio.open(vhr.assets["image"].get_absolute_href()) as ds:
         assert ds.res == (4.0, 4.0), "the 2 m source was read from its 4 m overview for the 4 m recipe"
         assert ds.count == 4
+
+
+def test_local_catalog_records_the_recipe(reference: Path) -> None:
+    """What the download used travels with it: the recipe (all of it) and the catalog, in catalog.json."""
+    root = next(reference.iterdir())
+    raw = json.loads((root / "catalog.json").read_text())["msc:download"]
+    assert raw["catalog"] == "demo" and raw["recipe"]["grid"] == {"footprint": 480.0, "gsd": {"s2": 10.0, "l8": 30.0,
+                                                                                                "vhr": 4.0}}
+    record = catalog_record(root)
+    assert record == RecipeRecord(recipe=load_recipe("demo"), catalog="demo")
+
+
+def test_download_refuses_a_folder_of_another_recipe(reference: Path, served_world: DemoServer, tiny_world: World,
+                                                     tmp_path: Path) -> None:
+    """Files of another recipe (other bands, GSD) would be taken for complete ones: one line instead."""
+    root = next(reference.iterdir())
+    more_bands = recipe_file(tmp_path, "demo-rededge", s2=["B02", "B03", "B04", "B05", "B08"])
+    with pytest.raises(UserError, match=r"was downloaded with recipe demo .* not demo-rededge .*; delete "):
+        run_download(_request(tmp_path, served_world.stac_url, tiny_world, reference.parent, recipe=str(more_bands)),
+                     QUIET)
+    assert catalog_record(root).recipe.name == "demo"
 
 
 def test_windows_cover_the_region_only(reference: Path, tiny_world: World) -> None:

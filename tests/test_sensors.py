@@ -229,8 +229,10 @@ def test_scl_mask():
     mask = S2.mask
     assert isinstance(mask, ClassMask) and mask.asset == "SCL"
     codes = np.arange(12)
-    assert set(codes[mask.invalid(codes)].tolist()) == {0, 1, 3, 8, 9, 10}
-    assert set(codes[mask.cloudy(codes)].tolist()) == {3, 8, 9, 10}
+    assert set(codes[mask.invalid(codes)].tolist()) == {0, 1, 3, 8, 9, 10, 11}
+    assert set(codes[mask.cloudy(codes)].tolist()) == {3, 8, 9, 10}  # thin cirrus is cloud, snow is not
+    assert set(codes[mask.snowy(codes)].tolist()) == {11}
+    assert set(codes[mask.missing(codes)].tolist()) == {0}
     grid = codes.reshape(3, 4).astype(np.uint8)
     assert mask.invalid(grid).shape == (3, 4)
 
@@ -257,10 +259,24 @@ def test_qa_pixel_mask(qa, name):
     assert isinstance(mask, BitMask)
     bits = _bits(qa)
     fill = QA_PIXEL_BITS["fill"] in bits
-    cloud = bool(bits & {QA_PIXEL_BITS["dilated_cloud"], QA_PIXEL_BITS["cloud"], QA_PIXEL_BITS["cloud_shadow"]})
+    cloud = bool(bits & {QA_PIXEL_BITS[b] for b in ("dilated_cloud", "cirrus", "cloud", "cloud_shadow")})
+    snow = QA_PIXEL_BITS["snow"] in bits
     arr = np.array([qa], dtype=np.uint16)
-    assert mask.invalid(arr)[0] == (fill or cloud), name
+    assert mask.invalid(arr)[0] == (fill or cloud or snow), name
     assert mask.cloudy(arr)[0] == cloud, name
+    assert mask.snowy(arr)[0] == snow, name
+
+
+def test_qa_pixel_cirrus_and_snow_bits_alone_are_masked():
+    """Bit 2 (cirrus) is cloud as Sentinel-2's thin cirrus is; bit 5 (snow) is invalid but not cloud."""
+    mask = L8.mask
+    clear = 21824
+    cirrus, snow = clear | 1 << QA_PIXEL_BITS["cirrus"], clear | 1 << QA_PIXEL_BITS["snow"]
+    qa = np.array([clear, cirrus, snow], dtype=np.uint16)
+    assert mask.invalid(qa).tolist() == [False, True, True]
+    assert mask.cloudy(qa).tolist() == [False, True, False]
+    assert mask.snowy(qa).tolist() == [False, False, True]
+    assert mask.missing(np.array([1, clear], dtype=np.uint16)).tolist() == [True, False] and mask.nodata == 1
 
 
 def test_qa_pixel_named_values():

@@ -115,7 +115,7 @@ def test_index_quality_rule(records: list[dict]) -> None:
     gdf = build_index(records, GRID).set_index("tile")
     # Labels valid 0.10 do not fail a tile.
     assert bool(gdf.loc["0003_0004", "quality_ok"]) is True
-    assert gdf.loc["0003_0004", "quality_reason"] == ""
+    assert gdf.loc["0003_0004", "quality_reason"] == "ok"
     # Every failing sensor is listed, in sensor order; labels missing is no failure.
     assert bool(gdf.loc["0002_0005", "quality_ok"]) is False
     assert gdf.loc["0002_0005", "quality_reason"] == "l8 valid 0.81 < 0.95; vhr missing"
@@ -135,13 +135,25 @@ def test_index_regions_joined_and_threshold_text() -> None:
     # 0.949 is not printed as 0.95 < 0.95.
     assert row["quality_reason"] == "s2 valid 0.949 < 0.95; l8 valid 0.50 < 0.95"
     relaxed = build_index(recs, GRID, min_valid=0.4).iloc[0]
-    assert bool(relaxed["quality_ok"]) is True and relaxed["quality_reason"] == ""
+    assert bool(relaxed["quality_ok"]) is True and relaxed["quality_reason"] == "ok"
 
 
 def test_index_only_sensors_in_records() -> None:
     gdf = build_index([record(0, 0, "s2"), record(1, 0, "labels", 0.2)], GRID)
     assert [c for c in gdf.columns if c.endswith("_valid")] == ["s2_valid", "labels_valid"]
-    assert list(gdf["quality_reason"]) == ["", "s2 missing"]
+    assert list(gdf["quality_reason"]) == ["ok", "s2 missing"]
+
+
+def test_index_reason_says_why_pixels_are_not_valid() -> None:
+    snowy = record(0, 0, "s2", 0.62) | {"invalid_fractions": {"cloud": 0.30, "snow": 0.05, "nodata": 0.03,
+                                                               "other": 0.001}}
+    uncovered = record(0, 0, "l8", 0.0, items=[]) | {"invalid_fractions": {"nodata": 1.0}}
+    recs = [snowy, uncovered, record(0, 0, "vhr", 0.97)]
+    row = build_index(recs, GRID).iloc[0]
+    assert bool(row["quality_ok"]) is False
+    # Shares under half a percent (other 0.001) are left out.
+    assert row["quality_reason"] == ("s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); "
+                                     "l8 valid 0.00 < 0.95 (nodata 1.00)")
 
 
 def test_index_geometry_and_split(records: list[dict]) -> None:

@@ -4,6 +4,7 @@ kill -9, a distributed run with `dask scheduler` / `dask worker` processes, a st
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -30,11 +31,14 @@ from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
 from msc_france.grid import TileId
 from msc_france.pairs import open_pairs
+from msc_france.pretrain.config import default_preset
+from msc_france.provenance import RecipeRecord
 from msc_france.tiles.run import TilesRequest, run_tiles
-from msc_france.tiles.sources import read_items
+from msc_france.tiles.sources import downloaded_recipe, read_items
 from msc_france.tiles.store import create_or_open, done_root, layers
 from msc_france.tiles.warp import render
-from tests.test_download import _catalog_file, _region
+from tests.test_cli import _cli
+from tests.test_download import _catalog_file, _region, recipe_file
 
 World = tuple[Path, dict[str, Any]]
 QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115
@@ -53,8 +57,10 @@ def downloaded(tmp_path_factory: pytest.TempPathFactory, served_world: DemoServe
 
 @pytest.fixture(scope="module")
 def store(downloaded: Path) -> str:
-    summary = run_tiles(TilesRequest(recipe="demo", data=downloaded, workers=1), QUIET)
+    """The store of the download, tiled without naming a recipe: the download's (demo) is taken."""
+    summary = run_tiles(TilesRequest(data=downloaded, workers=1), QUIET)
     assert summary.tiles == 4 and summary.written > 0
+    assert summary.store == str(downloaded / "demo.zarr")
     return summary.store
 
 
@@ -147,12 +153,53 @@ def test_older_baseline_is_harmonised_and_clouds_are_masked(downloaded: Path, ti
         codes = np.zeros(target.shape, dtype=np.uint8)
         rasterio.warp.reproject(rasterio.band(scl, 1), codes, dst_transform=target.affine, dst_crs="EPSG:2154",
                                 resampling=rasterio.enums.Resampling.nearest)
-    assert np.array_equal(new.valid, ~np.isin(codes, [0, 1, 3, 8, 9, 10])), "valid follows the SCL classes"
+    assert np.array_equal(new.valid, ~np.isin(codes, [0, 1, 3, 8, 9, 10, 11])), "valid follows the SCL classes"
 
 
 def test_grids_never_mix(store: str) -> None:
     with pytest.raises(UserError, match="grids never mix"):
         create_or_open(store, load_recipe("msc-france"))
+
+
+def test_store_records_its_recipe_and_refuses_another(store: str, tmp_path: Path) -> None:
+    meta = zarr.open_group(store, mode="r", zarr_format=3).attrs["msc_france"]
+    assert meta["recipe"] == "demo" and RecipeRecord.from_json(meta["recipe_record"], store).recipe == load_recipe("demo")
+    rgb = load_recipe(str(recipe_file(tmp_path, "demo-rgb", s2=["B02", "B03", "B04"])))
+    with pytest.raises(UserError, match=r"built with recipe demo .* not demo-rgb .*recipes never mix"):
+        create_or_open(store, rgb)
+
+
+@pytest.mark.parametrize(("recipe", "says"), [
+    ("msc-france", "it is on another grid"),
+    ("rededge", "the download lacks s2 B05"),
+])
+def test_a_recipe_the_download_cannot_serve_is_one_line(downloaded: Path, tmp_path: Path, recipe: str,
+                                                        says: str) -> None:
+    """Before any Dask work, through the command line: one line naming both recipes and what to do."""
+    if recipe == "rededge":
+        recipe = str(recipe_file(tmp_path, "demo-rededge", s2=["B02", "B03", "B04", "B05", "B08"]))
+    result = _cli("tiles", "--data", str(downloaded), "--recipe", recipe, "--store", str(tmp_path / "x.zarr"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Dask" not in result.stdout
+    assert says in result.stderr and "made with recipe demo (480 m tiles" in result.stderr
+    assert "run tiles without --recipe to use demo" in result.stderr
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_downloads_of_different_recipes_are_one_line(downloaded: Path, tmp_path: Path) -> None:
+    catalog = json.loads((next((downloaded / "catalogs").iterdir()) / "catalog.json").read_text())
+    for name, recipe in (("alpha", "demo"), ("beta", str(recipe_file(tmp_path, "demo-rgb", s2=["B02", "B03"])))):
+        (tmp_path / name).mkdir()
+        record = RecipeRecord(recipe=load_recipe(recipe), catalog="demo")
+        (tmp_path / name / "catalog.json").write_text(json.dumps({**catalog, "msc:download": record.to_json()}))
+    assert downloaded_recipe([tmp_path / "alpha"], None) == load_recipe("demo")
+    with pytest.raises(UserError, match=r"different recipes \(alpha: demo, beta: demo-rgb\); tile one region"):
+        downloaded_recipe([tmp_path / "alpha", tmp_path / "beta"], None)
+
+
+def test_pretrain_preset_follows_the_store(store: str, downloaded: Path) -> None:
+    assert default_preset(downloaded, None) == ("pretrain-demo", store)
+    assert default_preset(downloaded / "elsewhere", store) == ("pretrain-demo", store)
 
 
 def test_rerun_skips_complete_shards(store: str, downloaded: Path) -> None:

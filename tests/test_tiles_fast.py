@@ -31,17 +31,18 @@ UTM = "EPSG:32631"
 ORIGIN = (360_000.0, 4_830_000.0)  # UTM 31N, near Toulouse
 
 
-def _source(path: Path, holes: bool, bands: int = 2) -> Path:
-    """A smooth uint16 UTM raster at 10 m (nodata 0), with nodata holes and a nodata edge if asked."""
+def _source(path: Path, holes: bool, bands: int = 2, nodata: int | None = 0, fill: int = 0) -> Path:
+    """A smooth uint16 UTM raster at 10 m, with ``fill`` holes and a ``fill`` edge if asked; the file
+    declares ``nodata`` (None: none)."""
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[0:300, 0:300]
     data = np.stack([1000 + 300 * b + 400 * np.sin(xx / (7 + b)) * np.cos(yy / 11) + rng.integers(0, 50, xx.shape)
                      for b in range(bands)]).astype(np.uint16)
     if holes:
         for r, c, k in rng.integers(0, 300, (150, 3)):
-            data[:, r : r + k % 6 + 1, c : c + k % 6 + 1] = 0
-        data[:, :, :25] = 0  # a swath edge
-    profile = {"driver": "GTiff", "width": 300, "height": 300, "count": bands, "dtype": "uint16", "nodata": 0,
+            data[:, r : r + k % 6 + 1, c : c + k % 6 + 1] = fill
+        data[:, :, :25] = fill  # a swath edge
+    profile = {"driver": "GTiff", "width": 300, "height": 300, "count": bands, "dtype": "uint16", "nodata": nodata,
                "crs": UTM, "transform": from_origin(*ORIGIN, 10, 10)}
     with rasterio.open(path, "w", **profile) as out:
         out.write(data)
@@ -71,7 +72,7 @@ def _masked_reference(path: Path, target: GeoBox, resampling: Resampling) -> tup
 
 def _fast(path: Path, target: GeoBox, resampling: Resampling) -> tuple[np.ndarray, np.ndarray, np.dtype]:
     with rasterio.open(path) as ds:
-        values, present = _warp([(ds, list(range(1, ds.count + 1)))], target, resampling)
+        values, present = _warp([(ds, list(range(1, ds.count + 1)))], target, resampling, ds.nodata)
     rounded = np.floor(values + 0.5) if values.dtype.kind == "f" else values
     return np.where(present, rounded, 0), present, values.dtype
 

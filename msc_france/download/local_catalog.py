@@ -16,6 +16,7 @@ import pystac
 
 from msc_france.download.fetch import Fetched
 from msc_france.download.plan import Candidate
+from msc_france.provenance import CATALOG_KEY, RecipeRecord
 from msc_france.sensors import SENSORS
 
 FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
@@ -83,9 +84,11 @@ def local_asset(f: Fetched, root: Path, roles: list[str], source_href: str) -> d
     }
 
 
-def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]]) -> Path:
-    """Write ``root/catalog.json`` with one sub-catalog per sensor holding its items (self-contained)."""
-    catalog = pystac.Catalog(id=root.name, description=f"msc-france download of {region_name}")
+def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]], record: RecipeRecord) -> Path:
+    """Write ``root/catalog.json`` with one sub-catalog per sensor holding its items (self-contained),
+    and the recipe and catalog the download used (``msc:download``)."""
+    catalog = pystac.Catalog(id=root.name, description=f"msc-france download of {region_name}",
+                             extra_fields={CATALOG_KEY: record.to_json()})
     for sensor in sorted({i["properties"]["msc:sensor"] for i in items}):
         child = pystac.Catalog(id=sensor, description=f"{sensor} items")
         for item in sorted((i for i in items if i["properties"]["msc:sensor"] == sensor), key=lambda i: i["id"]):

@@ -32,6 +32,7 @@ from msc_france.download.wms import VhrWindow, WindowResult, fetch_windows, vhr_
 from msc_france.errors import UserError
 from msc_france.grid import TileId, tiles_between
 from msc_france.lock import exclusive
+from msc_france.provenance import RecipeRecord, catalog_record, content, describe
 from msc_france.regions import Region, download_estimate, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
 
@@ -46,7 +47,7 @@ SENSOR_TITLES = {"s2": "Sentinel-2 L2A", "l8": "Landsat", "vhr": "VHR", "labels"
 class DownloadRequest:
     region: str
     catalog: str = "planetary-computer"
-    recipe: str = "msc-france"
+    recipe: str | None = None  # default: demo for the demo catalog, else msc-france
     start: dt.date | None = None
     end: dt.date | None = None
     max_cloud: float | None = None
@@ -225,11 +226,20 @@ def _fetch_vhr_windows(plan: Plan, catalog: Catalog, base_catalog: Catalog, reci
     return items
 
 
+def _same_recipe(root: Path, recipe: Recipe) -> None:
+    """Refuse to download into a folder made with another recipe: its files (other bands or GSD)
+    would be taken for complete ones."""
+    earlier = catalog_record(root)
+    if earlier is not None and content(earlier.recipe) != content(recipe):
+        raise UserError(f"{root} was downloaded with recipe {describe(earlier.recipe)}, not {describe(recipe)}; "
+                        f"delete {root} or give another --data to download with recipe {recipe.name}")
+
+
 def run_download(request: DownloadRequest, console: Console) -> Summary:
     """Plan and fetch; returns the summary (failures are listed, not raised)."""
     base_catalog = load_catalog(request.catalog)
     region = resolve_region(request.region, base_catalog.world)
-    recipe = load_recipe(request.recipe)
+    recipe = load_recipe(request.recipe or ("demo" if base_catalog.name == "demo" else "msc-france"))
     tiles = region_tiles(region, recipe.tile_grid)
     if not tiles:
         raise UserError(f"region {region.name} covers no tile of the France grid")
@@ -247,6 +257,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
             return summary
         # One download of a region at a time: a second would remove the first one's .partial files.
         held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
+        _same_recipe(root, recipe)
         root.mkdir(parents=True, exist_ok=True)
         write_json(root / "region.geojson", region.geometry.json)
         for partial in root.rglob(".*.partial"):
@@ -292,5 +303,6 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
                          "coverage": round(e.coverage, 6)} for e in plan.entries],
         })
         if items:
-            summary.catalog_path = write_catalog(root, region.name, items)
+            summary.catalog_path = write_catalog(root, region.name, items, RecipeRecord(recipe=recipe,
+                                                                                       catalog=base_catalog.name))
     return summary

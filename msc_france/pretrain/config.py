@@ -8,8 +8,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from msc_france.config import PIPELINES_DIR, SafeName, Strict, load_yaml, resolve_config
+from msc_france.config import PIPELINES_DIR, PRETRAIN_PREFIX, SafeName, Strict, load_yaml, resolve_config
+from msc_france.errors import UserError
 from msc_france.sensors import SENSORS
+from msc_france.tiles.store import recipe_name, stores_in
 
 ARCHS = ("vit_tiny_patch16", "vit_small_patch16", "vit_base_patch16", "vit_large_patch16")
 RGB_BANDS: dict[str, tuple[str, str, str]] = {  # red, green, blue of each sensor, for the paper's RGB mode
@@ -134,3 +136,21 @@ def load_pretrain_config(name_or_path: str | Path) -> PretrainConfig:
     """A preset by name (``pretrain-demo``) or by YAML path."""
     return load_yaml(resolve_config(str(name_or_path), PIPELINES_DIR, "pretraining preset", pretrain=True),
                      PretrainConfig)
+
+
+def default_preset(data: Path, store: str | None) -> tuple[str, str]:
+    """The preset ``pretrain-<recipe>`` of a tile store's recipe, and that store: ``store`` when given,
+    else the one tile store in ``data``."""
+    if store is None:
+        found = stores_in(data)
+        if not found:
+            raise UserError(f"no tile store in {data}; run `make tiles` first")
+        if len(found) > 1:
+            raise UserError(f"{data} holds several tile stores ({', '.join(Path(f).name for f in found)}); "
+                            "say which with config=PRESET or store=PATH (--config, --store)")
+        store = found[0]
+    preset = f"{PRETRAIN_PREFIX}{recipe_name(store)}"
+    if not (PIPELINES_DIR / f"{preset}.yaml").exists():
+        raise UserError(f"store {store} was built with recipe {recipe_name(store)}, which has no preset {preset} "
+                        "in pipelines/; give config=PRESET (--config)")
+    return preset, store

@@ -25,7 +25,7 @@ from msc_france.names import safe_name
 from msc_france.pretrain import distributed
 from msc_france.pretrain.augment import MultiCrop
 from msc_france.pretrain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from msc_france.pretrain.config import RGB_BANDS, PretrainConfig, load_pretrain_config
+from msc_france.pretrain.config import RGB_BANDS, PretrainConfig, default_preset, load_pretrain_config
 from msc_france.pretrain.dataset import TileDataset
 from msc_france.pretrain.export import export_backbone
 from msc_france.pretrain.meta_arch import XStars
@@ -40,7 +40,7 @@ WORKER_DIED = "DataLoader worker (pid"  # how torch words the death of a loader 
 
 @dataclass
 class PretrainRequest:
-    config: str | Path = "pretrain-demo"
+    config: str | Path | None = None  # default: pretrain-<recipe of the store> (see default_preset)
     data: Path = Path("data")
     run: str | None = None
     resume: bool | Literal["auto"] = False  # "auto": resume when the run has a checkpoint
@@ -111,6 +111,9 @@ def _signature(config: PretrainConfig, in_chans: dict[str, int]) -> dict[str, An
 
 
 def run_pretrain(request: PretrainRequest) -> PretrainSummary:
+    if request.config is None:
+        preset, store = default_preset(request.data, request.store)
+        request = replace(request, config=preset, store=store)
     config = load_pretrain_config(request.config)
     if request.max_steps is not None:
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"max_steps": request.max_steps})})

@@ -90,6 +90,18 @@ def _regions(records: Iterable[Mapping[str, Any]]) -> str | None:
     return ",".join(sorted(slugs)) or None
 
 
+def _verdict(sensor: str, record: Mapping[str, Any] | None, valid: float, min_valid: float) -> str | None:
+    """Why ``sensor`` fails the quality rule on a tile (its record, its valid share); None if it passes."""
+    if record is None:
+        return f"{sensor} missing"
+    if valid >= min_valid:
+        return None
+    if math.isnan(valid):
+        return f"{sensor} valid unknown"
+    shares = [f"{name} {share:.2f}" for name, share in (record.get("invalid_fractions") or {}).items() if share >= 0.005]
+    return f"{sensor} valid {_below(valid, min_valid)} < {min_valid:g}" + (f" ({', '.join(shares)})" if shares else "")
+
+
 def _columns(sensors: list[str]) -> list[str]:
     base = ["tile", "col", "row", "region", "geometry"]
     per_sensor = [f"{s}_{field}" for s in sensors for field in _PER_SENSOR]
@@ -108,8 +120,10 @@ def build_index(
     regions of the records kept.
 
     Quality: a tile is ok when every imaging sensor (all but ``labels``) present in the records has
-    a record for the tile with ``valid_fraction >= min_valid``. ``quality_reason`` lists each
-    failing sensor, e.g. ``"l8 valid 0.81 < 0.95; vhr missing"``. Failing tiles keep their split.
+    a record for the tile with ``valid_fraction >= min_valid``. ``quality_reason`` is ``"ok"`` or lists
+    each failing sensor with why its pixels are not valid (shares of the tile, from the records'
+    ``invalid_fractions``), e.g. ``"s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); l8 valid
+    0.00 < 0.95 (nodata 1.00); vhr missing"``. Failing tiles keep their split.
     """
     latest: dict[TileId, dict[str, Mapping[str, Any]]] = {}
     for record in records:
@@ -146,18 +160,9 @@ def build_index(
                 f"{s}_valid": _fraction(rec.get("valid_fraction")),
                 f"{s}_cloud": _fraction(rec.get("cloud_fraction")),
             })
-        reasons = []
-        for s in imaging:
-            if s not in per_tile:
-                reasons.append(f"{s} missing")
-                continue
-            valid = row[f"{s}_valid"]
-            if math.isnan(valid):
-                reasons.append(f"{s} valid unknown")
-            elif valid < min_valid:
-                reasons.append(f"{s} valid {_below(valid, min_valid)} < {min_valid:g}")
+        reasons = [r for s in imaging if (r := _verdict(s, per_tile.get(s), row[f"{s}_valid"], min_valid))]
         row["quality_ok"] = not reasons
-        row["quality_reason"] = "; ".join(reasons)
+        row["quality_reason"] = "; ".join(reasons) or "ok"
         row["split"] = split_of(tile.col, tile.row, block=block)
         rows.append(row)
 

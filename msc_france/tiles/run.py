@@ -16,19 +16,19 @@ from dask.distributed import Client, LocalCluster, as_completed
 from rich.console import Console
 from tqdm import tqdm
 
-from msc_france.config import Recipe, load_recipe
+from msc_france.config import Recipe
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
 from msc_france.tiles.index import build_index, index_path, write_index
 from msc_france.tiles.shard import process_shard
-from msc_france.tiles.sources import SourceItem, catalog_dirs, read_items, region_geometry
+from msc_france.tiles.sources import SourceItem, catalog_dirs, downloaded_recipe, read_items, region_geometry
 from msc_france.tiles.store import all_done, create_or_open, layers, lock_path, read_done, shard_of, shard_tiles
 
 
 @dataclass
 class TilesRequest:
-    recipe: str = "msc-france"
+    recipe: str | None = None  # default: the recipe the downloads used
     data: Path = Path("data")
     region: str | None = None
     store: str | None = None
@@ -81,17 +81,19 @@ def plan_tiles(recipe: Recipe, folders: list[Path]) -> tuple[dict[TileId, str], 
 
 
 def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
-    """Build or complete the store of ``request``; one run at a time on a local store."""
-    recipe = load_recipe(request.recipe)
+    """Build or complete the store of ``request``; one run at a time on a local store. The recipe is
+    the downloads' unless the request names one that they can serve (checked before any Dask work)."""
+    folders = catalog_dirs(request.data, request.region)
+    recipe = downloaded_recipe(folders, request.recipe)
     store = default_store(request, recipe)
     lock = lock_path(store)
     with exclusive(lock, f"store {store}") if lock else contextlib.nullcontext():
-        return _run_tiles(request, recipe, store, console)
+        return _run_tiles(request, recipe, folders, store, console)
 
 
-def _run_tiles(request: TilesRequest, recipe: Recipe, store: str, console: Console) -> TilesSummary:
+def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store: str,
+               console: Console) -> TilesSummary:
     grid = recipe.tile_grid
-    folders = catalog_dirs(request.data, request.region)
     tiles, items = plan_tiles(recipe, folders)
     create_or_open(store, recipe, request.storage_options)
     k = shard_tiles(recipe)

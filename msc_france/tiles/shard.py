@@ -15,7 +15,7 @@ from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import Layer, read_done, write_done, write_shard
-from msc_france.tiles.warp import render
+from msc_france.tiles.warp import CAUSES, CLOUD, render
 
 
 def shard_box(grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int) -> tuple[slice, slice]:
@@ -51,15 +51,18 @@ def _merged(group: zarr.Group, box: tuple[slice, slice], rendered: Any,
 def _tile_record(tile: TileId, layer: Layer, rendered: Any, window: tuple[slice, slice]) -> dict[str, Any]:
     valid = rendered.valid[window]
     has_data = rendered.has_data[window]
+    cause = rendered.cause[window]
     used = sorted({int(i) for i in np.unique(rendered.first_item[window]) if i >= 0})
     items = [rendered.items[i] for i in used]
+    counts = np.bincount(cause.ravel(), minlength=len(CAUSES) + 1)
     return {
         "tile": str(tile), "col": tile.col, "row": tile.row, "sensor": layer.group,
         "region": ",".join(sorted({i.region for i in items})) or None,
         "datetime": items[0].datetime if items else None,
         "items": [i.item_id for i in items],
         "valid_fraction": float(valid.mean()),
-        "cloud_fraction": float((has_data & ~valid).sum() / has_data.sum()) if has_data.any() else 0.0,
+        "cloud_fraction": float((has_data & (cause == CLOUD)).sum() / has_data.sum()) if has_data.any() else 0.0,
+        "invalid_fractions": {name: float(counts[code] / cause.size) for code, name in CAUSES.items()},
     }
 
 

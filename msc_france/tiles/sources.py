@@ -9,7 +9,9 @@ from pathlib import Path
 import pystac
 from odc.geo.geom import Geometry
 
+from msc_france.config import Recipe, load_recipe
 from msc_france.errors import UserError
+from msc_france.provenance import catalog_record, content, describe, lacks
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,14 @@ class SourceItem:
     baseline: str | None
     footprint_wkt: str  # EPSG:2154
     assets: tuple[tuple[str, str], ...]  # (asset key, local path)
+    nodata: tuple[tuple[str, float], ...] = ()  # (asset key, nodata its raster:bands declare)
 
     def asset(self, key: str) -> str:
         return dict(self.assets)[key]
+
+    def declared_nodata(self, key: str) -> float | None:
+        """The nodata the item's ``raster:bands`` declare for asset ``key``, if any."""
+        return dict(self.nodata).get(key)
 
 
 def catalog_dirs(data: Path, region: str | None) -> list[Path]:
@@ -39,6 +46,32 @@ def catalog_dirs(data: Path, region: str | None) -> list[Path]:
         where = f" for region {region!r}" if region else ""
         raise UserError(f"no downloaded catalog{where} under {base}; run `make download` first")
     return folders
+
+
+def downloaded_recipe(folders: list[Path], asked: str | None) -> Recipe:
+    """The recipe to tile ``folders`` with: the one their downloads used (all must agree), or the
+    ``asked`` one when every download holds what it needs (its grid, sensors and bands)."""
+    records = {folder: catalog_record(folder) for folder in folders}
+    if asked is None:
+        unknown = [folder for folder, record in records.items() if record is None]
+        if unknown:
+            raise UserError(f"{unknown[0]} does not record the recipe of its download (an older version made it); "
+                            "give --recipe (make tiles recipe=NAME) or download it again")
+        recipes = {folder.name: record.recipe for folder, record in records.items() if record is not None}
+        first = next(iter(recipes.values()))
+        if any(content(r) != content(first) for r in recipes.values()):
+            used = ", ".join(f"{name}: {r.name}" for name, r in recipes.items())
+            raise UserError(f"the downloads to tile were made with different recipes ({used}); "
+                            "tile one region at a time with --region and its own --store")
+        return first
+    recipe = load_recipe(asked)
+    for folder, record in records.items():
+        gap = None if record is None else lacks(record.recipe, recipe)
+        if record is not None and gap is not None:
+            raise UserError(f"--recipe {describe(recipe)} does not fit the download in {folder}, made with recipe "
+                            f"{describe(record.recipe)} from catalog {record.catalog}: {gap}; run tiles without "
+                            f"--recipe to use {record.recipe.name}, or download again with --recipe {recipe.name}")
+    return recipe
 
 
 def region_geometry(folder: Path) -> Geometry:
@@ -62,5 +95,7 @@ def read_items(folder: Path) -> list[SourceItem]:
             cloud=float(props.get("eo:cloud_cover", 0.0)), baseline=props.get("s2:processing_baseline"),
             footprint_wkt=footprint.wkt,
             assets=tuple(sorted((k, a.get_absolute_href()) for k, a in item.assets.items())),
+            nodata=tuple(sorted((k, float(bands[0]["nodata"])) for k, a in item.assets.items()
+                                if (bands := a.extra_fields.get("raster:bands")) and bands[0].get("nodata") is not None)),
         ))
     return sorted(items, key=lambda i: (i.sensor, i.cloud, i.item_id))

@@ -25,6 +25,7 @@ from zarr.core.sync import sync
 from msc_france.config import Recipe
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
+from msc_france.provenance import STORE_KEY, RecipeRecord, content, describe
 from msc_france.sensors import SENSORS, Sensor
 from msc_france.tiles.index import index_path
 
@@ -81,16 +82,23 @@ def _crs_attrs(grid: TileGrid) -> dict[str, Any]:
 
 
 def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] | None = None) -> zarr.Group:
-    """Open ``store`` for writing, creating its groups; refuse a store built on another grid."""
+    """Open ``store`` for writing, creating its groups; refuse a store built on another grid or with
+    a recipe of other content (its groups hold other bands)."""
     grid = recipe.tile_grid
     root = zarr.open_group(store, mode="a", zarr_format=3, storage_options=storage_options or None)
-    meta = {"grid": grid.to_dict(), "recipe": recipe.name, "version": STORE_VERSION}
+    meta = {"grid": grid.to_dict(), "recipe": recipe.name, STORE_KEY: RecipeRecord(recipe=recipe).to_json(),
+            "version": STORE_VERSION}
     existing = root.attrs.get("msc_france")
     if existing is None:
         root.attrs["msc_france"] = meta
     elif existing.get("grid") != meta["grid"]:
         raise UserError(f"store {store} was built on another grid ({existing.get('recipe')}: "
                         f"{existing.get('grid', {}).get('footprint')} m tiles); grids never mix: use another store")
+    elif STORE_KEY in existing:
+        built = RecipeRecord.from_json(existing[STORE_KEY], f"store {store}").recipe
+        if content(built) != content(recipe):
+            raise UserError(f"store {store} was built with recipe {describe(built)}, not {describe(recipe)}; "
+                            "recipes never mix in a store: use another store (store=PATH)")
     k = shard_tiles(recipe)
     for layer in layers(recipe):
         if layer.group in root:
@@ -129,6 +137,24 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
         ref[...] = 0
         del group.attrs[BUILDING]  # last: the group is complete
     return root
+
+
+def recipe_name(store: str, storage_options: dict[str, Any] | None = None) -> str:
+    """The name of the recipe a tile store was built with."""
+    return str(open_store(store, storage_options).attrs["msc_france"]["recipe"])
+
+
+def stores_in(data: Path) -> list[str]:
+    """The tile stores directly under ``data`` (``*.zarr`` with the msc-france root attrs)."""
+    found = []
+    for path in sorted(data.glob("*.zarr")):
+        try:
+            meta = json.loads((path / "zarr.json").read_text()).get("attributes", {}).get("msc_france")
+        except (OSError, ValueError):
+            continue
+        if meta:
+            found.append(str(path))
+    return found
 
 
 def _complete(group: zarr.Group) -> bool:

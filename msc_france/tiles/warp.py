@@ -1,7 +1,9 @@
 """Render one shard of one store group from the downloaded items: open each source file once, warp
 all the bands that share a source grid in one GDAL call onto the shard's grid (``average`` when
 downsampling, ``bilinear`` when upsampling, ``nearest`` for classes), mosaic least cloudy first, and
-build the valid mask.
+build the valid mask and, for each pixel that is not valid, why (cloud, snow, nodata, other). A
+file that declares no nodata gets the one its STAC item's ``raster:bands`` declare, else the layer's
+(the mask's for quality layers), so that the fill outside a swath is never taken for data.
 
 Fast paths, each equal to GDAL's nodata-aware (masked) warp of the bands as float32 with NaN: a
 plain windowed read when the source is already on the grid; integer data straight to GDAL when no
@@ -46,6 +48,9 @@ MIN_WEIGHT = 1e-5  # GDAL's masked kernels: a pixel with less valid weight is no
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # no sibling-file listing on each open
 
 Reads = list[tuple[DatasetReader, list[int]]]  # datasets sharing one grid, with the band indexes to read
+# Why a pixel is what it is (Rendered.cause): valid, or the reason it is not.
+CLEAR, CLOUD, SNOW, NODATA, OTHER = range(5)
+CAUSES = {CLOUD: "cloud", SNOW: "snow", NODATA: "nodata", OTHER: "other"}  # the reasons, by code
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Rendered:
     has_data: np.ndarray  # (y, x) bool: some item had a non-nodata value
     first_item: np.ndarray  # (y, x) int16: index in ``items`` of the item that filled the pixel, -1 none
     items: list[SourceItem]
+    cause: np.ndarray  # (y, x) uint8: CLEAR where valid, else why not (a key of CAUSES)
 
 
 def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
@@ -68,9 +74,14 @@ def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
     return all(np.isclose(o, round(o), atol=1e-6) for o in offsets)
 
 
-def _grid_key(ds: DatasetReader) -> tuple[object, ...]:
+def _grid_key(ds: DatasetReader, nodata: float | None) -> tuple[object, ...]:
     """What datasets must share for their bands to be warped in one call."""
-    return ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform), ds.shape, ds.dtypes[0], ds.nodata
+    return ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform), ds.shape, ds.dtypes[0], nodata
+
+
+def _nodata(ds: DatasetReader, declared: float | None) -> float | None:
+    """The file's nodata; ``declared`` (its item's or the layer's) when the file declares none."""
+    return ds.nodata if ds.nodata is not None else declared
 
 
 def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -82,7 +93,7 @@ def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
     return out.all(axis=0) if nodata == 0 else (out != nodata).all(axis=0)
 
 
-def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]:
+def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
     """The target's pixels read straight from datasets on its grid (into the output when the target
     lies inside them), nodata outside them."""
     ds = reads[0][0]
@@ -93,7 +104,7 @@ def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, ds.height), min(col + width, ds.width)
     within = (r1 - r0, c1 - c0) == target.shape
-    fill = ds.nodata if ds.nodata is not None else 0
+    fill = nodata if nodata is not None else 0
     shape = (count, height, width)
     out = np.empty(shape, ds.dtypes[0]) if within else np.full(shape, fill, ds.dtypes[0])
     inside = np.zeros(target.shape, bool)
@@ -109,7 +120,7 @@ def _read_on_grid(reads: Reads, target: GeoBox) -> tuple[np.ndarray, np.ndarray]
                 part[(slice(None), *box)] = d.read(indexes, window=window)
             start += len(indexes)
         inside[box] = True
-    return out, inside & _present(out, ds.nodata)
+    return out, inside & _present(out, nodata)
 
 
 def kernel(source_gsd: float, target_gsd: float) -> Resampling:
@@ -193,29 +204,30 @@ def _normalised(src: np.ndarray, missing: np.ndarray, nodata: float | None, grid
     return values, present
 
 
-def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None) -> tuple[np.ndarray, np.ndarray]:
-    """Bands of datasets sharing one grid on ``target``, warped in one call: (band, y, x) values (the
-    source type on the fast paths, float32 on the normalised one) and the (y, x) present mask."""
+def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None,
+          nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Bands of datasets sharing one grid (and ``nodata``) on ``target``, warped in one call: (band, y, x)
+    values (the source type on the fast paths, float32 on the normalised one) and the (y, x) present mask."""
     ds = reads[0][0]
     if _same_grid(ds, target):
-        return _read_on_grid(reads, target)
+        return _read_on_grid(reads, target, nodata)
     count = sum(len(indexes) for _, indexes in reads)
     outline = _outline(target, ds)
     window = padded_window(ds, (*outline.min(axis=0), *outline.max(axis=0)), MARGIN)
     if window is None:
         return np.zeros((count, *target.shape), np.float32), np.zeros(target.shape, bool)
     src = np.concatenate([d.read(indexes, window=window) for d, indexes in reads])
-    missing = _missing(src, ds.nodata)
+    missing = _missing(src, nodata)
     to_window = ~ds.window_transform(window)
     corners = np.array([to_window @ tuple(point) for point in outline[:4]])
     resampling = kernel(abs(ds.res[0]), abs(target.resolution.x)) if resampling is None else resampling
     grids = {"src_transform": ds.window_transform(window), "src_crs": ds.crs, "dst_transform": target.affine,
              "dst_crs": str(target.crs), "resampling": resampling, "num_threads": 1}
-    if not _integers_as_they_are(src, missing, ds.nodata, resampling, corners):
-        return _normalised(src, missing, ds.nodata, grids, target.shape)
-    out = np.full((count, *target.shape), ds.nodata, src.dtype)
+    if not _integers_as_they_are(src, missing, nodata, resampling, corners):
+        return _normalised(src, missing, nodata, grids, target.shape)
+    out = np.full((count, *target.shape), nodata, src.dtype)
     reproject(src, out, init_dest_nodata=False, **grids)  # pixels no source covers keep nodata
-    return out, _present(out, ds.nodata)
+    return out, _present(out, nodata)
 
 
 def _to_dn(values: np.ndarray, layer: Layer, shift: int) -> np.ndarray:
@@ -234,11 +246,11 @@ def _to_dn(values: np.ndarray, layer: Layer, shift: int) -> np.ndarray:
 
 
 def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
-    """(local path, band name) for each band of the layer in this item (local files name their bands)."""
+    """(asset key, band name) for each band of the layer in this item (local files name their bands)."""
     if layer.group == LABELS:
-        return [(item.assets[0][1], None)]
+        return [(item.assets[0][0], None)]
     sensor = SENSORS[layer.group]
-    return [(item.asset(sensor.band(name).asset), name) for name in layer.bands]
+    return [(sensor.band(name).asset, name) for name in layer.bands]
 
 
 def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
@@ -246,12 +258,14 @@ def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
     """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present."""
     groups: dict[tuple[object, ...], tuple[Reads, list[int]]] = {}
     opened: dict[str, DatasetReader] = {}
-    for position, (path, band) in enumerate(_band_reads(layer, item)):
-        if path not in opened:
-            opened[path] = files.enter_context(rasterio.open(path))
-        ds = opened[path]
+    for position, (key, band) in enumerate(_band_reads(layer, item)):
+        if key not in opened:
+            opened[key] = files.enter_context(rasterio.open(item.asset(key)))
+        ds = opened[key]
         index = list(ds.descriptions).index(band) + 1 if band in ds.descriptions else 1
-        reads, positions = groups.setdefault(_grid_key(ds), ([], []))
+        declared = item.declared_nodata(key)
+        nodata = _nodata(ds, layer.nodata if declared is None else declared)
+        reads, positions = groups.setdefault(_grid_key(ds, nodata), ([], []))
         if reads and reads[-1][0] is ds:
             reads[-1][1].append(index)
         else:
@@ -261,23 +275,28 @@ def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
     resampling = Resampling.nearest if layer.group == LABELS else None
     data = np.empty((len(layer.bands), *target.shape), layer.dtype)
     present = np.ones(target.shape, bool)
-    for reads, positions in groups.values():
-        values, here = _warp(reads, target, resampling)
+    for (*_, nodata), (reads, positions) in groups.items():
+        values, here = _warp(reads, target, resampling, nodata)
         data[positions] = _to_dn(values, layer, shift)
         present &= here
     return data, present
 
 
-def _usable(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> np.ndarray | None:
-    """(y, x) False where the item's quality mask says nodata, cloud or shadow (one nearest warp);
-    None for a layer without a mask."""
+def _quality(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> np.ndarray | None:
+    """(y, x) what the item's quality mask says of each pixel (one nearest warp): CLEAR, or the first
+    of NODATA, CLOUD (cloud, cirrus, shadow), SNOW, OTHER that applies; None for a layer without a mask."""
     sensor = SENSORS.get(layer.group)
     if sensor is None or sensor.mask is None:
         return None
-    ds = files.enter_context(rasterio.open(item.asset(sensor.mask.asset)))
-    codes, known = _warp([(ds, [1])], target, Resampling.nearest)
-    codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], 0).astype(np.int64)
-    return known & ~sensor.mask.invalid(codes)
+    mask = sensor.mask
+    ds = files.enter_context(rasterio.open(item.asset(mask.asset)))
+    codes, known = _warp([(ds, [1])], target, Resampling.nearest, _nodata(ds, mask.nodata))
+    codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], mask.nodata).astype(np.int64)
+    cause = np.where(mask.invalid(codes), np.uint8(OTHER), np.uint8(CLEAR))
+    cause[mask.snowy(codes)] = SNOW
+    cause[mask.cloudy(codes)] = CLOUD
+    cause[~known | mask.missing(codes)] = NODATA
+    return cause
 
 
 def _reason(exc: BaseException) -> str:
@@ -305,18 +324,20 @@ def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
     valid = np.zeros(shape, dtype=bool)
     has_data = np.zeros(shape, dtype=bool)
     first = np.full(shape, -1, dtype=np.int16)
+    cause = np.full(shape, NODATA, dtype=np.uint8)
     area = shapely.box(*target.boundingbox)
     used = [i for i in items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
     with rasterio.Env(**GDAL_OPTIONS):
         for k, item in enumerate(used):
             with _readable(item), contextlib.ExitStack() as files:
                 bands, present = _item_bands(layer, item, target, files)
-                mask = _usable(layer, item, target, files)
-            usable = present if mask is None else present & mask
-            take = usable & ~valid  # clear pixels not yet filled by a clearer item
+                quality = _quality(layer, item, target, files)
+            here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
+            take = (here == CLEAR) & ~valid  # clear pixels not yet filled by a clearer item
             put = take | (present & ~has_data)  # and cloudy data where nothing better exists (yet)
             np.copyto(data, bands, where=put)
             np.copyto(first, k, where=put)
+            np.copyto(cause, here, where=put)
             valid |= take
             has_data |= present
-    return Rendered(data, valid, has_data, first, used)
+    return Rendered(data, valid, has_data, first, used, cause)

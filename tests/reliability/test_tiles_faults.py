@@ -137,6 +137,8 @@ def test_an_all_nodata_or_all_cloud_scene_gives_invalid_tiles_not_a_crash(
     assert len(index) == 4
     assert (index["s2_valid"] == 0).all() and (index["l8_valid"] > 0.5).all()
     assert not index["quality_ok"].any() and index["quality_reason"].str.contains("s2 valid 0.00").all()
+    why = "(cloud 1.00)" if what == "cloud" else "(nodata 1.00)"
+    assert index["quality_reason"].str.contains(f"s2 valid 0.00 < 0.95 {why}", regex=False).all()
     if what == "cloud":
         assert (index["s2_cloud"] == 1).all()
     else:
