@@ -10,6 +10,9 @@ import pystac
 from odc.geo.geom import Geometry
 
 from msc_france.errors import UserError
+from msc_france.sensors import Encoding
+
+FROM_ITEMS = ("vhr",)  # groups whose stored type, scale, offset and nodata come from the items (sources vary)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class SourceItem:
     baseline: str | None
     footprint_wkt: str  # EPSG:2154
     assets: tuple[tuple[str, str], ...]  # (asset key, local path)
+    encodings: tuple[Encoding, ...] = ()  # distinct ``raster:bands`` encodings of its assets' bands
 
     def asset(self, key: str) -> str:
         return dict(self.assets)[key]
@@ -62,5 +66,31 @@ def read_items(folder: Path) -> list[SourceItem]:
             cloud=float(props.get("eo:cloud_cover", 0.0)), baseline=props.get("s2:processing_baseline"),
             footprint_wkt=footprint.wkt,
             assets=tuple(sorted((k, a.get_absolute_href()) for k, a in item.assets.items())),
+            encodings=_encodings(item),
         ))
     return sorted(items, key=lambda i: (i.sensor, i.cloud, i.item_id))
+
+
+def _encodings(item: pystac.Item) -> tuple[Encoding, ...]:
+    """The distinct encodings the local item records in ``raster:bands``, in asset and band order."""
+    found = [Encoding(rb["data_type"], int(rb["nodata"]), float(rb["scale"]), float(rb["offset"]))
+             for _, asset in sorted(item.assets.items()) for rb in asset.extra_fields.get("raster:bands", [])]
+    return tuple(dict.fromkeys(found))
+
+
+def item_encodings(items: list[SourceItem]) -> dict[str, Encoding]:
+    """For each group of :data:`FROM_ITEMS` with items, the one encoding they all record: a store
+    layer has one type, scale, offset and nodata."""
+    out: dict[str, Encoding] = {}
+    for group in FROM_ITEMS:
+        seen: dict[Encoding, str] = {}
+        for item in items:
+            if item.sensor == group:
+                seen.update({e: item.item_id for e in item.encodings if e not in seen})
+        if len(seen) > 1:
+            (a, first), (b, second) = list(seen.items())[:2]
+            raise UserError(f"{group} items disagree: {first} is {a}, {second} is {b}; one store "
+                            f"holds one {group} encoding: tile them into separate stores (--region, --store)")
+        if seen:
+            out[group] = next(iter(seen))
+    return out

@@ -237,6 +237,8 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
     """(local path, band name) for each band of the layer in this item (local files name their bands)."""
     if layer.group == LABELS:
         return [(item.assets[0][1], None)]
+    if layer.group == "vhr":  # one asset, whatever key the source gives it (the catalog's `asset`)
+        return [(item.assets[0][1], name) for name in layer.bands]
     sensor = SENSORS[layer.group]
     return [(item.asset(sensor.band(name).asset), name) for name in layer.bands]
 
