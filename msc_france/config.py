@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid
@@ -93,6 +102,15 @@ class StacSource(Strict):
     platforms: list[str] = Field(default_factory=list, description="keep items whose platform is listed")
     signing: Literal["none", "planetary-computer"] = "none"
     asset: str | None = Field(default=None, description="asset key for single-asset sources (labels, VHR)")
+    bands: dict[str, PositiveInt] | None = Field(
+        default=None, description="VHR: recipe band name -> 1-based band index in the asset (default R, G, B, NIR = 1..4)")
+
+    @field_validator("bands")
+    @classmethod
+    def _unique_indexes(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is not None and len(set(value.values())) != len(value):
+            raise ValueError(f"two bands share an index in {value}; each band has its own")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -192,6 +210,18 @@ class Catalog(Strict):
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r} (allowed: {', '.join(allowed)})")
         return value
+
+    @model_validator(mode="after")
+    def _band_mappings(self) -> Catalog:
+        for key, source in self.sources.items():
+            mapping = getattr(source, "bands", None) or {}
+            if mapping and key != "vhr":
+                raise ValueError(f"sources.{key}.bands: only the vhr source maps bands (the others have one asset a band)")
+            allowed = SENSORS["vhr"].band_names
+            unknown = sorted(set(mapping) - set(allowed))
+            if unknown:
+                raise ValueError(f"sources.vhr.bands: unknown band {unknown[0]!r} (allowed: {', '.join(allowed)})")
+        return self
 
 
 # --- loading ------------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ class Encoding:
     scale: float
     offset: float
 
+    def __str__(self) -> str:
+        return f"{self.dtype} scale {self.scale:g} offset {self.offset:g} nodata {self.nodata}"
+
     def decode(self, dn: np.ndarray) -> np.ndarray:
         """DN to reflectance (float32), NaN where DN equals nodata."""
         values = dn.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
@@ -152,25 +155,34 @@ class Sensor:
         """The bands called ``names``, in that order."""
         return tuple(self.band(n) for n in names)
 
-    def encoding_for(self, properties: Mapping[str, Any], asset: Mapping[str, Any] | None = None) -> Encoding:
-        """The encoding of one item's assets.
+    def encoding_for(self, properties: Mapping[str, Any], asset: Mapping[str, Any] | None = None,
+                     band: int = 1, dtype: str | None = None) -> Encoding:
+        """The encoding of band ``band`` (1-based) of one item's asset.
 
         Sentinel-2 L2A: offset -1000 DN (-0.1 reflectance) from processing baseline 04.00 on.
-        Otherwise ``raster:bands`` scale/offset/nodata of the asset when given, else the default.
+        Otherwise that band's ``raster:bands`` entry (the first when the list is shorter) gives
+        scale/offset/nodata/data_type, each falling back on the default; ``dtype`` (the type of
+        the data as read) wins over the declared one. A VHR source without a scale is a display
+        product: its full range (``bits_per_sample``, else the type's bits) maps to 0..1.
         """
         if self.key == "s2":
             baseline = str(properties.get("s2:processing_baseline", "99.99"))
             return s2_encoding(baseline)
         raster_bands = (asset or {}).get("raster:bands") or []
-        if raster_bands:
-            rb = raster_bands[0]
-            return Encoding(
-                dtype=rb.get("data_type", self.encoding.dtype),
-                nodata=int(rb.get("nodata", self.encoding.nodata)),
-                scale=float(rb.get("scale", self.encoding.scale)),
-                offset=float(rb.get("offset", self.encoding.offset)),
-            )
-        return self.encoding
+        rb = raster_bands[band - 1] if len(raster_bands) >= band else (raster_bands or [{}])[0]
+        dtype = dtype or rb.get("data_type", self.encoding.dtype)
+        scale = rb.get("scale")
+        if scale is None:
+            scale = display_scale(dtype, rb.get("bits_per_sample")) if self.key == "vhr" else self.encoding.scale
+        return Encoding(dtype=dtype, nodata=int(rb.get("nodata", self.encoding.nodata)), scale=float(scale),
+                        offset=float(rb.get("offset", self.encoding.offset)))
+
+
+def display_scale(dtype: str, bits: int | None = None) -> float:
+    """Scale of a display product: its largest DN (``2**bits - 1``, bits of ``dtype`` by default) is 1."""
+    if np.dtype(dtype).kind not in "iu":
+        raise UserError(f"VHR data type {dtype} is not an integer type; the store keeps integer DN")
+    return 1 / (2 ** int(bits or np.iinfo(dtype).bits) - 1)
 
 
 def s2_encoding(processing_baseline: str) -> Encoding:
@@ -272,8 +284,8 @@ VHR = Sensor(
         Band("blue", "image", 0.485, 0.070, 0, "blue", asset_band=3),
         Band("nir", "image", 0.825, 0.110, 0, "nir", asset_band=4),
     ),
-    encoding=Encoding(dtype="uint8", nodata=0, scale=1 / 255, offset=0.0),
-    notes="8-bit DN; the GSD and any radiometric scale come from the source.",
+    encoding=Encoding(dtype="uint8", nodata=0, scale=display_scale("uint8"), offset=0.0),
+    notes="8-bit DN by default; the GSD, the data type and any radiometric scale come from the source.",
 )
 
 SENSORS: dict[str, Sensor] = {s.key: s for s in (SENTINEL2, LANDSAT8, VHR)}

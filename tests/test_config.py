@@ -261,6 +261,27 @@ def test_catalog_unknown_source(tmp_path, catalog_data):
     assert "'sentinel1'" in message and "allowed: s2, l8, vhr, labels" in message
 
 
+def test_vhr_band_mapping_loads(tmp_path, demo_catalog_data):
+    demo_catalog_data["sources"]["vhr"]["bands"] = {"red": 3, "green": 2, "blue": 1, "nir": 4}
+    catalog = load_catalog(str(write(tmp_path, demo_catalog_data)))
+    assert catalog.sources["vhr"].bands == {"red": 3, "green": 2, "blue": 1, "nir": 4}
+    assert load_catalog("demo").sources["vhr"].bands is None, "default: the sensor's R, G, B, NIR order"
+
+
+@pytest.mark.parametrize("source, bands, expected", [
+    ("vhr", {"red": 3, "swir": 5}, "sources.vhr.bands: unknown band 'swir' (allowed: red, green, blue, nir)"),
+    ("vhr", {"red": 0}, "sources.vhr.bands.red: Input should be greater than 0"),
+    ("vhr", {"red": "three"}, "sources.vhr.bands.red: Input should be a valid integer"),
+    ("vhr", {"red": 1, "green": 1}, "sources.vhr.bands: two bands share an index"),
+    ("s2", {"B04": 1}, "sources.s2.bands: only the vhr source maps bands"),
+])
+def test_bad_band_mapping_is_one_line(tmp_path, demo_catalog_data, source, bands, expected):
+    demo_catalog_data["sources"][source]["bands"] = bands
+    path = write(tmp_path, demo_catalog_data)
+    message = error_of(load_catalog, path)
+    assert message.startswith(f"{path}: {expected}"), message
+
+
 def test_catalog_misaligned_world_dates(tmp_path, demo_catalog_data):
     demo_catalog_data["world"]["l8"]["cloud_cover"] = [0, 5]
     message = error_of(load_catalog, write(tmp_path, demo_catalog_data))

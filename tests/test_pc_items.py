@@ -18,7 +18,7 @@ from tests.data.pc_items import landsat_item, sentinel2_item
 
 def _fetched(tmp_path: Path, key: str, sensor: str, href: str) -> Fetched:
     job = AssetJob(sensor, "x", key, href, (1,), (key,), 10.0, "average", tmp_path / f"{key}.tif")
-    return Fetched(job, 10, "1220" + "0" * 64, "EPSG:32631", [10, 0, 0, 0, -10, 0], (1, 1), False)
+    return Fetched(job, 10, "1220" + "0" * 64, "EPSG:32631", [10, 0, 0, 0, -10, 0], (1, 1), False, "uint16")
 
 
 def test_declared_crs_from_proj_epsg_and_proj_code() -> None:

@@ -165,6 +165,18 @@ def test_encoding_for_vhr_default():
     assert enc.decode(np.array([255], dtype=np.uint8))[0] == pytest.approx(1.0)
 
 
+def test_encoding_for_vhr_per_band_and_bit_depth():
+    twelve_bit = {"raster:bands": [{"data_type": "uint16", "nodata": 0, "bits_per_sample": 12},
+                                   {"data_type": "uint16", "nodata": 0, "scale": 2.5e-4, "offset": -0.01}]}
+    assert VHR.encoding_for({}, twelve_bit, band=1) == Encoding("uint16", 0, 1 / 4095, 0.0), "display: 4095 is 1"
+    assert VHR.encoding_for({}, twelve_bit, band=2) == Encoding("uint16", 0, 2.5e-4, -0.01), "the band's own entry"
+    assert VHR.encoding_for({}, twelve_bit, band=4) == VHR.encoding_for({}, twelve_bit, band=1), "short list: the first"
+    assert VHR.encoding_for({}, None, dtype="uint16") == Encoding("uint16", 0, 1 / 65535, 0.0), "the file's type wins"
+    assert VHR.encoding_for({}, {"raster:bands": [{"data_type": "uint8"}]}) == VHR.encoding
+    with pytest.raises(UserError, match="float32 is not an integer type"):
+        VHR.encoding_for({}, {"raster:bands": [{"data_type": "float32"}]})
+
+
 # --- Planetary Computer shaped items ------------------------------------------------------------
 def test_pc_items_are_deterministic():
     assert pc_items.sentinel2_item(3) == pc_items.sentinel2_item(3)

@@ -56,6 +56,7 @@ class Fetched:
     transform: list[float]
     shape: tuple[int, int]
     skipped: bool
+    dtype: str  # of the local file's bands
 
 
 def multihash_sha256(path: Path) -> str:
@@ -98,7 +99,7 @@ def _window(dataset: rasterio.io.DatasetReader, area_l93: BoundingBox) -> Window
 def describe(job: AssetJob, skipped: bool) -> Fetched:
     with rasterio.open(job.path) as local:
         return Fetched(job, job.path.stat().st_size, multihash_sha256(job.path), str(local.crs),
-                       list(local.transform)[:6], (local.height, local.width), skipped)
+                       list(local.transform)[:6], (local.height, local.width), skipped, local.dtypes[0])
 
 
 def fetch_asset(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> Fetched:
@@ -124,6 +125,9 @@ def _fetch(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> None:
             level = _overview_level(probe.overviews(1), native_gsd, job.target_gsd)
         options = {"overview_level": level} if level is not None else {}
         with rasterio.open(job.href, opener=opener, **options) as dataset:
+            if max(job.bands) > dataset.count:
+                raise FetchError(f"{strip_query(job.href)} has {dataset.count} bands, no band {max(job.bands)}; "
+                                 f"check the catalog's `bands` for {job.sensor}")
             window = _window(dataset, area_l93)
             data = dataset.read(list(job.bands), window=window)
             geobox = GeoBox((int(window.height), int(window.width)), dataset.window_transform(window), str(dataset.crs))

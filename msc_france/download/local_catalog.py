@@ -51,9 +51,11 @@ def local_item(entry: Candidate, fetched: list[Fetched], root: Path, api_url: st
             asset["eo:bands"] = copy.deepcopy(origin["eo:bands"])
         is_mask = sensor is not None and sensor.mask is not None and f.job.key == sensor.mask.asset
         if sensor is not None and not is_mask and entry.sensor != "labels":
-            enc = sensor.encoding_for(source.get("properties", {}), origin)
+            encodings = [sensor.encoding_for(source.get("properties", {}), origin, index, f.dtype)
+                         for index in f.job.bands]
             asset["raster:bands"] = [{"scale": enc.scale, "offset": enc.offset, "nodata": enc.nodata,
-                                      "data_type": enc.dtype, "name": name} for name in f.job.band_names]
+                                      "data_type": enc.dtype, "name": name}
+                                     for enc, name in zip(encodings, f.job.band_names, strict=True)]
         assets[f.job.key] = asset
     return {
         "type": "Feature",

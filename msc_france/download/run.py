@@ -141,10 +141,11 @@ def _jobs(plan: Plan, recipe: Recipe, catalog: Catalog, root: Path) -> list[Asse
                                  grid.gsd(entry.sensor), "nearest", folder / f"{sensor.mask.asset}.tif",
                                  declared_crs(item, sensor.mask.asset)))
         elif entry.sensor == "vhr":
-            key = (source.asset if isinstance(source, StacSource) else None) or "image"
-            bands = SENSORS["vhr"].select(recipe.sensors["vhr"].bands)
+            assert isinstance(source, StacSource)  # WMS entries have no item
+            key = source.asset or "image"
+            names = tuple(recipe.sensors["vhr"].bands)
             jobs.append(AssetJob("vhr", entry.item_id, key, entry.item.assets[key].href,
-                                 tuple(b.asset_band for b in bands), tuple(b.name for b in bands), grid.gsd("vhr"),
+                                 vhr_band_indexes(source, names), names, grid.gsd("vhr"),
                                  "average", folder / f"{key}.tif", declared_crs(item, key)))
         else:  # labels
             key = (source.asset if isinstance(source, StacSource) else None) or "map"
@@ -152,6 +153,17 @@ def _jobs(plan: Plan, recipe: Recipe, catalog: Catalog, root: Path) -> list[Asse
             jobs.append(AssetJob("labels", entry.item_id, key, entry.item.assets[key].href, (1,), ("label",),
                                  target, "nearest", folder / f"{key}.tif", declared_crs(item, key)))
     return jobs
+
+
+def vhr_band_indexes(source: StacSource, names: tuple[str, ...]) -> tuple[int, ...]:
+    """1-based indexes in the VHR asset of the recipe's bands ``names``: the source's ``bands``
+    mapping, else the default order (R, G, B, NIR)."""
+    mapping = source.bands or {b.name: b.asset_band for b in SENSORS["vhr"].bands}
+    missing = [n for n in names if n not in mapping]
+    if missing:
+        raise UserError(f"the vhr source's bands ({', '.join(mapping)}) have no {missing[0]!r}, which the recipe "
+                        f"needs: add it to `bands` in the catalog or drop it from the recipe")
+    return tuple(mapping[n] for n in names)
 
 
 def _signer(source: StacSource):  # noqa: ANN202 - a Callable[[str], str]

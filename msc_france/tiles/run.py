@@ -22,7 +22,14 @@ from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
 from msc_france.tiles.index import build_index, index_path, write_index
 from msc_france.tiles.shard import process_shard
-from msc_france.tiles.sources import SourceItem, catalog_dirs, downloaded_recipe, read_items, region_geometry
+from msc_france.tiles.sources import (
+    SourceItem,
+    catalog_dirs,
+    downloaded_recipe,
+    item_encodings,
+    read_items,
+    region_geometry,
+)
 from msc_france.tiles.store import all_done, create_or_open, layers, lock_path, read_done, shard_of, shard_tiles
 
 
@@ -95,14 +102,15 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
                console: Console) -> TilesSummary:
     grid = recipe.tile_grid
     tiles, items = plan_tiles(recipe, folders)
-    create_or_open(store, recipe, request.storage_options)
+    encodings = item_encodings(items)
+    create_or_open(store, recipe, request.storage_options, encodings)
     k = shard_tiles(recipe)
     by_shard: dict[tuple[int, int], list[TileId]] = {}
     for tile in sorted(tiles, key=lambda t: (t.row, t.col)):
         by_shard.setdefault(shard_of(tile, k), []).append(tile)
     jobs = []
     skipped = 0
-    for layer in layers(recipe):
+    for layer in layers(recipe, encodings):
         sensor_items = [i for i in items if i.sensor == layer.group]
         for shard, shard_tile_list in by_shard.items():
             done = read_done(store, layer.group, shard, request.storage_options)

@@ -12,6 +12,9 @@ from odc.geo.geom import Geometry
 from msc_france.config import Recipe, load_recipe
 from msc_france.errors import UserError
 from msc_france.provenance import catalog_record, content, describe, lacks
+from msc_france.sensors import Encoding
+
+FROM_ITEMS = ("vhr",)  # groups whose stored type, scale, offset and nodata come from the items (sources vary)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class SourceItem:
     footprint_wkt: str  # EPSG:2154
     assets: tuple[tuple[str, str], ...]  # (asset key, local path)
     nodata: tuple[tuple[str, float], ...] = ()  # (asset key, nodata its raster:bands declare)
+    encodings: tuple[Encoding, ...] = ()  # distinct ``raster:bands`` encodings of its assets' bands
 
     def asset(self, key: str) -> str:
         return dict(self.assets)[key]
@@ -97,5 +101,31 @@ def read_items(folder: Path) -> list[SourceItem]:
             assets=tuple(sorted((k, a.get_absolute_href()) for k, a in item.assets.items())),
             nodata=tuple(sorted((k, float(bands[0]["nodata"])) for k, a in item.assets.items()
                                 if (bands := a.extra_fields.get("raster:bands")) and bands[0].get("nodata") is not None)),
+            encodings=_encodings(item),
         ))
     return sorted(items, key=lambda i: (i.sensor, i.cloud, i.item_id))
+
+
+def _encodings(item: pystac.Item) -> tuple[Encoding, ...]:
+    """The distinct encodings the local item records in ``raster:bands``, in asset and band order."""
+    found = [Encoding(rb["data_type"], int(rb["nodata"]), float(rb["scale"]), float(rb["offset"]))
+             for _, asset in sorted(item.assets.items()) for rb in asset.extra_fields.get("raster:bands", [])]
+    return tuple(dict.fromkeys(found))
+
+
+def item_encodings(items: list[SourceItem]) -> dict[str, Encoding]:
+    """For each group of :data:`FROM_ITEMS` with items, the one encoding they all record: a store
+    layer has one type, scale, offset and nodata."""
+    out: dict[str, Encoding] = {}
+    for group in FROM_ITEMS:
+        seen: dict[Encoding, str] = {}
+        for item in items:
+            if item.sensor == group:
+                seen.update({e: item.item_id for e in item.encodings if e not in seen})
+        if len(seen) > 1:
+            (a, first), (b, second) = list(seen.items())[:2]
+            raise UserError(f"{group} items disagree: {first} is {a}, {second} is {b}; one store "
+                            f"holds one {group} encoding: tile them into separate stores (--region, --store)")
+        if seen:
+            out[group] = next(iter(seen))
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from msc_france.config import Recipe
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.provenance import STORE_KEY, RecipeRecord, content, describe
-from msc_france.sensors import SENSORS, Sensor
+from msc_france.sensors import SENSORS, Encoding, Sensor
 from msc_france.tiles.index import index_path
 
 STORE_VERSION = 1
@@ -53,15 +54,17 @@ class Layer:
     wavelengths: tuple[float, ...]
 
 
-def layers(recipe: Recipe) -> list[Layer]:
-    """The store's groups for a recipe, in a fixed order."""
+def layers(recipe: Recipe, encodings: Mapping[str, Encoding] | None = None) -> list[Layer]:
+    """The store's groups for a recipe, in a fixed order; ``encodings`` (by group) replace the
+    sensors' defaults (VHR: what the downloaded items record, see ``sources.item_encodings``)."""
     out = []
     for key in ("s2", "l8", "vhr"):
         if key not in recipe.sensors:
             continue
         sensor: Sensor = SENSORS[key]
         bands = sensor.select(recipe.sensors[key].bands)
-        enc = sensor.encoding  # Sentinel-2: the 04.00+ encoding, to which older baselines are harmonised
+        # Sentinel-2: the 04.00+ encoding, to which older baselines are harmonised
+        enc = (encodings or {}).get(key, sensor.encoding)
         out.append(Layer(key, key, tuple(b.name for b in bands), enc.dtype, enc.nodata, enc.scale, enc.offset,
                          tuple(b.center_wavelength for b in bands)))
     if recipe.labels:
@@ -81,9 +84,11 @@ def _crs_attrs(grid: TileGrid) -> dict[str, Any]:
     return {**crs.to_cf(), "crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt()}
 
 
-def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] | None = None) -> zarr.Group:
-    """Open ``store`` for writing, creating its groups; refuse a store built on another grid or with
-    a recipe of other content (its groups hold other bands)."""
+def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] | None = None,
+                   encodings: Mapping[str, Encoding] | None = None) -> zarr.Group:
+    """Open ``store`` for writing, creating its groups (see :func:`layers` for ``encodings``);
+    refuse a store built on another grid, with a recipe of other content (its groups hold other
+    bands) or holding a group in another encoding."""
     grid = recipe.tile_grid
     root = zarr.open_group(store, mode="a", zarr_format=3, storage_options=storage_options or None)
     meta = {"grid": grid.to_dict(), "recipe": recipe.name, STORE_KEY: RecipeRecord(recipe=recipe).to_json(),
@@ -100,9 +105,10 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
             raise UserError(f"store {store} was built with recipe {describe(built)}, not {describe(recipe)}; "
                             "recipes never mix in a store: use another store (store=PATH)")
     k = shard_tiles(recipe)
-    for layer in layers(recipe):
+    for layer in layers(recipe, encodings):
         if layer.group in root:
             if _complete(root[layer.group]):
+                _same_encoding(store, root[layer.group]["data"], layer)
                 continue
             del root[layer.group]  # its creation was cut short (kill -9, full disk): only metadata in it
         px = grid.tile_px(layer.grid_sensor)
@@ -155,6 +161,16 @@ def stores_in(data: Path) -> list[str]:
         if meta:
             found.append(str(path))
     return found
+
+
+def _same_encoding(store: str, data: zarr.Array, layer: Layer) -> None:
+    """Refuse to write ``layer`` into an existing array of another type, scale, offset or nodata."""
+    attrs = data.attrs
+    held = Encoding(str(data.dtype), attrs.get("nodata"), attrs.get("scale_factor_dn"), attrs.get("add_offset_dn"))
+    wanted = Encoding(layer.dtype, layer.nodata, layer.scale, layer.offset)
+    if held != wanted:
+        raise UserError(f"store {store} holds {layer.group} as {held}, these items are {wanted}; "
+                        "one store holds one encoding: use another store")
 
 
 def _complete(group: zarr.Group) -> bool:

@@ -249,6 +249,8 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
     """(asset key, band name) for each band of the layer in this item (local files name their bands)."""
     if layer.group == LABELS:
         return [(item.assets[0][0], None)]
+    if layer.group == "vhr":  # one asset, whatever key the source gives it (the catalog's `asset`)
+        return [(item.assets[0][0], name) for name in layer.bands]
     sensor = SENSORS[layer.group]
     return [(sensor.band(name).asset, name) for name in layer.bands]
 
