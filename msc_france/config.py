@@ -46,6 +46,15 @@ def _safe_name(value: str) -> str:
 SafeName = Annotated[str, AfterValidator(_safe_name)]  # a name that becomes a file or folder name
 
 
+def _service_url(value: str) -> str:
+    if not value.startswith(("http://", "https://", "demo://")):
+        raise ValueError(f"url {value!r} must start with http://, https:// or demo://")
+    return value
+
+
+ServiceUrl = Annotated[str, AfterValidator(_service_url)]  # a web service, or demo:// for the demo world
+
+
 # --- dataset recipes ----------------------------------------------------------------------------
 class GridConfig(Strict):
     footprint: float = Field(gt=0, description="tile side in metres")
@@ -97,7 +106,7 @@ class StacSource(Strict):
     """Items from a STAC API collection."""
 
     type: Literal["stac"]
-    url: str = Field(description="STAC API root, or demo:// for the local demo world")
+    url: ServiceUrl = Field(description="STAC API root, or demo:// for the local demo world")
     collection: str
     platforms: list[str] = Field(default_factory=list, description="keep items whose platform is listed")
     signing: Literal["none", "planetary-computer"] = "none"
@@ -112,18 +121,11 @@ class StacSource(Strict):
             raise ValueError(f"two bands share an index in {value}; each band has its own")
         return value
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://", "demo://")):
-            raise ValueError(f"url {value!r} must start with http://, https:// or demo://")
-        return value
-
 
 class WmtsEndpoint(Strict):
     """A WMTS layer serving the same true-colour imagery in a Lambert-93 tile matrix set."""
 
-    url: str = Field(description="WMTS root (KVP), or demo://wmts")
+    url: ServiceUrl = Field(description="WMTS root (KVP), or demo://wmts")
     layer: str
     matrix_set: str
 
@@ -134,7 +136,7 @@ class WmsSource(Strict):
     the campaign year from the dated layers ``dated_layer``."""
 
     type: Literal["wms"]
-    url: str = Field(description="WMS root, or demo://wms-r for the demo world")
+    url: ServiceUrl = Field(description="WMS root, or demo://wms-r for the demo world")
     layer: str = Field(description="true-colour layer (R, G, B)")
     nir_layer: str | None = Field(default=None, description="infrared-colour layer (NIR, R, G)")
     dated_layer: str | None = Field(default=None, description="campaign layers, {year} in the name")
@@ -148,13 +150,6 @@ class WmsSource(Strict):
     window_attempts: int = Field(default=3, ge=1, description="tries of a whole window")
     cache_mb: int = Field(default=64, gt=0, description="GDAL block cache of a fetch, MB")
     licence: str = ""
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://", "demo://")):
-            raise ValueError(f"url {value!r} must start with http://, https:// or demo://")
-        return value
 
 
 class WorldDates(Strict):
