@@ -261,11 +261,16 @@ def test_catalog_unknown_source(tmp_path, catalog_data):
     assert "'sentinel1'" in message and "allowed: s2, l8, vhr, labels" in message
 
 
+STAC_VHR = {"type": "stac", "url": "demo://", "collection": "demo-vhr", "asset": "image"}  # a user-STAC VHR
+
+
 def test_vhr_band_mapping_loads(tmp_path, demo_catalog_data):
-    demo_catalog_data["sources"]["vhr"]["bands"] = {"red": 3, "green": 2, "blue": 1, "nir": 4}
+    demo_catalog_data["sources"]["vhr"] = {**STAC_VHR, "bands": {"red": 3, "green": 2, "blue": 1, "nir": 4}}
     catalog = load_catalog(str(write(tmp_path, demo_catalog_data)))
     assert catalog.sources["vhr"].bands == {"red": 3, "green": 2, "blue": 1, "nir": 4}
-    assert load_catalog("demo").sources["vhr"].bands is None, "default: the sensor's R, G, B, NIR order"
+    demo_catalog_data["sources"]["vhr"] = STAC_VHR
+    default = load_catalog(str(write(tmp_path, demo_catalog_data))).sources["vhr"]
+    assert default.bands is None, "default: the sensor's R, G, B, NIR order"
 
 
 @pytest.mark.parametrize("source, bands, expected", [
@@ -276,6 +281,7 @@ def test_vhr_band_mapping_loads(tmp_path, demo_catalog_data):
     ("s2", {"B04": 1}, "sources.s2.bands: only the vhr source maps bands"),
 ])
 def test_bad_band_mapping_is_one_line(tmp_path, demo_catalog_data, source, bands, expected):
+    demo_catalog_data["sources"]["vhr"] = dict(STAC_VHR)
     demo_catalog_data["sources"][source]["bands"] = bands
     path = write(tmp_path, demo_catalog_data)
     message = error_of(load_catalog, path)

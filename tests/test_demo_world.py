@@ -29,7 +29,7 @@ def _item_on(root: Path, collection: str, date: str) -> dict[str, Any]:
     return next(i for i in _items(root, collection) if i["properties"]["datetime"].startswith(date))
 
 
-SERVER_FILES = {"server.log", STATE_FILE}  # written while the world is served, not generated
+SERVER_FILES = {"server.log", "ogc.log", STATE_FILE}  # written while the world is served, not generated
 
 
 def _digests(root: Path) -> dict[str, str]:

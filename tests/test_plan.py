@@ -66,7 +66,7 @@ def test_cli_prints_the_plan_table() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "plan for demo: recipe demo, catalog demo, 400 tiles" in out
-    for text in ("sentinel-2-l2a", "demo-vhr", "download", "tiles stage", "pretraining (2-core CPU)", "12 epochs"):
+    for text in ("sentinel-2-l2a", "HR.ORTHOIMAGERY.ORTHOPHOTOS", "download", "tiles stage", "pretraining (2-core CPU)", "12 epochs"):
         assert text in out, text
 
 

@@ -119,7 +119,7 @@ def test_a_store_keeps_one_vhr_encoding(store: str, tmp_path: Path) -> None:
 
 
 def _item(item_id: str, encoding: Encoding) -> SourceItem:
-    return SourceItem("vhr", item_id, "r", None, 0.0, None, "POINT (0 0)", (("image", "x.tif"),), (encoding,))
+    return SourceItem("vhr", item_id, "r", None, 0.0, None, "POINT (0 0)", (("image", "x.tif"),), encodings=(encoding,))
 
 
 def test_items_of_two_encodings_are_one_line_error() -> None:
