@@ -50,7 +50,7 @@ from msc_france.demo.render import (
 )
 from msc_france.sensors import LANDSAT8, SENTINEL2, VHR, s2_encoding
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # 3: Landsat cloud cover counts cirrus; orthophoto services (ogc/)
 MANIFEST = "world.json"
 SCENE_SNAP = 1920.0  # scene edges fall on tile edges of the France grid for 1920 m and its divisors
 OVERPASS = {"s2": dt.time(10, 50, 31), "l8": dt.time(10, 35, 12), "vhr": dt.time(11, 0, 0)}

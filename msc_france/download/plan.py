@@ -78,7 +78,10 @@ class Plan:
         for column in ("sensor", "item id", "date", "cloud %", "coverage %"):
             table.add_column(column, justify="right" if "%" in column else "left")
         for e in self.entries:
-            table.add_row(e.sensor, e.item_id, str(e.date or "-"), f"{e.cloud:.1f}", f"{100 * e.coverage:.1f}")
+            if e.item is None:  # a WMS/WMTS: dated and measured window by window when fetched
+                table.add_row(e.sensor, e.item_id, "per window", "-", "at fetch")
+            else:
+                table.add_row(e.sensor, e.item_id, str(e.date or "-"), f"{e.cloud:.1f}", f"{100 * e.coverage:.1f}")
         return table
 
 

@@ -312,7 +312,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         write_json(root / "plan.json", {
             "region": region.name, "reference_date": plan.reference_date,
             "entries": [{"sensor": e.sensor, "item": e.item_id, "date": e.date, "cloud": e.cloud,
-                         "coverage": round(e.coverage, 6)} for e in plan.entries],
+                         "coverage": round(e.coverage, 6) if e.item is not None else None} for e in plan.entries],
         })
         if items:
             summary.catalog_path = write_catalog(root, region.name, items, RecipeRecord(recipe=recipe,

@@ -51,7 +51,8 @@ WHITE = 255
 
 
 def wms_candidate(sensor: str, source: WmsSource, region_l93: Geometry) -> Candidate:
-    """A WMS covers all of France: one plan entry; windows, dates and coverage come at fetch time."""
+    """A WMS covers all of France: one plan entry (its coverage is measured window by window when
+    fetched; 1.0 here only keeps it in the plan)."""
     return Candidate(sensor, None, f"wms-{source.layer.lower().replace('.', '-')}", None, 0.0, 1.0, region_l93)
 
 
