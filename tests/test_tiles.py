@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -300,3 +301,16 @@ def test_store_on_s3(store: str, downloaded: Path, s3_endpoint: str) -> None:
     reference, remote = _arrays(store), _arrays(url, options)
     assert reference.keys() == remote.keys()
     assert all(np.array_equal(reference[k], remote[k]) for k in reference)
+
+
+def test_a_deleted_store_is_rebuilt_not_taken_as_complete(store: str, downloaded: Path, tmp_path: Path) -> None:
+    """Completion records live beside the store: deleting the store must not leave them claiming its shards."""
+    copy = tmp_path / "data"
+    shutil.copytree(downloaded, copy, ignore=shutil.ignore_patterns("*.lock"))
+    expected = _arrays(str(copy / "demo.zarr"))
+    assert any(Path(done_root(str(copy / "demo.zarr"))).rglob("*.json")), "the premise: records were kept"
+    shutil.rmtree(copy / "demo.zarr")
+    summary = run_tiles(TilesRequest(data=copy, workers=1), QUIET)
+    assert summary.skipped == 0 and summary.written > 0, "every shard is written again"
+    again = _arrays(str(copy / "demo.zarr"))
+    assert again.keys() == expected.keys() and all(np.array_equal(again[k], expected[k]) for k in expected)

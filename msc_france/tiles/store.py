@@ -111,6 +111,7 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
                 _same_encoding(store, root[layer.group]["data"], layer)
                 continue
             del root[layer.group]  # its creation was cut short (kill -9, full disk): only metadata in it
+        forget_done(store, layer.group, storage_options)
         px = grid.tile_px(layer.grid_sensor)
         geobox = grid.geobox(layer.grid_sensor)
         height, width = geobox.shape
@@ -265,6 +266,14 @@ def lock_path(store: str) -> Path | None:
     if "://" in store and not store.startswith("file://"):
         return None
     return Path(done_root(store.removeprefix("file://")).removesuffix(DONE_SUFFIX) + LOCK_SUFFIX)
+
+
+def forget_done(store: str, group: str, storage_options: dict[str, Any] | None = None) -> None:
+    """Remove the completion records of ``group``: it is being created anew (the store was deleted,
+    or the group's creation was cut short), so none of its shards is complete."""
+    fs, path = fsspec.core.url_to_fs(f"{done_root(store)}/{group}", **(storage_options or {}))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def done_path(store: str, group: str, shard: tuple[int, int]) -> str:
