@@ -121,10 +121,13 @@ def test_wmts_window_matches_the_source(served_world: DemoServer, tiny_world: Wo
     assert (np.abs(data.astype(int) - reference).mean(axis=(1, 2)) < 6).all()
 
 
-def test_window_outside_the_service_has_no_coverage(served_world: DemoServer, tiny_world: World,
-                                                    tmp_path: Path) -> None:
-    source = _source(served_world)
+@pytest.mark.parametrize("fmt", ["image/png", "image/jpeg"])
+def test_window_outside_the_service_has_no_coverage(served_world: DemoServer, tiny_world: World, tmp_path: Path,
+                                                    fmt: str) -> None:
+    source = _source(served_world, format=fmt)
     inside = _windows(tiny_world, 128)[0]
+    covered = fetch_window(inside, source, load_recipe("demo"), tmp_path, layer_set(source))
+    assert covered.record.coverage == 1.0, f"{fmt}: imagery everywhere in the world"
     left, bottom, right, top = inside.bounds
     far = VhrWindow("vhr-far", (left + 50_000, bottom, right + 50_000, top), 1)
     result = fetch_window(far, source, load_recipe("demo"), tmp_path, layer_set(source))
