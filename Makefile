@@ -22,7 +22,15 @@ opt = $(if $($(1)),--$(2) $($(1)))
 
 install: $(STAMP)
 
+# MapServer (Debian's cgi-mapserver) serves the demo world's WFS, the mosaic graph with the days of
+# flight; without it the demo's VHR is dated to the campaign year (docs/download.md).
+MAPSERVER_HINT := note: MapServer is not installed, so the demo WFS is off and demo VHR dates fall back to the campaign year; install it with: sudo apt-get install cgi-mapserver
+
 $(STAMP): pyproject.toml constraints.txt
+	@command -v mapserv >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cgi-mapserver >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cgi-mapserver >/dev/null 2>&1; }; }; } || \
+	  echo "$(MAPSERVER_HINT)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)

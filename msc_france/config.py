@@ -130,16 +130,25 @@ class WmtsEndpoint(Strict):
     matrix_set: str
 
 
+class WfsDates(Strict):
+    """Days of flight per area from a WFS feature type (the Géoplateforme's mosaic graph)."""
+
+    url: ServiceUrl = Field(description="WFS root, or demo://wfs")
+    typename: str = Field(description="feature type, e.g. ORTHOIMAGERY.ORTHOPHOTOS.GRAPHE-MOSAIQUAGE:graphe_bdortho")
+    field: str = Field(default="date_vol", description="attribute holding the day of flight (YYYY-MM-DD)")
+
+
 class WmsSource(Strict):
     """Orthophotos from an OGC WMS (IGN Géoplateforme BD ORTHO), fetched window by window in
     Lambert-93 through GDAL: R, G, B from ``layer`` (or ``wmts``), NIR from band 1 of ``nir_layer``,
-    the campaign year from the dated layers ``dated_layer``."""
+    the day of flight from ``dates_wfs`` or else the campaign year from the dated layers ``dated_layer``."""
 
     type: Literal["wms"]
     url: ServiceUrl = Field(description="WMS root, or demo://wms-r for the demo world")
     layer: str = Field(description="true-colour layer (R, G, B)")
     nir_layer: str | None = Field(default=None, description="infrared-colour layer (NIR, R, G)")
     dated_layer: str | None = Field(default=None, description="campaign layers, {year} in the name")
+    dates_wfs: WfsDates | None = Field(default=None, description="days of flight per area (a mosaic graph)")
     format: Literal["image/jpeg", "image/png"] = "image/png"
     native_gsd: float = Field(gt=0)
     max_side: int = Field(default=10_000, gt=0, description="the service's limit, pixels a side per GetMap")

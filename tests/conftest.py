@@ -36,11 +36,12 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
 _SERVED: list[DemoServer] = []  # the session's served tiny world, once started
 
 
-def served_wms_url() -> str:
-    """The WMS (MapProxy) of the session's served tiny world: test catalogs point their VHR at it."""
+def served_url(demo_url: str) -> str:
+    """A ``demo://`` URL (``demo://wms-r``, ``demo://wfs``...) on the session's served tiny world:
+    test catalogs point their VHR at it."""
     if not _SERVED:
         raise RuntimeError("the served_world fixture is not running; request it in the test")
-    return _SERVED[0].resolve("demo://wms-r")
+    return _SERVED[0].resolve(demo_url)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from msc_france.config import load_recipe
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
 from msc_france.provenance import RecipeRecord, catalog_record
-from tests.conftest import served_wms_url
+from tests.conftest import served_url
 from tests.faultproxy import FaultProxy
 
 World = tuple[Path, dict[str, Any]]
@@ -48,7 +48,9 @@ def _catalog_file(tmp_path: Path, stac_url: str, wms_url: str | None = None) -> 
     catalog = yaml.safe_load((Path(download_run.__file__).parents[2] / "catalogs" / "demo.yaml").read_text())
     catalog.pop("world")
     for source in catalog["sources"].values():
-        source["url"] = stac_url if source["type"] == "stac" else wms_url or served_wms_url()
+        source["url"] = stac_url if source["type"] == "stac" else wms_url or served_url(source["url"])
+        if "dates_wfs" in source:
+            source["dates_wfs"]["url"] = served_url(source["dates_wfs"]["url"])
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(catalog))
     return path

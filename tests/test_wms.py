@@ -23,7 +23,8 @@ from odc.geo.geom import Geometry, box
 from rasterio.enums import Resampling
 
 from msc_france.config import WmsSource, WmtsEndpoint, load_catalog, load_recipe
-from msc_france.demo import ogc
+from msc_france.demo import ogc, wfs
+from msc_france.demo.wfs import mapserv_binary
 from msc_france.demo.server import DemoServer
 from msc_france.download.http import FetchError
 from msc_france.download.wms import (
@@ -42,9 +43,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _source(server: DemoServer, **update: Any) -> WmsSource:
+    """The demo catalog's VHR source on the served tiny world, the mosaic-graph WFS included."""
     source = load_catalog("demo").sources["vhr"]
-    assert isinstance(source, WmsSource)
-    return source.model_copy(update={"url": server.resolve(source.url), **update})
+    assert isinstance(source, WmsSource) and source.dates_wfs is not None
+    wfs = source.dates_wfs.model_copy(update={"url": server.resolve(source.dates_wfs.url)})
+    return source.model_copy(update={"url": server.resolve(source.url), "dates_wfs": wfs, **update})
+
+
+def _needs_mapserver() -> None:
+    if mapserv_binary() is None:
+        pytest.skip("MapServer is not installed (make install does it as root; else apt-get install cgi-mapserver)")
 
 
 def _windows(world: World, window_px: int, recipe: str = "demo") -> list[VhrWindow]:
@@ -94,11 +102,11 @@ def test_demo_services_speak_the_geoplateforme_layers(served_world: DemoServer, 
 
 
 def test_wms_window_has_rgb_nir_date_and_coverage(served_world: DemoServer, tiny_world: World, tmp_path: Path) -> None:
-    source = _source(served_world)
+    source = _source(served_world, dates_wfs=None)  # the campaign year from the dated layers
     window = _windows(tiny_world, source.window_px)[0]
     result = fetch_window(window, source, load_recipe("demo"), tmp_path, layer_set(source))
     record = result.record
-    assert record.year == 2022 and record.date_source == "ORTHOIMAGERY.ORTHOPHOTOS2022"
+    assert record.year == 2022 and record.date_source == "ORTHOIMAGERY.ORTHOPHOTOS2022" and record.flights == ()
     assert record.layers == (ogc.RGB_LAYER, ogc.IRC_LAYER) and record.bands == ("red", "green", "blue", "nir")
     assert record.coverage == 1.0
     data, reference = _source_pixels(tiny_world, result)
@@ -109,6 +117,35 @@ def test_wms_window_has_rgb_nir_date_and_coverage(served_world: DemoServer, tiny
     item = pystac.Item.from_dict(window_item(result, tmp_path, source.url))
     assert item.datetime is None and item.common_metadata.start_datetime.year == 2022
     assert item.common_metadata.end_datetime.year == 2022 and item.properties["msc:coverage"] == 1.0
+
+
+def test_days_of_flight_come_from_the_mosaic_graph_wfs(served_world: DemoServer, tiny_world: World,
+                                                       tmp_path: Path) -> None:
+    _needs_mapserver()
+    source = _source(served_world)
+    windows = _windows(tiny_world, 128)  # one tile each: 480 m, across strips of 320 m flown on days 0, 3, 4
+    results: list[WindowResult] = []
+    fetch_windows(windows, source, load_recipe("demo"), tmp_path, lambda w, r, p: results.append(r))
+    west = [r.record for r in results if r.fetched.job.item_id == windows[0].window_id][0]
+    east = [r.record for r in results if r.fetched.job.item_id == windows[1].window_id][0]
+    assert west.flights == (("2022-06-20", pytest.approx(2 / 3, abs=1e-3)), ("2022-06-23", pytest.approx(1 / 3, abs=1e-3)))
+    assert east.flights[0][0] == "2022-06-24" and east.flights[1][0] == "2022-06-23"
+    assert west.date_source == f"WFS {wfs.TYPENAME} date_vol"
+    item = pystac.Item.from_dict(window_item(results[0], tmp_path, source.url))
+    assert item.datetime is not None and item.datetime.date().isoformat() == "2022-06-20"
+    assert item.common_metadata.start_datetime.date().isoformat() == "2022-06-20"
+    assert item.common_metadata.end_datetime.date().isoformat() == "2022-06-23"
+    assert item.properties["msc:flights"][0][0] == "2022-06-20"
+
+
+def test_a_failing_wfs_falls_back_to_the_campaign_year(served_world: DemoServer, tiny_world: World,
+                                                       tmp_path: Path) -> None:
+    source = _source(served_world, retries=0)
+    source = source.model_copy(update={"dates_wfs": source.dates_wfs.model_copy(update={"url": "http://127.0.0.1:9/wfs"})})
+    result = fetch_window(_windows(tiny_world, 128)[0], source, load_recipe("demo"), tmp_path, layer_set(source))
+    assert result.record.flights == () and result.record.year == 2022
+    assert result.record.date_source.startswith(f"the WFS {wfs.TYPENAME} failed")
+    assert result.record.date_source.endswith("; ORTHOIMAGERY.ORTHOPHOTOS2022"), "what was used is recorded"
 
 
 def test_wmts_window_matches_the_source(served_world: DemoServer, tiny_world: World, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ Layers, as named by the Géoplateforme:
 * ``HR.ORTHOIMAGERY.ORTHOPHOTOS``: the latest orthophoto, true colour (R, G, B);
 * ``ORTHOIMAGERY.ORTHOPHOTOS.IRC``: the same in infrared colour (NIR, R, G);
 * ``ORTHOIMAGERY.ORTHOPHOTOS{YEAR}``: the campaign of that year, true colour;
-* ``HR.ORTHOIMAGERY.ORTHOPHOTOS.L93``: true colour, for the WMTS in the Lambert-93 matrix set.
+* ``HR.ORTHOIMAGERY.ORTHOPHOTOS.L93``: true colour, for the WMTS in the Lambert-93 matrix set;
+* under ``/wfs``, the mosaic graph with the days of flight (:mod:`msc_france.demo.wfs`, MapServer).
 
 WMS GetMap is limited to :data:`MAX_SIDE` pixels a side, like the Géoplateforme. Outside the world
 the caches hold no tile, so the services answer transparent (PNG) or white (JPEG) pixels.
@@ -18,6 +19,7 @@ Run as ``python -m msc_france.demo.ogc WORLD PORT`` (waitress); the tile caches 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -30,6 +32,8 @@ import rasterio
 import yaml
 from PIL import Image
 from rasterio.enums import Resampling
+
+from msc_france.demo.wfs import cgi_app, write_graph
 
 RGB_LAYER = "HR.ORTHOIMAGERY.ORTHOPHOTOS"
 IRC_LAYER = "ORTHOIMAGERY.ORTHOPHOTOS.IRC"
@@ -157,6 +161,7 @@ def render_caches(world: Path) -> Path:
                             if tile.any():
                                 _save_tile(tile, cache_dir(world, kind, campaign) / str(level) / str(x) / f"{y}.{TILE_EXT}")
     config_path(world).write_text(yaml.safe_dump(config, sort_keys=False))
+    write_graph(world / OGC_DIR, bounds, dt.date.fromisoformat(dated[-1].date))
     tmp = done.with_name(f".{DONE}.partial")
     tmp.write_text(json.dumps({"campaigns": [c.date for c in dated]}))
     os.replace(tmp, done)
@@ -164,11 +169,13 @@ def render_caches(world: Path) -> Path:
 
 
 def serve(world: Path, port: int) -> None:
-    """Serve MapProxy for ``world`` on loopback until killed."""
+    """Serve MapProxy (WMS, WMTS) and, under ``/wfs``, MapServer (WFS) for ``world`` on loopback
+    until killed."""
     from mapproxy.wsgiapp import make_wsgi_app
     from waitress import serve as waitress_serve
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-    app = make_wsgi_app(str(render_caches(world)))
+    app = DispatcherMiddleware(make_wsgi_app(str(render_caches(world))), {"/wfs": cgi_app(world / OGC_DIR)})
     waitress_serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True)
 
 

@@ -3,7 +3,8 @@ server for the COGs and MapProxy for the orthophotos (WMS 1.3.0 and WMTS, as the
 each a child process on a free port.
 
 ``demo://`` in a catalog resolves to the running servers through ``DATA/demo-world/server.json``:
-``demo://`` to the STAC API, ``demo://wms-r`` to the WMS, ``demo://wmts`` to the WMTS.
+``demo://`` to the STAC API, ``demo://wms-r`` to the WMS, ``demo://wmts`` to the WMTS, ``demo://wfs``
+to the WFS (MapServer, where installed).
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class DemoServer:
             return f"{self.ogc_url}/wms"
         if path == "wmts":
             return f"{self.ogc_url}/service"
+        if path == "wfs":
+            return f"{self.ogc_url}/wfs"
         if path:
-            raise UserError(f"unknown demo service {url!r}; use demo://, demo://wms-r or demo://wmts")
+            raise UserError(f"unknown demo service {url!r}; use demo://, demo://wms-r, demo://wmts or demo://wfs")
         return self.stac_url
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 from rich.console import Console
 from tqdm import tqdm
 
-from msc_france.config import Catalog, Recipe, StacSource, WmsSource, load_catalog, load_recipe
+from msc_france.config import (
+    Catalog,
+    Recipe,
+    StacSource,
+    WfsDates,
+    WmsSource,
+    WmtsEndpoint,
+    load_catalog,
+    load_recipe,
+)
 from msc_france.download.fetch import AssetJob, Fetched, declared_crs, fetch_asset
 from msc_france.download.http import (
     FetchError,
@@ -72,18 +81,26 @@ class Summary:
         return [f for f in self.fetched if f.skipped]
 
 
+def _endpoints(source: StacSource | WmsSource) -> dict[str, StacSource | WmsSource | WmtsEndpoint | WfsDates]:
+    """The parts of a source that hold a URL, by field name (``""``: the source itself)."""
+    parts: dict[str, StacSource | WmsSource | WmtsEndpoint | WfsDates] = {"": source}
+    if isinstance(source, WmsSource):
+        parts.update({k: v for k, v in (("wmts", source.wmts), ("dates_wfs", source.dates_wfs)) if v is not None})
+    return parts
+
+
 def _demo_urls(source: StacSource | WmsSource) -> list[str]:
-    urls = [source.url] + ([source.wmts.url] if isinstance(source, WmsSource) and source.wmts else [])
-    return [u for u in urls if u.startswith("demo://")]
+    return [p.url for p in _endpoints(source).values() if p.url.startswith("demo://")]
 
 
 def _on_server(source: StacSource | WmsSource, server: DemoServer) -> StacSource | WmsSource:
     """``source`` with its ``demo://`` URLs pointing at the running demo servers."""
-    update: dict[str, object] = {}
+    update: dict[str, object] = {
+        name: part.model_copy(update={"url": server.resolve(part.url)})
+        for name, part in _endpoints(source).items() if name and part.url.startswith("demo://")
+    }
     if source.url.startswith("demo://"):
         update["url"] = server.resolve(source.url)
-    if isinstance(source, WmsSource) and source.wmts and source.wmts.url.startswith("demo://"):
-        update["wmts"] = source.wmts.model_copy(update={"url": server.resolve(source.wmts.url)})
     return source.model_copy(update=update)
 
 

@@ -28,11 +28,14 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+import pyogrio
 import rasterio
+import shapely
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import BoundingBox, Geometry
 from rasterio.enums import Resampling
+from pyogrio.errors import DataLayerError, DataSourceError, FieldError
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import from_bounds
 
@@ -189,17 +192,18 @@ class WindowRecord:
     window_id: str
     bounds: tuple[float, float, float, float]
     coverage: float  # share of the window with imagery
-    year: int | None  # campaign year, None where no dated layer covers the window
-    date_source: str  # the layer the year was read from, or why there is none
+    year: int | None  # campaign year, None where neither the mosaic graph nor a dated layer dates the window
+    date_source: str  # the WFS or layer the date was read from, or why there is none
     layers: tuple[str, ...]  # the layers the bands were read from
     bands: tuple[str, ...]
+    flights: tuple[tuple[str, float], ...] = ()  # (day of flight, share of the window), largest share first
 
     @classmethod
     def read(cls, path: Path) -> WindowRecord | None:
         try:
             data = json.loads(path.read_text())
             return cls(**{**data, "bounds": tuple(data["bounds"]), "layers": tuple(data["layers"]),
-                          "bands": tuple(data["bands"])})
+                          "bands": tuple(data["bands"]), "flights": tuple(tuple(f) for f in data.get("flights", ()))})
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
@@ -209,11 +213,21 @@ class WindowRecord:
         os.replace(tmp, path)
 
     @property
+    def datetime(self) -> dt.datetime | None:
+        """The day of flight of most of the window, where the mosaic graph gives days."""
+        return dt.datetime.fromisoformat(self.flights[0][0]).replace(tzinfo=dt.UTC) if self.flights else None
+
+    @property
     def start(self) -> dt.datetime | None:
+        if self.flights:
+            return dt.datetime.fromisoformat(min(day for day, _ in self.flights)).replace(tzinfo=dt.UTC)
         return dt.datetime(self.year, 1, 1, tzinfo=dt.UTC) if self.year else None
 
     @property
     def end(self) -> dt.datetime | None:
+        if self.flights:
+            last = dt.datetime.fromisoformat(max(day for day, _ in self.flights)).replace(tzinfo=dt.UTC)
+            return last + dt.timedelta(days=1, seconds=-1)
         return dt.datetime(self.year, 12, 31, 23, 59, 59, tzinfo=dt.UTC) if self.year else None
 
 
@@ -269,13 +283,39 @@ def _fetch_window(window: VhrWindow, job: AssetJob, source: WmsSource, layers: L
             covered &= _covered(irc, irc_png)
             del irc
             used.append(source.nir_layer or "")
-        year, date_source = _campaign(layers, box, png)
         del rgb
+    flights, date_source = flight_dates(source, box)
+    if flights:
+        year = int(flights[0][0][:4])
+    else:
+        with rasterio.Env(**gdal_env(source)):
+            year, layer_source = _campaign(layers, box, png)
+        date_source = f"{date_source}; {layer_source}" if date_source else layer_source
     data = np.stack([np.where(covered, np.maximum(planes[name], 1), 0).astype(np.uint8) for name in wanted])
     geobox = GeoBox(shape, Affine(gsd, 0, box.left, 0, -gsd, box.top), CRS)
     write_cog(job.path, data, geobox, 0, "average", list(wanted))
     return WindowRecord(window.window_id, window.bounds, round(float(covered.mean()), 6), year, date_source,
-                        tuple(used), tuple(wanted))
+                        tuple(used), tuple(wanted), flights)
+
+
+def flight_dates(source: WmsSource, box: BoundingBox) -> tuple[tuple[tuple[str, float], ...], str]:
+    """(day of flight, share of ``box``) from the source's mosaic-graph WFS, largest share first, and
+    where they came from; no days (and why) where the source names no WFS or it fails."""
+    wfs = source.dates_wfs
+    if wfs is None:
+        return (), ""
+    name = f"WFS:{wfs.url}{'' if '?' in wfs.url else '?'}"
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_MAX_RETRY": str(source.retries),
+                                     "GDAL_HTTP_RETRY_DELAY": str(source.retry_delay)})
+    try:
+        graph = pyogrio.read_dataframe(name, layer=wfs.typename, columns=[wfs.field], bbox=tuple(box))
+    except (DataSourceError, DataLayerError, FieldError) as exc:
+        return (), f"the WFS {wfs.typename} failed ({_reason(exc)})"
+    clipped = graph.geometry.intersection(shapely.box(*box)).area / (box.span_x * box.span_y)
+    shares = clipped.groupby(graph[wfs.field].astype(str).str[:10]).sum()
+    flights = tuple((str(day), round(float(share), 6)) for day, share in shares.sort_values(ascending=False).items()
+                    if share > 0)
+    return flights, f"WFS {wfs.typename} {wfs.field}" if flights else f"the WFS {wfs.typename} has no flight there"
 
 
 def _campaign(layers: LayerSet, box: BoundingBox, png: bool) -> tuple[int | None, str]:
@@ -328,7 +368,7 @@ def window_item(result: WindowResult, root: Path, api_url: str) -> dict[str, Any
         "geometry": footprint.json,
         "bbox": list(footprint.boundingbox),
         "properties": {
-            "datetime": None,
+            "datetime": record.datetime.isoformat().replace("+00:00", "Z") if record.datetime else None,
             "start_datetime": record.start.isoformat().replace("+00:00", "Z"),
             "end_datetime": record.end.isoformat().replace("+00:00", "Z"),
             "gsd": fetched.job.target_gsd,
@@ -337,6 +377,7 @@ def window_item(result: WindowResult, root: Path, api_url: str) -> dict[str, Any
             "msc:source_api": api_url,
             "msc:source_layers": list(record.layers),
             "msc:date_source": record.date_source,
+            "msc:flights": [list(f) for f in record.flights],
             "msc:coverage": record.coverage,
         },
         "links": [],
