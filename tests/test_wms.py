@@ -24,8 +24,8 @@ from rasterio.enums import Resampling
 
 from msc_france.config import WmsSource, WmtsEndpoint, load_catalog, load_recipe
 from msc_france.demo import ogc, wfs
-from msc_france.demo.wfs import mapserv_binary
 from msc_france.demo.server import DemoServer
+from msc_france.demo.wfs import mapserv_binary
 from msc_france.download.http import FetchError
 from msc_france.download.wms import (
     VhrWindow,
@@ -126,8 +126,8 @@ def test_days_of_flight_come_from_the_mosaic_graph_wfs(served_world: DemoServer,
     windows = _windows(tiny_world, 128)  # one tile each: 480 m, across strips of 320 m flown on days 0, 3, 4
     results: list[WindowResult] = []
     fetch_windows(windows, source, load_recipe("demo"), tmp_path, lambda w, r, p: results.append(r))
-    west = [r.record for r in results if r.fetched.job.item_id == windows[0].window_id][0]
-    east = [r.record for r in results if r.fetched.job.item_id == windows[1].window_id][0]
+    west = next(r.record for r in results if r.fetched.job.item_id == windows[0].window_id)
+    east = next(r.record for r in results if r.fetched.job.item_id == windows[1].window_id)
     assert west.flights == (("2022-06-20", pytest.approx(2 / 3, abs=1e-3)), ("2022-06-23", pytest.approx(1 / 3, abs=1e-3)))
     assert east.flights[0][0] == "2022-06-24" and east.flights[1][0] == "2022-06-23"
     assert west.date_source == f"WFS {wfs.TYPENAME} date_vol"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from tqdm import tqdm
@@ -183,7 +183,7 @@ def vhr_band_indexes(source: StacSource, names: tuple[str, ...]) -> tuple[int, .
     return tuple(mapping[n] for n in names)
 
 
-def _signer(source: StacSource):  # noqa: ANN202 - a Callable[[str], str]
+def _signer(source: StacSource):
     return planetary_computer_signing if source.signing == "planetary-computer" else no_signing
 
 
@@ -238,7 +238,8 @@ def _fetch_vhr_windows(plan: Plan, catalog: Catalog, base_catalog: Catalog, reci
         windows = vhr_windows(recipe.tile_grid, tiles, source.window_px)
         api_url = strip_query(base_catalog.sources[entry.sensor].url)
         with tqdm(total=len(windows), unit="window", desc="vhr", dynamic_ncols=True) as bar:
-            def done(window: VhrWindow, result: WindowResult | None, problem: str | None) -> None:
+            def done(window: VhrWindow, result: WindowResult | None, problem: str | None,
+                     bar: tqdm = bar, api_url: str = api_url) -> None:
                 bar.update(1)
                 if result is None:
                     summary.failed.append((window.window_id, problem or "failed"))

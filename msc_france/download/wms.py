@@ -7,8 +7,10 @@ drivers, fetched window by window in Lambert-93 at the recipe's VHR GSD.
 * **Bands**: R, G, B from the true-colour layer (through the WMTS in Lambert-93 when the source names
   one), NIR from band 1 of the infrared-colour layer (NIR, R, G).
 * **Coverage** is measured from the layer's transparency (PNG) or its white background (JPEG).
-* **Date**: the newest dated campaign layer (``ORTHOIMAGERY.ORTHOPHOTOS{year}``) listed in the WMS
-  capabilities that covers the window gives the campaign year; what was used is recorded.
+* **Date**: the days of flight over the window from the mosaic-graph WFS (``graphe_bdortho``,
+  ``date_vol``) through GDAL's WFS driver; where it has none or fails, the newest dated campaign
+  layer (``ORTHOIMAGERY.ORTHOPHOTOS{year}``) listed in the WMS capabilities that covers the window
+  gives the campaign year. What was used is recorded.
 * **Retries**: GDAL retries 429 and 5xx itself (``GDAL_HTTP_MAX_RETRY``, never sooner than
   ``retry_delay``, the Géoplateforme's 5 s block), then the whole window is retried.
 """
@@ -34,8 +36,8 @@ import shapely
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import BoundingBox, Geometry
-from rasterio.enums import Resampling
 from pyogrio.errors import DataLayerError, DataSourceError, FieldError
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import from_bounds
 
