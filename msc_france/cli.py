@@ -223,6 +223,7 @@ def demo_serve(data: DataDir = Path("data"), catalog: str = "demo") -> None:
     with serve_world(_world_dir(data)) as server:
         console.print(f"STAC API  {server.stac_url}\nCOG files {server.files_url}\n"
                       f"WMS       {server.resolve('demo://wms-r')}\nWMTS      {server.resolve('demo://wmts')}\n"
+                      f"WFS       {server.resolve('demo://wfs')}\n"
                       "Ctrl-C to stop.")
         try:
             while True:
