@@ -261,7 +261,8 @@ def fetch_window(window: VhrWindow, source: WmsSource, recipe: Recipe, root: Pat
             return WindowResult(record, describe(job, skipped=False))
         except RasterioIOError as exc:
             problem = _reason(exc)
-            sleep(source.retry_delay * 2**attempt)
+            if attempt + 1 < source.window_attempts:
+                sleep(source.retry_delay * 2**attempt)
     raise FetchError(f"{window.window_id}: {problem} (after {source.window_attempts} attempts)")
 
 
