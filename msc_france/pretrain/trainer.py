@@ -264,16 +264,26 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                 if step >= last_step:
                     break
     except RuntimeError as exc:  # torch raises it in the main thread when a loader worker dies
-        if WORKER_DIED not in str(exc):
-            raise
-        raise UserError(_worker_died(str(exc), saved)) from None
-    finally:
         bar.close()  # before any error line, which the bar would otherwise print over
+        _if_worker_died(exc, saved)
+        raise
+    finally:
+        bar.close()
     export = curves = None
-    if proc.main:
-        export = export_backbone(model.teacher.backbone, config, dataset.stats, run_dir / "export", step)
-        curves = log.close() if log else None
+    try:  # torch's SIGCHLD handler raises a worker's death wherever the main thread is while the loader lives
+        if proc.main:
+            export = export_backbone(model.teacher.backbone, config, dataset.stats, run_dir / "export", step)
+            curves = log.close() if log else None
+    except RuntimeError as exc:
+        _if_worker_died(exc, saved)
+        raise
     return PretrainSummary(run_dir, step, checkpoint_path, export, curves, last)
+
+
+def _if_worker_died(exc: RuntimeError, saved: int | None) -> None:
+    """Raise the one-line error when ``exc`` is torch's word for a dead loader worker."""
+    if WORKER_DIED in str(exc):
+        raise UserError(_worker_died(str(exc), saved)) from None
 
 
 def _worker_died(reason: str, saved: int | None) -> str:

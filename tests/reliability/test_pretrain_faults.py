@@ -70,7 +70,8 @@ def _loader_workers(pid: int) -> list[psutil.Process]:
 
 
 def test_a_killed_loader_worker_is_one_line_and_resume_finishes(tile_store: str, tmp_path: Path) -> None:
-    preset = write_preset(tmp_path, data={"workers": 2}, optim={"epochs": 4}, runtime={"checkpoint_every": 1})
+    # 12 epochs of 4 steps: the kill lands well before the end even on a loaded machine
+    preset = write_preset(tmp_path, data={"workers": 2}, optim={"epochs": 12}, runtime={"checkpoint_every": 1})
     command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(tmp_path),
                "--store", tile_store, "--run-name", "worker"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -85,14 +86,14 @@ def test_a_killed_loader_worker_is_one_line_and_resume_finishes(tile_store: str,
     assert len(workers) == 2, "two loader workers while training"
     workers[0].kill()
     _, stderr = process.communicate(timeout=240)
-    assert process.returncode == 2 and "Traceback" not in stderr
+    assert process.returncode == 2 and "Traceback" not in stderr, stderr
     message = stderr.strip().splitlines()[-1]
     assert message.startswith("error: a data-loading worker stopped (DataLoader worker (pid") and "resume=1" in message
     kept = int(load_checkpoint(run / "checkpoint.pt")["step"])
-    assert 1 <= kept < 16 and f"the checkpoint of step {kept} is kept" in message
+    assert 1 <= kept < 48 and f"the checkpoint of step {kept} is kept" in message
     resumed = run_pretrain(PretrainRequest(config=preset, data=tmp_path, run="worker", store=tile_store, resume=True,
                                            quiet=True))
-    assert resumed.steps == 16
+    assert resumed.steps == 48
 
 
 def test_a_full_disk_is_a_one_line_error_and_resume_finishes(tile_store: str, tmp_path: Path, small_fs: Path) -> None:
