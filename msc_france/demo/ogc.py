@@ -148,13 +148,12 @@ def render_caches(world: Path) -> Path:
     grid = tile_grid(srs="EPSG:2154", bbox=grid_conf["bbox"], res=grid_conf["res"], origin="nw", tile_size=(TILE, TILE))
     for campaign in dated:
         with rasterio.open(campaign.cog) as src:
-            for level, (cols, rows) in enumerate(grid.grid_sizes.values()):
-                image = _level_image(src, bounds, grid_conf["res"][level], cols, rows)
+            for level, ((cols, rows), res) in enumerate(zip(grid.grid_sizes.values(), grid_conf["res"], strict=True)):
+                image = _level_image(src, bounds, res, cols, rows)
                 for x in range(cols):
                     for y in range(rows):
                         left, _, _, top = grid.tile_bbox((x, y, level))
-                        r0 = round((bounds[3] - top) / grid_conf["res"][level])
-                        c0 = round((left - bounds[0]) / grid_conf["res"][level])
+                        r0, c0 = round((bounds[3] - top) / res), round((left - bounds[0]) / res)
                         block = image[:, r0:r0 + TILE, c0:c0 + TILE]
                         for kind, bands in COMPOSITIONS.items():
                             tile = block[[b - 1 for b in bands]]

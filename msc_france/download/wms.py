@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import time
 import warnings
@@ -45,7 +44,7 @@ from msc_france.cog import write_cog
 from msc_france.config import Recipe, WmsSource
 from msc_france.download.fetch import AssetJob, Fetched, describe
 from msc_france.download.http import FetchError
-from msc_france.download.local_catalog import FILE_EXT, PROJ_EXT, RASTER_EXT, local_asset
+from msc_france.download.local_catalog import FILE_EXT, PROJ_EXT, RASTER_EXT, local_asset, write_json
 from msc_france.download.plan import Candidate
 from msc_france.grid import CRS, EXTENT_SIZE, ORIGIN, TileGrid, TileId, tiles_between
 from msc_france.sensors import SENSORS
@@ -152,7 +151,7 @@ class LayerSet:
 
     rgb: str  # a GDAL dataset name (WMS description or WMTS connection)
     irc: str | None
-    dated: tuple[tuple[int, str], ...]  # (year, GDAL dataset name)
+    dated: tuple[tuple[int, str, str], ...]  # (year, layer name, GDAL dataset name)
 
 
 def layer_set(source: WmsSource) -> LayerSet:
@@ -160,7 +159,7 @@ def layer_set(source: WmsSource) -> LayerSet:
     rgb = (gdal_wmts_name(source.wmts.url, source.wmts.layer, source.wmts.matrix_set) if source.wmts
            else gdal_wms_xml(source, source.layer))
     irc = gdal_wms_xml(source, source.nir_layer) if source.nir_layer else None
-    return LayerSet(rgb, irc, tuple((year, gdal_wms_xml(source, name)) for year, name in dated_layers(source)))
+    return LayerSet(rgb, irc, tuple((year, name, gdal_wms_xml(source, name)) for year, name in dated_layers(source)))
 
 
 def dated_layers(source: WmsSource) -> list[tuple[int, str]]:
@@ -210,9 +209,7 @@ class WindowRecord:
             return None
 
     def write(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.partial")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, path)
+        write_json(path, asdict(self))
 
     @property
     def datetime(self) -> dt.datetime | None:
@@ -323,16 +320,11 @@ def flight_dates(source: WmsSource, box: BoundingBox) -> tuple[tuple[tuple[str, 
 
 def _campaign(layers: LayerSet, box: BoundingBox, png: bool) -> tuple[int | None, str]:
     """The newest dated layer with imagery over ``box`` (a coarse probe), and which layer said so."""
-    for year, name in layers.dated:
-        probe = _read(name, box, (PROBE_PX, PROBE_PX), (1, 2, 3, 4) if png else (1, 2, 3))
+    for year, layer, gdal_name in layers.dated:
+        probe = _read(gdal_name, box, (PROBE_PX, PROBE_PX), (1, 2, 3, 4) if png else (1, 2, 3))
         if _covered(probe, png).any():
-            return year, _layer_of(name)
+            return year, layer
     return None, "no dated layer covers the window" if layers.dated else "the source names no dated layer"
-
-
-def _layer_of(gdal_name: str) -> str:
-    match = re.search(r"<Layers>(.*?)</Layers>", gdal_name)
-    return match.group(1) if match else gdal_name
 
 
 def fetch_windows(windows: Sequence[VhrWindow], source: WmsSource, recipe: Recipe, root: Path,
@@ -354,7 +346,8 @@ def fetch_windows(windows: Sequence[VhrWindow], source: WmsSource, recipe: Recip
 
 
 def window_item(result: WindowResult, root: Path, api_url: str) -> dict[str, Any]:
-    """The local STAC item of one fetched window: the campaign year as its interval, what was read."""
+    """The local STAC item of one fetched window: its days of flight (or campaign year) as its dates,
+    and what was read."""
     record, fetched = result.record, result.fetched
     footprint = Geometry(BoundingBox(*record.bounds, crs=CRS).polygon.geom, CRS).to_crs("EPSG:4326")
     assert record.start is not None and record.end is not None
