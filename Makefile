@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 download: $(STAMP)
 	$(BIN)/msc-france download --region "$(region)" --catalog "$(catalog)" $(call opt,recipe,recipe) --data "$(data)" \
-	  $(call opt,start,start) $(call opt,end,end) $(call opt,max_cloud,max-cloud)
+	  $(call opt,start,start) $(call opt,end,end) $(call opt,max_cloud,max-cloud) $(call opt,window_days,window) \
+	  $(if $(filter 1 yes true,$(dry_run)),--dry-run) $(if $(filter 1 yes true,$(yes)),--yes)
 
 tiles: $(STAMP)
 	$(BIN)/msc-france tiles $(call opt,recipe,recipe) --data "$(data)" $(call opt,region,region) \
@@ -60,7 +61,8 @@ grid: $(STAMP)
 	$(BIN)/msc-france grid $(call opt,recipe,recipe) $(call opt,bbox,bbox)
 
 plan: $(STAMP)
-	$(BIN)/msc-france plan --region "$(region)" $(call opt,recipe,recipe) --catalog "$(catalog)" $(call opt,store,store)
+	$(BIN)/msc-france plan --region "$(region)" $(call opt,recipe,recipe) --catalog "$(catalog)" $(call opt,store,store) \
+	  --data "$(data)" $(call opt,window_days,window-days)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

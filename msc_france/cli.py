@@ -47,6 +47,8 @@ def download(
         max_cloud=max_cloud, window_days=window, data=data, dry_run=dry_run, yes=yes, concurrency=concurrency,
     )
     summary = run_download(request, console)
+    if summary.plan_files:
+        console.print(f"plan per tile: {summary.plan_files[0]} (map {summary.plan_files[1].name})", markup=False)
     if dry_run:
         return
     t = summary.transfer
@@ -187,11 +189,14 @@ def plan(
     catalog: Annotated[str, typer.Option(help="catalog name in catalogs/ or a YAML file")] = "planetary-computer",
     store: Annotated[Optional[str], typer.Option(help="a finished tile store to measure compression on "
                                                  "(default: figures measured on the demo store)")] = None,
+    data: Annotated[Path, typer.Option(help="data folder (where the demo world is, for demo catalogs)")] = Path("data"),
+    window_days: Annotated[int, typer.Option(help="days between a tile's Sentinel-2 reference and its Landsat")] = 30,
 ) -> None:
-    """Tiles, stored bytes per sensor, bytes to download and compute hours of a region, before running it."""
+    """Tiles, full triplets, stored bytes per sensor, bytes to download and compute hours of a region, from
+    the download stage's per-tile plan (searches the catalog; fetches nothing)."""
     from msc_france.plan import make_plan, plan_table
 
-    Console(width=max(console.width, 150)).print(plan_table(make_plan(region, recipe, catalog, store)))
+    Console(width=max(console.width, 150)).print(plan_table(make_plan(region, recipe, catalog, store, data, window_days)))
 
 
 def _world_dir(data: Path) -> Path:

@@ -1,23 +1,27 @@
 """``msc-france plan``: what a region costs before anything runs.
 
-From the grid (tiles over the region), the recipe (pixels, bands, types), the download estimate of
-``regions.download_estimate``, the store's compression (measured on a store) and the throughputs of
-``throughput.py``: tiles, stored bytes per sensor, bytes to download, tiler core-hours and
+From the download stage's own per-tile plan (the STAC searches and :mod:`msc_france.download.plan`:
+tiles with a full triplet, items per tile, bytes to fetch), the recipe (pixels, bands, types), the
+store's compression (measured on a store) and the throughputs of ``throughput.py``: tiles, stored
+bytes per sensor, bytes to download, tiler core-hours and
 pretraining hours per epoch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 
 from msc_france.config import Catalog, Recipe, StacSource, load_catalog, load_recipe
+from msc_france.download.plan import RegionPlan
+from msc_france.download.plan_report import fetch_bytes
 from msc_france.errors import UserError
-from msc_france.regions import DATES_PER_TILE, Region, download_estimate, resolve_region
+from msc_france.regions import Region, resolve_region
 from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure
 from msc_france.tiles.index import SPLITS, index_path
 from msc_france.tiles.store import Layer, layers, open_store
@@ -60,6 +64,7 @@ class Plan:
     train_images: int
     epochs: int | None
     pretrain: Figure | None
+    region_plan: RegionPlan
 
     @property
     def stored_bytes(self) -> int:
@@ -97,36 +102,48 @@ def _source(catalog: Catalog, key: str) -> str:
     return source.collection if isinstance(source, StacSource) else f"WMS {source.layer}"
 
 
-def _sensor_plan(layer: Layer, recipe: Recipe, catalog: Catalog, tiles: int, ratios: dict[str, float]) -> SensorPlan:
+def _sensor_plan(layer: Layer, recipe: Recipe, catalog: Catalog, region_plan: RegionPlan,
+                 ratios: dict[str, float]) -> SensorPlan:
     if layer.group not in ratios:
         raise UserError(f"the store has no {layer.group} group to measure its compression; give a store of this recipe")
+    tiles = len(region_plan.tiles)
     px = recipe.tile_grid.tile_px(layer.grid_sensor)
     pixels = tiles * px**2 * len(layer.bands)
     figure = TILES_MP_PER_CORE_S.get(layer.group)
-    # the tiler renders every item it mosaics: DATES_PER_TILE items per tile, as the download keeps
-    core_hours = None if figure is None else pixels * DATES_PER_TILE / (figure.value * 1e6) / 3600
+    # the tiler renders every item it mosaics on a tile: as many as the plan gives the tiles
+    items = float(region_plan.tiles[f"{layer.group}_items"].map(len).sum())
+    core_hours = None if figure is None else items * px**2 * len(layer.bands) / (figure.value * 1e6) / 3600
     return SensorPlan(layer.group, _source(catalog, layer.group), px, len(layer.bands),
                       pixels * np.dtype(layer.dtype).itemsize, ratios[layer.group], core_hours)
 
 
 def make_plan(region: str, recipe: str = "msc-france", catalog: str = "planetary-computer",
-              store: str | None = None) -> Plan:
-    """The plan of ``recipe`` over ``region`` with the sources of ``catalog`` (compression from ``store``)."""
+              store: str | None = None, data: Path = Path("data"), window_days: int = 30) -> Plan:
+    """The plan of ``recipe`` over ``region`` with the sources of ``catalog`` (compression from
+    ``store``): the download stage's searches and per-tile plan, nothing fetched or written."""
+    from msc_france.download.run import DownloadRequest, make_region_plan, resolved
     from msc_france.pretrain.config import load_pretrain_config  # the trainer's config pulls no torch
 
     source_catalog = load_catalog(catalog)
     the_region = resolve_region(region, source_catalog.world)
     the_recipe = load_recipe(recipe)
-    tiles, download_bytes = download_estimate(the_region, the_recipe)
-    if tiles == 0:
+    region_tiles = the_recipe.tile_grid.tiles_in(the_region.geometry)
+    if not region_tiles:
         raise UserError(f"region {the_region.name} covers no tile of the France grid")
+    request = DownloadRequest(region=region, catalog=catalog, recipe=recipe, data=data, window_days=window_days,
+                              dry_run=True)
+    with resolved(source_catalog, data) as live:
+        region_plan = make_region_plan(request, live, the_recipe, the_region, region_tiles, Console(quiet=True))
+    tiles = len(region_tiles)
+    download_bytes = sum(fetch_bytes(region_plan, the_recipe).values())
     ratios = store_ratios(store) if store else DEMO_STORE_RATIOS
-    sensors = [_sensor_plan(layer, the_recipe, source_catalog, tiles, ratios) for layer in layers(the_recipe)]
+    sensors = [_sensor_plan(layer, the_recipe, source_catalog, region_plan, ratios) for layer in layers(the_recipe)]
     preset = f"pretrain-{the_recipe.name}"
     figure = PRETRAIN_IMAGES_PER_S.get(preset)
     epochs = load_pretrain_config(preset).optim.epochs if figure is not None else None
     return Plan(the_region, the_recipe.name, source_catalog.name, tiles, download_bytes, sensors,
-                store or "the demo store (msc_france/plan.py)", preset, round(tiles * SPLITS["train"]), epochs, figure)
+                store or "the demo store (msc_france/plan.py)", preset, round(tiles * SPLITS["train"]), epochs, figure,
+                region_plan)
 
 
 def _gb(n: float) -> str:
@@ -152,12 +169,16 @@ def plan_table(plan: Plan) -> Group:
     totals = Table(title="totals")
     for column in ("quantity", "value", "basis"):
         totals.add_column(column, justify="right" if column == "value" else "left")
+    planned = plan.region_plan
     totals.add_row("tiles", f"{plan.tiles:,}", "tiles of the France grid meeting the region")
-    totals.add_row("download", _gb(plan.download_bytes), f"{DATES_PER_TILE} dates per tile, regions.download_estimate")
+    totals.add_row("full triplets", f"{planned.triplets:,}",
+                   f"of {planned.coverable:,} tiles the scenes found can cover; the download's per-tile plan")
+    totals.add_row("download", _gb(plan.download_bytes), "raw, on the grid: per item the box of its tiles "
+                   "(download/plan_report.py)")
     totals.add_row("store", _gb(plan.stored_bytes), f"compression measured on {plan.ratios_from}")
     figures = ", ".join(f"{k} {f.value:g}" for k, f in TILES_MP_PER_CORE_S.items())
     totals.add_row("tiles stage", f"{_time(plan.core_hours)} x 1 core",
-                   f"{DATES_PER_TILE} items per tile; band-MP/s per core: {figures} (msc_france/throughput.py)")
+                   f"the plan's items per tile; band-MP/s per core: {figures} (msc_france/throughput.py)")
     if plan.pretrain is None:
         totals.add_row("pretraining", "-", f"no throughput for {plan.preset} in msc_france/throughput.py")
     else:

@@ -270,3 +270,33 @@ def coverage_map(gdf: Any, path: str | os.PathLike[str]) -> Path:
         ax.ticklabel_format(style="plain", useOffset=False)
     fig.savefig(out, dpi=100)
     return out
+
+
+def plan_map(tiles: Any, path: str | os.PathLike[str], title: str) -> Path:
+    """A PNG map of a download plan: one pixel per grid tile, green where the tile has a full triplet,
+    else coloured by the first word group of its reason (the legend counts tiles)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = _new_figure((8, 7))
+    ax = fig.subplots()
+    if len(tiles) == 0:
+        ax.text(0.5, 0.5, "no tiles", ha="center", va="center", transform=ax.transAxes)
+    else:
+        cols, rows = tiles["col"].to_numpy(), tiles["row"].to_numpy()
+        kinds = np.where(tiles["triplet"].to_numpy(), "full triplet",
+                         tiles["reason"].fillna("").str.replace(r" \(.*\)$| \d+ %.*$| within .*$", "", regex=True))
+        names = ["full triplet", *sorted(set(kinds) - {"full triplet"})]
+        palette = ["#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+        grid = np.full((rows.max() - rows.min() + 1, cols.max() - cols.min() + 1), -1, dtype=np.int16)
+        code = {name: i for i, name in enumerate(names)}
+        grid[rows - rows.min(), cols - cols.min()] = [code[k] for k in kinds]
+        colours = ListedColormap(["#ffffff", *(palette[i % len(palette)] for i in range(len(names)))])
+        ax.imshow(grid + 1, cmap=colours, vmin=0, vmax=len(names), interpolation="nearest")
+        counts = {name: int((kinds == name).sum()) for name in names}
+        ax.legend(handles=[Patch(color=palette[i % len(palette)], label=f"{name}: {counts[name]:,}")
+                           for i, name in enumerate(names)], loc="lower left", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    fig.savefig(out, dpi=100)
+    return out

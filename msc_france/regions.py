@@ -33,11 +33,10 @@ from odc.geo.geom import Geometry, box
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from msc_france.config import DemoWorldConfig, Recipe, load_catalog
+from msc_france.config import DemoWorldConfig, load_catalog
 from msc_france.errors import UserError
 from msc_france.grid import CRS as GRID_CRS
 from msc_france.grid import TileGrid, TileId
-from msc_france.sensors import SENSORS
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "regions.json"
 LONLAT = "EPSG:4326"
@@ -50,10 +49,6 @@ MIN_INSIDE = 0.5
 # region to about 100-150 tiles of 1920 m; use the département, a box or a file for more.
 CITY_HALF_SIDE = 10_000.0
 FILE_SUFFIXES = (".geojson", ".json", ".gpkg")
-# Download estimate (see download_estimate).
-COMPRESSION_RATIO = 0.5
-DATES_PER_TILE = 2
-LABELS_GSD = 10.0  # ESA WorldCover, uint8
 
 BOX_FORM = "give minlon,minlat,maxlon,maxlat in degrees, e.g. 1.30,43.50,1.55,43.70"
 GENERIC_HINT = (
@@ -354,29 +349,7 @@ def _region_from_file(path: Path) -> Region:
     return Region(" ".join(path.stem.split()), slugify(path.stem), Geometry(union, crs=LONLAT))
 
 
-# --- tiles and volume ----------------------------------------------------------------------------
+# --- tiles ---------------------------------------------------------------------------------------
 def region_tiles(region: Region, grid: TileGrid) -> list[TileId]:
     """Tiles of ``grid`` whose footprint intersects the region, sorted by row then column."""
     return grid.tiles_in(region.geometry)
-
-
-def download_estimate(region: Region, recipe: Recipe) -> tuple[int, int]:
-    """Tile count and a rough size in bytes of what a download over the region keeps.
-
-    Assumptions: per tile and per sensor of the recipe, ``tile_px(sensor) ** 2`` pixels x the
-    recipe's band count x the sensor's sample size (uint16 for Sentinel-2 and Landsat, uint8 for
-    VHR), for ``DATES_PER_TILE`` (2) dates, at a compression ratio of ``COMPRESSION_RATIO`` (0.5,
-    deflate on reflectances); plus, when the recipe has labels, one uint8 WorldCover layer at 10 m.
-    Sizes are on the recipe's grid: what is read at the source (whole COG blocks, native
-    resolutions) can be larger. Quality masks (SCL, QA) are not counted.
-    """
-    grid = recipe.tile_grid
-    n_tiles = len(region_tiles(region, grid))
-    per_tile = 0.0
-    for key, selection in recipe.sensors.items():
-        sample = np.dtype(SENSORS[key].encoding.dtype).itemsize
-        per_tile += grid.tile_px(key) ** 2 * len(selection.bands) * sample * DATES_PER_TILE
-    if recipe.labels:
-        per_tile += round(grid.footprint / LABELS_GSD) ** 2
-    return n_tiles, round(n_tiles * per_tile * COMPRESSION_RATIO)
-

@@ -4,6 +4,7 @@ in front of the COGs: plan, windowed fetch, local catalog, retries, re-signing, 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pystac
 import pytest
 import rasterio
@@ -164,18 +166,28 @@ def test_rerun_fetches_nothing(reference: Path, served_world: DemoServer, tiny_w
 
 def test_dry_run_fetches_nothing(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
     summary = run_download(_request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d", dry_run=True), QUIET)
-    assert summary.plan is not None and {e.sensor for e in summary.plan.entries} == {"s2", "l8", "vhr", "labels"}
-    assert not (tmp_path / "d" / "catalogs").exists()
+    assert summary.plan is not None and set(summary.plan.sensors) == {"s2", "l8", "vhr", "labels"}
+    written = sorted(p.name for p in (tmp_path / "d" / "catalogs").rglob("*") if p.is_file() and not p.name.startswith("."))
+    assert written == ["plan.parquet", "plan.png"], "the plan and its map, nothing else"
+    assert not summary.fetched and summary.transfer.requests == 0
 
 
-def test_plan_pairs_landsat_within_window(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
+def test_plan_pairs_landsat_nearest_within_window(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
     summary = run_download(_request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d", dry_run=True,
                                     window_days=15), QUIET)
-    assert summary.plan is not None
-    reference_date = summary.plan.reference_date
-    landsat = [e for e in summary.plan.entries if e.sensor == "l8"]
-    assert landsat and all(e.date and abs((e.date - reference_date).days) <= 15 for e in landsat)
-    assert all(e.item and e.item.properties["platform"] == "landsat-8" for e in landsat)
+    plan = summary.plan
+    assert plan is not None
+    landsat = {c.item_id: c for c in plan.sensors["l8"].candidates}
+    assert all(c.item and c.item.properties["platform"] == "landsat-8" for c in landsat.values())
+    checked = 0
+    for reference, items in zip(plan.tiles["reference_date"], plan.tiles["l8_items"], strict=True):
+        ref = dt.date.fromisoformat(reference)
+        assert all(abs((landsat[i].date - ref).days) <= 15 for i in items)
+        if items:  # the first is the nearest in date of the scenes within the window
+            nearest = min(abs((c.date - ref).days) for c in landsat.values() if abs((c.date - ref).days) <= 15)
+            assert abs((landsat[items[0]].date - ref).days) == nearest
+            checked += 1
+    assert checked > 0, "some tile got a Landsat scene"
 
 
 def test_retries_honour_retry_after(fault_proxy: FaultProxy, tiny_world: World) -> None:
@@ -289,3 +301,29 @@ def test_declared_crs_must_match_the_file(tmp_path: Path, served_world: DemoServ
     with pytest.raises(FetchError, match="says EPSG:32631 but the file is EPSG:2154"):
         fetch_asset(job, BoundingBox(left, bottom, right, top, "EPSG:2154"), opener)
     assert not job.path.exists()
+
+
+def test_an_empty_landsat_window_stops_before_fetching(tmp_path: Path, served_world: DemoServer, tiny_world: World) -> None:
+    # the tiny world's Landsat-8 scenes are 11 days or more from its clearest Sentinel-2 scene
+    with pytest.raises(UserError, match=r"gets a Landsat item \(no Landsat scene within ±1 days of the Sentinel-2 "
+                                        r"reference\); widen the pairing window"):
+        run_download(_request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d", window_days=1), QUIET)
+    assert not list((tmp_path / "d").rglob("*.tif"))
+    summary = run_download(_request(tmp_path, served_world.stac_url, tiny_world, tmp_path / "d", window_days=11,
+                                    dry_run=True), QUIET)
+    assert summary.plan is not None and summary.plan.triplets == len(summary.plan.tiles), "11 days reach one"
+
+
+def test_the_plan_uses_the_cloud_measured_over_each_tile(reference: Path, served_world: DemoServer,
+                                                        tiny_world: World, tmp_path: Path) -> None:
+    summary = run_download(_request(tmp_path, served_world.stac_url, tiny_world, reference.parent), QUIET)
+    plan = summary.plan
+    assert plan is not None and summary.tile_cloud, "the masks were read"
+    scene = {c.item_id: c.cloud for c in plan.sensors["s2"].candidates}
+    for tile, items, clear in zip(plan.tiles["tile"], plan.tiles["s2_items"], plan.tiles["s2_clear"], strict=True):
+        measured = [(i, summary.tile_cloud[(i, tile)]) for i in scene if (i, tile) in summary.tile_cloud]
+        assert measured and items[0] == min(measured, key=lambda m: (m[1], scene[m[0]], m[0]))[0]
+        assert clear == pytest.approx(1 - summary.tile_cloud[(items[0], tile)] / 100) or len(items) > 1
+    written = pd.read_parquet(reference / next(reference.iterdir()).name / "plan.parquet")
+    assert list(written["tile"]) == list(plan.tiles["tile"]) and written["triplet"].all()
+    assert [list(i) for i in written["s2_items"]] == [list(i) for i in plan.tiles["s2_items"]]

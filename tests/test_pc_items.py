@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pystac
 import pytest
-from odc.geo.geom import box
 
 from msc_france.download.fetch import AssetJob, Fetched, declared_crs
+from msc_france.download.candidates import candidate
 from msc_france.download.local_catalog import local_item
-from msc_france.download.plan import candidate
 from tests.data.pc_items import landsat_item, sentinel2_item
 
 
@@ -38,8 +37,7 @@ def test_local_item_records_the_baseline_encoding(tmp_path: Path, baseline: str,
     raw = sentinel2_item(0, processing_baseline=baseline)
     signed = raw["assets"]["B04"]["href"] + "?st=2026&se=2026&sp=rl&sig=SECRET"
     item = pystac.Item.from_dict(raw)
-    region = box(*item.bbox, "EPSG:4326").to_crs("EPSG:2154")
-    entry = candidate("s2", item, region)
+    entry = candidate("s2", item)
     local = local_item(entry, [_fetched(tmp_path, "B04", "s2", signed)], tmp_path, "https://pc/api?token=x",
                        lambda href: href.split("?")[0])
     band = local["assets"]["B04"]["raster:bands"][0]
@@ -52,7 +50,7 @@ def test_local_item_records_the_baseline_encoding(tmp_path: Path, baseline: str,
 def test_local_item_keeps_landsat_scale_offset(tmp_path: Path) -> None:
     raw = landsat_item(0)
     item = pystac.Item.from_dict(raw)
-    entry = candidate("l8", item, box(*item.bbox, "EPSG:4326").to_crs("EPSG:2154"))
+    entry = candidate("l8", item)
     local = local_item(entry, [_fetched(tmp_path, "red", "l8", raw["assets"]["red"]["href"]),
                                _fetched(tmp_path, "qa_pixel", "l8", raw["assets"]["qa_pixel"]["href"])],
                        tmp_path, "https://pc/api", lambda href: href)

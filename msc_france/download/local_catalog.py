@@ -14,8 +14,8 @@ from typing import Any
 
 import pystac
 
+from msc_france.download.candidates import Candidate
 from msc_france.download.fetch import Fetched
-from msc_france.download.plan import Candidate
 from msc_france.provenance import CATALOG_KEY, RecipeRecord
 from msc_france.sensors import SENSORS
 

@@ -1,42 +1,46 @@
-"""Choose acquisitions: per sensor the items that cover the region with the least cloud, paired
-across sensors around the Sentinel-2 reference date, printed as a table before anything is fetched.
+"""Plan per tile: for every grid tile of the region, the items of each sensor that make it, in the order
+the tiles stage mosaics them, and for a tile without a full triplet, why.
+
+Per tile (see docs/download.md):
+
+- **Sentinel-2**: the *reference* scene is the item with the most expected clear area over the tile
+  (its share of the tile x (1 - cloud over the tile)); it comes first. Other items within
+  ``window_days`` of the reference fill in, least cloudy over the tile first.
+- **Landsat**: the scene nearest in date to the tile's reference, within ``window_days``; then by cloud.
+- **VHR**: by campaign: a STAC source's items by season distance to the reference, then cloud; a WMS
+  by the flights of its mosaic graph (WFS) where the catalog names one, else everywhere (measured when
+  fetched).
+- **Labels**: every item that covers the tile.
+
+Items are added to a tile until ``TARGET_CLEAR`` of it is expected clear (clouds taken as independent
+between items) or ``MOST`` items. Cloud over a tile is the scene's ``eo:cloud_cover`` unless a cloud
+share measured from the item's own mask over that tile is given (:mod:`msc_france.download.tile_cloud`).
+
+Scale: tiles and footprints meet through a shapely STRtree (no loop over pairs in Python), tiles are
+planned in chunks of ``CHUNK`` (bounded memory), and every per-tile choice is a pandas group operation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-import pystac
-from odc.geo.geom import Geometry
-from rich.table import Table
+import numpy as np
+import pandas as pd
+import shapely
 
+from msc_france.download.candidates import Candidate
+from msc_france.grid import ORIGIN, TileGrid, TileId
 from msc_france.regions import Region
 
-TARGET_CLEAR = 0.98  # expected clear share of the region to reach before stopping adding items
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One item considered for one sensor, with its overlap of the region."""
-
-    sensor: str
-    item: pystac.Item | None  # None for non-STAC sources (a WMS)
-    item_id: str
-    date: dt.date | None
-    cloud: float  # percent
-    coverage: float  # share of the region's area inside the item's footprint
-    footprint: Geometry  # in EPSG:2154
-
-
-def candidate(sensor: str, item: pystac.Item, region_l93: Geometry) -> Candidate:
-    footprint = Geometry(item.geometry, "EPSG:4326").to_crs("EPSG:2154")
-    overlap = footprint.intersection(region_l93).area / region_l93.area if region_l93.area else 0.0
-    when = item.datetime or dt.datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
-    return Candidate(sensor, item, item.id, when.date(), float(item.properties.get("eo:cloud_cover", 0.0)),
-                     overlap, footprint)
+TARGET_CLEAR = 0.98  # expected clear share of a tile at which no more items are added
+MIN_CLEAR = 0.95  # expected clear share each sensor must reach for a full triplet (the index's quality rule)
+MIN_ITEM_CLEAR = 0.05  # an item expected to bring less clear area than this to a tile is not used there
+FULL = 0.999  # share of a tile that counts as covered
+MOST = 3  # items per tile and sensor (labels: all that cover it)
+CHUNK = 20_000  # tiles planned at once
+SENSOR_NAMES = {"s2": "Sentinel-2", "l8": "Landsat", "vhr": "VHR", "labels": "labels"}
 
 
 def season_distance(a: dt.date, b: dt.date) -> int:
@@ -45,61 +49,272 @@ def season_distance(a: dt.date, b: dt.date) -> int:
     return min(d, 365 - d)
 
 
-def cover(candidates: Sequence[Candidate], region_l93: Geometry, most: int,
-          order: Callable[[Candidate], Any] | None = None) -> list[Candidate]:
-    """Greedy choice in ``order`` (default: least cloudy first) until the region is covered and the
-    expected clear share is reached."""
-    chosen: list[Candidate] = []
-    union: Geometry | None = None
-    clear = 0.0
-    for c in sorted(candidates, key=order or (lambda c: (c.cloud, -c.coverage, c.item_id))):
-        if c.coverage <= 0 or len(chosen) >= most:
-            continue
-        grown = c.footprint if union is None else union.union(c.footprint)
-        gain = (grown.intersection(region_l93).area - (union.intersection(region_l93).area if union else 0)) / region_l93.area
-        if gain > 0.01 or clear < TARGET_CLEAR:
-            chosen.append(c)
-            union = grown
-            clear = min(1.0, clear + c.coverage * (1 - c.cloud / 100))
-        covered = union is not None and union.intersection(region_l93).area / region_l93.area > 0.999
-        if covered and clear >= TARGET_CLEAR:
-            break
-    return chosen
+@dataclass(frozen=True)
+class SensorCandidates:
+    """The deduplicated candidates of one sensor and how they are ordered per tile."""
+
+    sensor: str
+    candidates: list[Candidate]
+    order: str  # "reference" (s2), "nearest" (l8), "season" (vhr), "cover" (labels, WMS graph)
+    whole_service: str | None = None  # a WMS id when the sensor comes from a WMS without a graph
+
+    def __post_init__(self) -> None:
+        if self.order not in ("reference", "nearest", "season", "cover"):
+            raise ValueError(f"unknown order {self.order!r}")
 
 
 @dataclass(frozen=True)
-class Plan:
+class RegionPlan:
+    """The plan of a region: one row per tile in ``tiles`` (columns in :data:`TILE_COLUMNS` and, per
+    sensor, ``<sensor>_items`` (ids, mosaic order), ``<sensor>_dates``, ``<sensor>_clear`` (expected
+    clear share) and ``<sensor>_cover`` (share of the tile inside the chosen footprints))."""
+
     region: Region
-    reference_date: dt.date
-    entries: list[Candidate]
+    grid: TileGrid
+    window_days: int
+    sensors: dict[str, SensorCandidates]
+    tiles: pd.DataFrame
+    coverable: int  # tiles that every sensor's candidates cover at all (whatever their date and cloud)
+    duplicates: dict[str, list[Candidate]] = field(default_factory=dict)
 
-    def table(self) -> Table:
-        table = Table(title=f"download plan for {self.region.name} (reference date {self.reference_date})")
-        for column in ("sensor", "item id", "date", "cloud %", "coverage %"):
-            table.add_column(column, justify="right" if "%" in column else "left")
-        for e in self.entries:
-            if e.item is None:  # a WMS/WMTS: dated and measured window by window when fetched
-                table.add_row(e.sensor, e.item_id, "per window", "-", "at fetch")
-            else:
-                table.add_row(e.sensor, e.item_id, str(e.date or "-"), f"{e.cloud:.1f}", f"{100 * e.coverage:.1f}")
-        return table
+    @property
+    def triplets(self) -> int:
+        return int(self.tiles["triplet"].sum())
+
+    def used(self, sensor: str) -> list[Candidate]:
+        """The candidates of ``sensor`` that some tile uses, by id."""
+        ids = set(self.tiles[f"{sensor}_items"].explode().dropna())
+        return [c for c in self.sensors[sensor].candidates if c.item_id in ids]
+
+    def item_tiles(self, sensor: str) -> dict[str, list[TileId]]:
+        """For each used item of ``sensor``, the tiles that use it (row-major)."""
+        exploded = self.tiles[["col", "row", f"{sensor}_items"]].explode(f"{sensor}_items").dropna()
+        out: dict[str, list[TileId]] = {}
+        for item_id, col, row in zip(exploded[f"{sensor}_items"], exploded["col"], exploded["row"], strict=True):
+            out.setdefault(str(item_id), []).append(TileId(int(col), int(row)))
+        return out
+
+    def reasons(self) -> pd.Series:
+        """Tiles without a full triplet, counted by reason (most frequent first)."""
+        return self.tiles["reason"].dropna().value_counts()
 
 
-def make_plan(region: Region, found: dict[str, list[Candidate]], window_days: int, most: int = 3) -> Plan:
-    """Pair sensors around the best Sentinel-2 date: Landsat within ``window_days`` of it, VHR and
-    labels in the same season of any year (they are acquired rarely)."""
-    region_l93 = region.geometry.to_crs("EPSG:2154")
-    s2 = found.get("s2", [])
-    if not s2:
-        raise ValueError("no Sentinel-2 candidates")
-    reference = max(s2, key=lambda c: (c.coverage * (1 - c.cloud / 100), -c.cloud, c.item_id))
-    assert reference.date is not None
-    entries = cover([c for c in s2 if c.date and abs((c.date - reference.date).days) <= window_days], region_l93, most)
-    ref = reference.date
-    entries += cover([c for c in found.get("l8", []) if c.date and abs((c.date - ref).days) <= window_days],
-                     region_l93, most)
-    vhr = [c for c in found.get("vhr", []) if c.date is None or season_distance(c.date, ref) <= window_days]
-    entries += cover(vhr, region_l93, most,
-                     order=lambda c: (season_distance(c.date, ref) if c.date else 0, c.cloud, c.item_id))
-    entries += cover(found.get("labels", []), region_l93, 16)
-    return Plan(region, reference.date, entries)
+TILE_COLUMNS = ("tile", "col", "row", "reference_date", "triplet", "reason")
+
+
+def tile_boxes(grid: TileGrid, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Shapely boxes of tiles ``(cols, rows)`` in Lambert-93."""
+    left = ORIGIN[0] + cols * grid.footprint
+    top = ORIGIN[1] - rows * grid.footprint
+    return shapely.box(left, top - grid.footprint, left + grid.footprint, top)
+
+
+@dataclass
+class _Pool:
+    """A sensor's candidates as arrays, with their spatial index."""
+
+    candidates: list[Candidate]
+    footprints: np.ndarray
+    tree: shapely.STRtree
+    cloud: np.ndarray  # percent
+    day: np.ndarray  # proleptic ordinal, -1 when unknown
+    yday: np.ndarray
+    union: shapely.Geometry | None
+
+    @classmethod
+    def of(cls, candidates: list[Candidate]) -> _Pool:
+        footprints = np.array([c.footprint.geom for c in candidates], dtype=object)
+        shapely.prepare(footprints)
+        days = np.array([c.date.toordinal() if c.date else -1 for c in candidates], dtype=np.int64)
+        ydays = np.array([c.date.timetuple().tm_yday if c.date else 0 for c in candidates], dtype=np.int64)
+        union = shapely.union_all(footprints) if len(candidates) else None
+        if union is not None:
+            shapely.prepare(union)
+        return cls(candidates, footprints, shapely.STRtree(footprints),
+                   np.array([c.cloud for c in candidates], dtype=np.float64), days, ydays, union)
+
+    def pairs(self, boxes: np.ndarray, tile_area: float) -> pd.DataFrame:
+        """Every (tile, candidate) that meet, with the share of the tile inside the footprint."""
+        t, c = self.tree.query(boxes, predicate="intersects")
+        tw, cw = self.tree.query(boxes, predicate="within")  # tile within footprint: all of it
+        code = t.astype(np.int64) * len(self.candidates) + c
+        whole = np.isin(code, tw.astype(np.int64) * len(self.candidates) + cw)
+        cover = np.ones(len(t))
+        part = ~whole
+        if part.any():
+            cover[part] = shapely.area(shapely.intersection(boxes[t[part]], self.footprints[c[part]])) / tile_area
+        keep = cover > 1e-6
+        return pd.DataFrame({"t": t[keep], "c": c[keep], "cover": np.minimum(cover[keep], 1.0)})
+
+
+def _measured_cloud(pairs: pd.DataFrame, pool: _Pool, tile_ids: list[str],
+                    measured: Mapping[tuple[str, str], float]) -> np.ndarray:
+    """Cloud (percent) of each pair: measured over the tile where known, else the scene's."""
+    cloud = pool.cloud[pairs["c"].to_numpy()]
+    if measured:
+        ids = [pool.candidates[c].item_id for c in pairs["c"].to_numpy()]
+        tiles = [tile_ids[t] for t in pairs["t"].to_numpy()]
+        found = np.array([measured.get((i, t), np.nan) for i, t in zip(ids, tiles, strict=True)])
+        cloud = np.where(np.isnan(found), cloud, found)
+    return cloud
+
+
+def _greedy(df: pd.DataFrame, order: list[str], most: int, first: pd.Series | None = None) -> pd.DataFrame:
+    """Per tile, rows in ``order`` (``first`` rows before all) until TARGET_CLEAR or ``most``."""
+    df = df.assign(lead=0 if first is None else (~first).astype(np.int8))
+    df = df.sort_values(["t", "lead", *order], kind="stable")
+    missing = (1.0 - df["clear"]).groupby(df["t"]).cumprod()
+    before = missing.groupby(df["t"]).shift(1, fill_value=1.0)
+    rank = df.groupby("t").cumcount()
+    return df[(before > 1.0 - TARGET_CLEAR) & (rank < most)].assign(rank=rank)
+
+
+def _chosen(sensor: SensorCandidates, pool: _Pool, pairs: pd.DataFrame, reference_day: np.ndarray,
+            window_days: int) -> pd.DataFrame:
+    """The rows of ``pairs`` that ``sensor`` uses, with ``rank``."""
+    if pairs.empty:
+        return pairs.assign(rank=pd.Series(dtype=np.int64))
+    c = pairs["c"].to_numpy()
+    pairs = pairs.assign(clear=pairs["cover"] * (1 - pairs["cloud"] / 100), day=pool.day[c], cid=c,
+                         scene=pool.cloud[c])
+    if sensor.order == "reference":
+        ranked = pairs.sort_values(["t", "clear", "cloud", "scene", "cid"], ascending=[True, False, True, True, True],
+                                   kind="stable")
+        reference = ranked.groupby("t").head(1)
+        ref_day = pd.Series(reference["day"].to_numpy(), index=reference["t"].to_numpy())
+        near = (pairs["day"] - pairs["t"].map(ref_day)).abs() <= window_days
+        is_ref = pd.Series(False, index=pairs.index)
+        is_ref[reference.index] = True
+        pool_rows = pairs[(near & (pairs["clear"] >= MIN_ITEM_CLEAR)) | is_ref]
+        return _greedy(pool_rows.assign(negcover=-pool_rows["cover"]), ["cloud", "negcover", "scene", "cid"], MOST,
+                       first=is_ref[pool_rows.index])
+    if sensor.order == "cover":  # every item that covers the tile, the largest share first
+        ranked = pairs.assign(negcover=-pairs["cover"]).sort_values(["t", "negcover", "cid"], kind="stable")
+        return ranked.assign(clear=ranked["cover"], rank=ranked.groupby("t").cumcount())
+    ref = reference_day[pairs["t"].to_numpy()]
+    pairs = pairs[(ref >= 0) & (pairs["clear"].to_numpy() >= MIN_ITEM_CLEAR)].copy()
+    ref = reference_day[pairs["t"].to_numpy()]
+    if sensor.order == "nearest":
+        pairs["delta"] = np.abs(pairs["day"].to_numpy() - ref)
+        pairs = pairs[pairs["delta"] <= window_days]
+        return _greedy(pairs, ["delta", "cloud", "scene", "cid"], MOST)
+    ref_yday = np.array([dt.date.fromordinal(int(d)).timetuple().tm_yday for d in ref]) if len(ref) else ref
+    gap = np.abs(pool.yday[pairs["c"].to_numpy()] - ref_yday)
+    pairs["season"] = np.minimum(gap, 365 - gap)
+    pairs = pairs[pairs["season"] <= window_days]
+    return _greedy(pairs, ["season", "cloud", "scene", "cid"], MOST)
+
+
+def _covered(chosen: pd.DataFrame, pool: _Pool, boxes: np.ndarray, n: int, tile_area: float) -> np.ndarray:
+    """Share of each tile inside the union of its chosen footprints (exact where no one item covers it)."""
+    share = np.zeros(n)
+    if chosen.empty:
+        return share
+    best = chosen.groupby("t")["cover"].max()
+    share[best.index.to_numpy()] = best.to_numpy()
+    partial = chosen[chosen["t"].map(best) < FULL]
+    for t, rows in partial.groupby("t"):
+        parts = shapely.intersection(boxes[int(t)], pool.footprints[rows["c"].to_numpy()])
+        share[int(t)] = min(1.0, shapely.union_all(parts).area / tile_area)
+    return share
+
+
+def _lists(chosen: pd.DataFrame, pool: _Pool, n: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Per tile, the chosen item ids and their dates in rank order (a WMS's repeated id once)."""
+    items: list[list[str]] = [[] for _ in range(n)]
+    dates: list[list[str]] = [[] for _ in range(n)]
+    for t, c in zip(chosen["t"].to_numpy(), chosen["c"].to_numpy(), strict=True):
+        cand = pool.candidates[c]
+        if cand.item_id not in items[t]:
+            items[t].append(cand.item_id)
+        if cand.date is not None and cand.date.isoformat() not in dates[t]:
+            dates[t].append(cand.date.isoformat())
+    return items, dates
+
+
+def _expected_clear(chosen: pd.DataFrame, n: int) -> np.ndarray:
+    clear = np.zeros(n)
+    if not chosen.empty:
+        missing = (1.0 - chosen["clear"]).groupby(chosen["t"]).prod()
+        clear[missing.index.to_numpy()] = 1.0 - missing.to_numpy()
+    return clear
+
+
+def _reason(sensor: str, has_any: bool, chosen_any: bool, cover: float, clear: float, window_days: int) -> str | None:
+    name = SENSOR_NAMES[sensor]
+    if not has_any:
+        return "outside VHR coverage" if sensor == "vhr" else f"no {name} scene"
+    if not chosen_any:
+        if sensor == "labels":
+            return "no labels"
+        return f"no {name} scene within ±{window_days} days of the Sentinel-2 reference"
+    if cover < FULL:
+        return f"{name} covers {100 * cover:.0f} % of the tile"
+    if clear < MIN_CLEAR:
+        return f"{name} too cloudy ({100 * clear:.0f} % expected clear)"
+    return None
+
+
+def _plan_chunk(grid: TileGrid, cols: np.ndarray, rows: np.ndarray, sensors: dict[str, SensorCandidates],
+                pools: dict[str, _Pool], window_days: int,
+                measured: Mapping[tuple[str, str], float]) -> tuple[pd.DataFrame, int]:
+    n = len(cols)
+    boxes = tile_boxes(grid, cols, rows)
+    tile_area = grid.footprint**2
+    tile_ids = [str(TileId(int(c), int(r))) for c, r in zip(cols, rows, strict=True)]
+    frame: dict[str, object] = {"tile": tile_ids, "col": cols, "row": rows}
+    reference_day = np.full(n, -1, dtype=np.int64)
+    reasons: list[str | None] = [None] * n
+    coverable = np.ones(n, dtype=bool)
+    for key, sensor in sensors.items():
+        pool = pools[key]
+        if sensor.whole_service is not None:  # a WMS without a graph: everywhere, measured at fetch
+            frame[f"{key}_items"] = [[sensor.whole_service] for _ in range(n)]
+            frame[f"{key}_dates"] = [[] for _ in range(n)]
+            frame[f"{key}_clear"] = np.full(n, np.nan)
+            frame[f"{key}_cover"] = np.full(n, np.nan)
+            continue
+        pairs = pool.pairs(boxes, tile_area)
+        pairs["cloud"] = _measured_cloud(pairs, pool, tile_ids, measured)
+        chosen = _chosen(sensor, pool, pairs, reference_day, window_days)
+        if sensor.order == "reference" and not chosen.empty:
+            first = chosen[chosen["rank"] == 0]
+            reference_day[first["t"].to_numpy()] = first["day"].to_numpy()
+        items, dates = _lists(chosen, pool, n)
+        cover = _covered(chosen, pool, boxes, n, tile_area)
+        clear = _expected_clear(chosen, n)
+        if sensor.order == "cover":
+            clear = cover
+        frame.update({f"{key}_items": items, f"{key}_dates": dates, f"{key}_clear": clear, f"{key}_cover": cover})
+        has_any = np.zeros(n, dtype=bool)
+        has_any[pairs["t"].to_numpy()] = True
+        coverable &= shapely.covers(pool.union, boxes) if pool.union is not None else False
+        for t in range(n):
+            if reasons[t] is None:
+                reasons[t] = _reason(key, bool(has_any[t]), bool(items[t]), float(cover[t]), float(clear[t]),
+                                     window_days)
+    frame["reference_date"] = [dt.date.fromordinal(int(d)).isoformat() if d >= 0 else None for d in reference_day]
+    frame["reason"] = reasons
+    frame["triplet"] = np.array([r is None for r in reasons])
+    return pd.DataFrame(frame), int(coverable.sum())
+
+
+def plan_tiles(region: Region, grid: TileGrid, tiles: list[TileId], sensors: dict[str, SensorCandidates],
+               window_days: int, measured: Mapping[tuple[str, str], float] | None = None,
+               duplicates: dict[str, list[Candidate]] | None = None) -> RegionPlan:
+    """The plan of every tile of ``tiles`` (see the module docstring); ``measured`` gives the cloud
+    (percent) measured over a tile from an item's mask, by (item id, tile id)."""
+    if "s2" in sensors and sensors["s2"].order != "reference":
+        raise ValueError("Sentinel-2 is the reference sensor")
+    ordered = dict(sorted(sensors.items(), key=lambda kv: list(SENSOR_NAMES).index(kv[0])))
+    pools = {key: _Pool.of(s.candidates) for key, s in ordered.items()}
+    cols = np.array([t.col for t in tiles], dtype=np.int64)
+    rows = np.array([t.row for t in tiles], dtype=np.int64)
+    parts, coverable = [], 0
+    for start in range(0, len(tiles), CHUNK):
+        part, count = _plan_chunk(grid, cols[start:start + CHUNK], rows[start:start + CHUNK], ordered, pools,
+                                  window_days, measured or {})
+        parts.append(part)
+        coverable += count
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(TILE_COLUMNS))
+    return RegionPlan(region, grid, window_days, ordered, frame, coverable, duplicates or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import shapely
+from odc.geo.geom import BoundingBox
 from rich.console import Console
 from tqdm import tqdm
 
@@ -23,6 +26,7 @@ from msc_france.config import (
     load_catalog,
     load_recipe,
 )
+from msc_france.download.candidates import Candidate, candidate, one_per_acquisition
 from msc_france.download.fetch import AssetJob, Fetched, declared_crs, fetch_asset
 from msc_france.download.http import (
     FetchError,
@@ -35,14 +39,25 @@ from msc_france.download.http import (
     strip_query,
 )
 from msc_france.download.local_catalog import local_item, write_catalog, write_json
-from msc_france.download.plan import Candidate, Plan, candidate, make_plan
+from msc_france.download.plan import RegionPlan, SensorCandidates, plan_tiles, tile_boxes
+from msc_france.download.plan_report import fetch_bytes, plan_report, write_plan
 from msc_france.download.search import open_api, search_source
-from msc_france.download.wms import VhrWindow, WindowResult, fetch_windows, vhr_windows, window_item, wms_candidate
+from msc_france.download.tile_cloud import tile_cloud
+from msc_france.download.wms import (
+    VhrWindow,
+    WindowResult,
+    fetch_windows,
+    vhr_windows,
+    window_id,
+    window_item,
+    window_side,
+    wms_sensor,
+)
 from msc_france.errors import UserError
 from msc_france.grid import TileId, tiles_between
 from msc_france.lock import exclusive
 from msc_france.provenance import RecipeRecord, catalog_record, content, describe
-from msc_france.regions import Region, download_estimate, region_tiles, resolve_region
+from msc_france.regions import Region, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
 
 if TYPE_CHECKING:
@@ -69,12 +84,14 @@ class DownloadRequest:
 
 @dataclass
 class Summary:
-    plan: Plan | None
+    plan: RegionPlan | None
     fetched: list[Fetched] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)  # VHR windows left out, with the reason
     transfer: Transfer = field(default_factory=Transfer)
     catalog_path: Path | None = None
+    plan_files: tuple[Path, Path] | None = None  # plan.parquet and its map
+    tile_cloud: dict[tuple[str, str], float] = field(default_factory=dict)  # measured, by (item, tile)
 
     @property
     def skipped(self) -> list[Fetched]:
@@ -137,39 +154,37 @@ def _dates(request: DownloadRequest, catalog: Catalog) -> tuple[dt.date, dt.date
     return start, end
 
 
-def _jobs(plan: Plan, recipe: Recipe, catalog: Catalog, root: Path) -> list[AssetJob]:
+def _band_jobs(cand: Candidate, recipe: Recipe, catalog: Catalog, root: Path) -> list[AssetJob]:
+    """The files of one planned STAC item: the recipe's bands, and the quality mask of s2 and l8."""
     grid = recipe.tile_grid
-    jobs = []
-    for entry in plan.entries:
-        if entry.item is None:
-            continue
-        item = entry.item.to_dict(transform_hrefs=False)
-        folder = root / entry.sensor / entry.item_id
-        source = catalog.sources[entry.sensor]
-        if entry.sensor in ("s2", "l8"):
-            sensor = SENSORS[entry.sensor]
-            for band in sensor.select(recipe.sensors[entry.sensor].bands):
-                jobs.append(AssetJob(entry.sensor, entry.item_id, band.asset, entry.item.assets[band.asset].href,
-                                     (band.asset_band,), (band.name,), grid.gsd(entry.sensor), "average",
-                                     folder / f"{band.asset}.tif", declared_crs(item, band.asset)))
-            assert sensor.mask is not None
-            jobs.append(AssetJob(entry.sensor, entry.item_id, sensor.mask.asset,
-                                 entry.item.assets[sensor.mask.asset].href, (1,), (sensor.mask.asset,),
-                                 grid.gsd(entry.sensor), "nearest", folder / f"{sensor.mask.asset}.tif",
-                                 declared_crs(item, sensor.mask.asset)))
-        elif entry.sensor == "vhr":
-            assert isinstance(source, StacSource)  # WMS entries have no item
-            key = source.asset or "image"
-            names = tuple(recipe.sensors["vhr"].bands)
-            jobs.append(AssetJob("vhr", entry.item_id, key, entry.item.assets[key].href,
-                                 vhr_band_indexes(source, names), names, grid.gsd("vhr"),
-                                 "average", folder / f"{key}.tif", declared_crs(item, key)))
-        else:  # labels
-            key = (source.asset if isinstance(source, StacSource) else None) or "map"
-            target = grid.gsd("s2") if "s2" in grid.sensors else min(g for _, g in grid.gsds)
-            jobs.append(AssetJob("labels", entry.item_id, key, entry.item.assets[key].href, (1,), ("label",),
-                                 target, "nearest", folder / f"{key}.tif", declared_crs(item, key)))
-    return jobs
+    item = cand.item.to_dict(transform_hrefs=False) if cand.item else {}
+    assert cand.item is not None, "a WMS has no item jobs"
+    folder = root / cand.sensor / cand.item_id
+    source = catalog.sources[cand.sensor]
+    if cand.sensor in ("s2", "l8"):
+        sensor = SENSORS[cand.sensor]
+        return [AssetJob(cand.sensor, cand.item_id, band.asset, cand.item.assets[band.asset].href,
+                         (band.asset_band,), (band.name,), grid.gsd(cand.sensor), "average",
+                         folder / f"{band.asset}.tif", declared_crs(item, band.asset))
+                for band in sensor.select(recipe.sensors[cand.sensor].bands)] + [_mask_job(cand, recipe, root)]
+    if cand.sensor == "vhr":
+        assert isinstance(source, StacSource)  # WMS sources have no item
+        key = source.asset or "image"
+        names = tuple(recipe.sensors["vhr"].bands)
+        return [AssetJob("vhr", cand.item_id, key, cand.item.assets[key].href, vhr_band_indexes(source, names), names,
+                         grid.gsd("vhr"), "average", folder / f"{key}.tif", declared_crs(item, key))]
+    key = (source.asset if isinstance(source, StacSource) else None) or "map"
+    target = grid.gsd("s2") if "s2" in grid.sensors else min(g for _, g in grid.gsds)
+    return [AssetJob("labels", cand.item_id, key, cand.item.assets[key].href, (1,), ("label",), target, "nearest",
+                     folder / f"{key}.tif", declared_crs(item, key))]
+
+
+def _mask_job(cand: Candidate, recipe: Recipe, root: Path) -> AssetJob:
+    mask = SENSORS[cand.sensor].mask
+    assert mask is not None and cand.item is not None
+    return AssetJob(cand.sensor, cand.item_id, mask.asset, cand.item.assets[mask.asset].href, (1,), (mask.asset,),
+                    recipe.tile_grid.gsd(cand.sensor), "nearest", root / cand.sensor / cand.item_id / f"{mask.asset}.tif",
+                    declared_crs(cand.item.to_dict(transform_hrefs=False), mask.asset))
 
 
 def vhr_band_indexes(source: StacSource, names: tuple[str, ...]) -> tuple[int, ...]:
@@ -196,17 +211,24 @@ def _needed_assets(key: str, recipe: Recipe, source: StacSource) -> list[str]:
     return [source.asset or ("image" if key == "vhr" else "map")]
 
 
+ORDERS = {"s2": "reference", "l8": "nearest", "vhr": "season", "labels": "cover"}  # see download/plan.py
+
+
 def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, end: dt.date,
-            max_cloud: float | None, console: Console) -> dict[str, list[Candidate]]:
+            max_cloud: float | None, console: Console) -> tuple[dict[str, SensorCandidates], dict[str, list[Candidate]]]:
+    """Per sensor the deduplicated candidates over the region, and the duplicates dropped."""
     region_l93 = region.geometry.to_crs("EPSG:2154")
-    found: dict[str, list[Candidate]] = {}
+    sensors: dict[str, SensorCandidates] = {}
+    duplicates: dict[str, list[Candidate]] = {}
     wanted = [k for k in ("s2", "l8", "vhr") if k in recipe.sensors] + (["labels"] if recipe.labels else [])
     for key in wanted:
         source = catalog.sources.get(key)
         if source is None:
             raise UserError(f"catalog {catalog.name!r} has no source for {key}, which the recipe {recipe.name!r} needs")
         if isinstance(source, WmsSource):
-            found[key] = [wms_candidate(key, source, region_l93)]
+            sensors[key], note = wms_sensor(key, source, region_l93)
+            if note:
+                console.print(note, markup=False)
             continue
         client = open_api(source.url)
         # VHR and labels are acquired rarely: search all dates, and pair by season when planning.
@@ -218,42 +240,124 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
             console.print(f"left out {len(rejected)} unusable {source.collection} items from {source.url}: "
                           + "; ".join(f"{r.item_id!r}: {r.reason}" for r in rejected[:5])
                           + (" ..." if len(rejected) > 5 else ""), markup=False)
-        found[key] = [c for c in (candidate(key, i, region_l93) for i in items) if c.coverage > 0]
-        if not found[key]:
+        over = [c for c in (candidate(key, i) for i in items) if c.footprint.geom.intersects(region_l93.geom)]
+        kept, duplicates[key] = one_per_acquisition(over)
+        if not kept:
             when = "" if rare else f" between {start} and {end}"
             cloud = f" with cloud <= {max_cloud:g} %" if max_cloud is not None and key != "labels" else ""
             raise UserError(f"no {SENSOR_TITLES[key]} item over {region.name}{when}{cloud} in {source.url} "
                             f"({source.collection}); widen the dates or max_cloud")
-    return found
+        sensors[key] = SensorCandidates(key, kept, ORDERS[key])
+    return sensors, duplicates
 
 
-def _fetch_vhr_windows(plan: Plan, catalog: Catalog, base_catalog: Catalog, recipe: Recipe, tiles: list[TileId],
-                       root: Path, summary: Summary) -> list[dict[str, Any]]:
-    """Fetch the VHR of WMS/WMTS sources window by window; the local items of the covered windows."""
+def _empty_sensor(plan: RegionPlan) -> str | None:
+    """Why no tile can be made, when some sensor has no item on any tile."""
+    for key in plan.sensors:
+        if not plan.tiles[f"{key}_items"].map(len).gt(0).any():
+            reasons = plan.reasons()
+            why = reasons.index[0] if len(reasons) else f"no {SENSOR_TITLES[key]} item"
+            hint = ("widen the pairing window (--window, make window_days=) or the dates" if "within" in why
+                    else "widen the dates or max_cloud")
+            return f"no tile of {plan.region.name} gets a {SENSOR_TITLES[key]} item ({why}); {hint}"
+    return None
+
+
+def make_region_plan(request: DownloadRequest, catalog: Catalog, recipe: Recipe, region: Region,
+                     tiles: list[TileId], console: Console) -> RegionPlan:
+    """Search every source of ``catalog`` over ``region`` and plan its ``tiles`` (scene cloud cover)."""
+    start, end = _dates(request, catalog)
+    sensors, duplicates = _search(catalog, recipe, region, start, end, request.max_cloud, console)
+    return plan_tiles(region, recipe.tile_grid, tiles, sensors, request.window_days, duplicates=duplicates)
+
+
+def _fetch_all(jobs: list[tuple[AssetJob, BoundingBox]], openers: dict[str, HttpOpener], concurrency: int,
+               desc: str) -> tuple[dict[str, list[Fetched]], list[tuple[str, str]]]:
+    """Fetch ``jobs`` (each with its area) in threads: the files by item, and the failures."""
+    results: dict[str, list[Fetched]] = {}
+    failed: list[tuple[str, str]] = []
+    with tqdm(total=len(jobs), unit="file", desc=desc, dynamic_ncols=True) as bar, \
+            ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = {pool.submit(fetch_asset, job, area, openers[job.sensor]): job for job, area in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                results.setdefault(job.item_id, []).append(future.result())
+            except (FetchError, UserError, OSError, RuntimeError) as exc:
+                failed.append((f"{job.item_id}/{job.key}", " ".join(str(exc).split())[:300]))
+            bar.update(1)
+    return results, failed
+
+
+def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[str, HttpOpener],
+                    concurrency: int) -> tuple[dict[tuple[str, str], float], dict[Path, Fetched]]:
+    """Cloud over each tile, by (item, tile), from the masks of the candidates that could serve it: the
+    Sentinel-2 and Landsat items within the window of some tile's reference date. A mask that cannot be
+    fetched leaves the scene's figure in place (the item's files are fetched, or fail, later)."""
+    grid = recipe.tile_grid
+    references = {dt.date.fromisoformat(d) for d in plan.tiles["reference_date"].dropna().unique()}
+    boxes = tile_boxes(grid, plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy())
+    tree = shapely.STRtree(boxes)
+    jobs: list[tuple[AssetJob, BoundingBox]] = []
+    served: dict[str, list[TileId]] = {}
+    for key in ("s2", "l8"):
+        sensor = plan.sensors.get(key)
+        for cand in sensor.candidates if sensor else []:
+            if cand.date is None or not any(abs((cand.date - r).days) <= plan.window_days for r in references):
+                continue
+            hits = tree.query(cand.footprint.geom, predicate="intersects")
+            tiles = [TileId(int(plan.tiles["col"].iat[i]), int(plan.tiles["row"].iat[i])) for i in sorted(hits)]
+            if tiles:
+                served[cand.item_id] = tiles
+                jobs.append((_mask_job(cand, recipe, root), tiles_between(grid, tiles)))
+    fetched, _ = _fetch_all(jobs, openers, concurrency, "masks")
+    measured: dict[tuple[str, str], float] = {}
+    for job, _area in jobs:
+        if job.item_id in fetched:
+            for tile, cloud in tile_cloud(job.path, job.sensor, grid, served[job.item_id]).items():
+                measured[(job.item_id, tile)] = cloud
+    return measured, {f.job.path: f for files in fetched.values() for f in files}
+
+
+def _fetch_vhr_windows(plan: RegionPlan, catalog: Catalog, base_catalog: Catalog, recipe: Recipe, root: Path,
+                       summary: Summary) -> list[dict[str, Any]]:
+    """Fetch the VHR of a WMS/WMTS source window by window over the tiles planned with it; the local
+    items of the covered windows."""
+    source = catalog.sources.get("vhr")
+    if "vhr" not in plan.sensors or not isinstance(source, WmsSource):
+        return []
+    planned = plan.tiles[plan.tiles["vhr_items"].map(len).gt(0)]
+    tiles = [TileId(int(c), int(r)) for c, r in zip(planned["col"], planned["row"], strict=True)]
+    windows = vhr_windows(recipe.tile_grid, tiles, source.window_px)
+    api_url = strip_query(base_catalog.sources["vhr"].url)
     items: list[dict[str, Any]] = []
-    for entry in plan.entries:
-        source = catalog.sources[entry.sensor]
-        if entry.item is not None or not isinstance(source, WmsSource):
-            continue
-        windows = vhr_windows(recipe.tile_grid, tiles, source.window_px)
-        api_url = strip_query(base_catalog.sources[entry.sensor].url)
-        with tqdm(total=len(windows), unit="window", desc="vhr", dynamic_ncols=True) as bar:
-            def done(window: VhrWindow, result: WindowResult | None, problem: str | None,
-                     bar: tqdm = bar, api_url: str = api_url) -> None:
-                bar.update(1)
-                if result is None:
-                    summary.failed.append((window.window_id, problem or "failed"))
-                    return
-                summary.fetched.append(result.fetched)
-                if result.record.coverage == 0:
-                    summary.uncovered.append(f"{window.window_id}: the service has no imagery there")
-                elif result.record.year is None:
-                    summary.uncovered.append(f"{window.window_id}: no acquisition date ({result.record.date_source})")
-                else:
-                    items.append(window_item(result, root, api_url))
+    with tqdm(total=len(windows), unit="window", desc="vhr", dynamic_ncols=True) as bar:
+        def done(window: VhrWindow, result: WindowResult | None, problem: str | None) -> None:
+            bar.update(1)
+            if result is None:
+                summary.failed.append((window.window_id, problem or "failed"))
+                return
+            summary.fetched.append(result.fetched)
+            if result.record.coverage == 0:
+                summary.uncovered.append(f"{window.window_id}: the service has no imagery there")
+            elif result.record.year is None:
+                summary.uncovered.append(f"{window.window_id}: no acquisition date ({result.record.date_source})")
+            else:
+                items.append(window_item(result, root, api_url))
 
-            fetch_windows(windows, source, recipe, root, done)
+        fetch_windows(windows, source, recipe, root, done)
     return items
+
+
+def _with_windows(plan: RegionPlan, source: StacSource | WmsSource | None, recipe: Recipe) -> RegionPlan:
+    """The plan with a WMS's VHR named by the window item of each tile, as the local catalog has it."""
+    if not isinstance(source, WmsSource) or "vhr" not in plan.sensors:
+        return plan
+    side = window_side(recipe.tile_grid, source.window_px)
+    tiles = plan.tiles.copy()
+    tiles["vhr_items"] = [[window_id(TileId(int(c), int(r)), side)] if len(ids) else []
+                          for c, r, ids in zip(tiles["col"], tiles["row"], tiles["vhr_items"], strict=True)]
+    return dataclasses.replace(plan, tiles=tiles)
 
 
 def _same_recipe(root: Path, recipe: Recipe) -> None:
@@ -273,18 +377,24 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
     tiles = region_tiles(region, recipe.tile_grid)
     if not tiles:
         raise UserError(f"region {region.name} covers no tile of the France grid")
-    if len(tiles) > HUGE_TILES and not request.yes and not request.dry_run:
-        count, size = download_estimate(region, recipe)
-        raise UserError(f"{region.name} is {count} tiles, about {size / 1e9:.1f} GB to download; rerun with --yes")
-    start, end = _dates(request, base_catalog)
     root = request.data / "catalogs" / region.slug
     with resolved(base_catalog, request.data) as catalog, contextlib.ExitStack() as held:
-        found = _search(catalog, recipe, region, start, end, request.max_cloud, console)
-        plan = make_plan(region, found, request.window_days)
-        console.print(plan.table())
-        summary = Summary(plan)
+        plan = make_region_plan(request, catalog, recipe, region, tiles, console)
+        if len(tiles) > HUGE_TILES and not request.yes and not request.dry_run:
+            size = sum(fetch_bytes(plan, recipe).values())
+            raise UserError(f"{region.name} is {len(tiles):,} tiles, {size / 1e9:,.1f} GB to fetch as planned "
+                            f"(raw); rerun with --yes (or --dry-run to see the plan)")
+        empty = _empty_sensor(plan)
         if request.dry_run:
+            console.print(plan_report(plan, recipe))
+            if empty:
+                console.print(f"warning: {empty}", markup=False)
+            held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
+            summary = Summary(plan)
+            summary.plan_files = write_plan(plan, root)
             return summary
+        if empty:
+            raise UserError(empty)
         # One download of a region at a time: a second would remove the first one's .partial files.
         held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
         _same_recipe(root, recipe)
@@ -292,28 +402,36 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         write_json(root / "region.geojson", region.geometry.json)
         for partial in root.rglob(".*.partial"):
             partial.unlink()
-        area = tiles_between(recipe.tile_grid, tiles)
-        jobs = _jobs(plan, recipe, catalog, root)
-        client = http_client()
+        transfer = Transfer()
         openers = {
-            key: HttpOpener(client, _signer(s), RetryPolicy(), summary.transfer)
+            key: HttpOpener(http_client(), _signer(s), RetryPolicy(), transfer)
             for key, s in catalog.sources.items() if isinstance(s, StacSource)
         }
-        results: dict[str, list[Fetched]] = {}
-        with tqdm(total=len(jobs), unit="file", desc="download", dynamic_ncols=True) as bar, \
-                ThreadPoolExecutor(max_workers=request.concurrency) as pool:
-            futures = {pool.submit(fetch_asset, job, area, openers[job.sensor]): job for job in jobs}
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    fetched = future.result()
-                    summary.fetched.append(fetched)
-                    results.setdefault(job.item_id, []).append(fetched)
-                except (FetchError, UserError, OSError, RuntimeError) as exc:
-                    summary.failed.append((f"{job.item_id}/{job.key}", " ".join(str(exc).split())[:300]))
-                bar.update(1)
-                bar.set_postfix_str(f"{summary.transfer.bytes / 1e6:.1f} MB")
-        items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, tiles, root, summary)
+        measured, masks = _measure_clouds(plan, recipe, root, openers, request.concurrency)
+        if measured:
+            plan = plan_tiles(region, recipe.tile_grid, tiles, plan.sensors, request.window_days, measured,
+                              plan.duplicates)
+            console.print(f"cloud measured from the items' masks over {len({t for _, t in measured}):,} tiles "
+                          f"({len({i for i, _ in measured}):,} items)", markup=False)
+        console.print(plan_report(plan, recipe))
+        summary = Summary(plan, transfer=transfer, tile_cloud=measured)
+        jobs: list[tuple[AssetJob, BoundingBox]] = []
+        planned: dict[str, Candidate] = {}
+        for key in plan.sensors:
+            item_tiles = plan.item_tiles(key)
+            for cand in plan.used(key):
+                if cand.item is not None:
+                    planned[cand.item_id] = cand
+                    area = tiles_between(recipe.tile_grid, item_tiles[cand.item_id])
+                    jobs += [(job, area) for job in _band_jobs(cand, recipe, catalog, root)]
+        results, failed = _fetch_all([(j, a) for j, a in jobs if j.path not in masks], openers, request.concurrency,
+                                     "download")
+        summary.fetched += [*masks.values(), *(f for files in results.values() for f in files)]
+        for job, _area in jobs:  # the masks fetched to measure clouds are the items' own
+            if job.path in masks:
+                results.setdefault(job.item_id, []).append(masks[job.path])
+        summary.failed += failed
+        items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, root, summary)
 
         def provenance(url: str, key: str) -> str:
             """The catalog's own URL for demo sources (the loopback port changes every run)."""
@@ -322,16 +440,13 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
                 isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
 
         failed_items = {name.split("/")[0] for name, _ in summary.failed}
-        for entry in plan.entries:
-            if entry.item_id in results and entry.item_id not in failed_items:
-                items.append(local_item(entry, sorted(results[entry.item_id], key=lambda f: f.job.key), root,
-                                        strip_query(base_catalog.sources[entry.sensor].url),
-                                        lambda href, key=entry.sensor: provenance(strip_query(href), key)))
-        write_json(root / "plan.json", {
-            "region": region.name, "reference_date": plan.reference_date,
-            "entries": [{"sensor": e.sensor, "item": e.item_id, "date": e.date, "cloud": e.cloud,
-                         "coverage": round(e.coverage, 6) if e.item is not None else None} for e in plan.entries],
-        })
+        for item_id, cand in sorted(planned.items()):
+            if item_id in results and item_id not in failed_items:
+                items.append(local_item(cand, sorted(results[item_id], key=lambda f: f.job.key), root,
+                                        strip_query(base_catalog.sources[cand.sensor].url),
+                                        lambda href, key=cand.sensor: provenance(strip_query(href), key)))
+        summary.plan = _with_windows(plan, catalog.sources.get("vhr"), recipe)
+        summary.plan_files = write_plan(summary.plan, root)
         if items:
             summary.catalog_path = write_catalog(root, region.name, items, RecipeRecord(recipe=recipe,
                                                                                        catalog=base_catalog.name))

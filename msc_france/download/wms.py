@@ -42,10 +42,11 @@ from rasterio.windows import from_bounds
 
 from msc_france.cog import write_cog
 from msc_france.config import Recipe, WmsSource
+from msc_france.download.candidates import Candidate
 from msc_france.download.fetch import AssetJob, Fetched, describe
 from msc_france.download.http import FetchError
 from msc_france.download.local_catalog import FILE_EXT, PROJ_EXT, RASTER_EXT, local_asset, write_json
-from msc_france.download.plan import Candidate
+from msc_france.download.plan import SensorCandidates
 from msc_france.grid import CRS, EXTENT_SIZE, ORIGIN, TileGrid, TileId, tiles_between
 from msc_france.sensors import SENSORS
 
@@ -54,10 +55,40 @@ PROBE_PX = 64  # pixels a side of the coverage probe of a dated layer
 WHITE = 255
 
 
-def wms_candidate(sensor: str, source: WmsSource, region_l93: Geometry) -> Candidate:
-    """A WMS covers all of France: one plan entry (its coverage is measured window by window when
-    fetched; 1.0 here only keeps it in the plan)."""
-    return Candidate(sensor, None, f"wms-{source.layer.lower().replace('.', '-')}", None, 0.0, 1.0, region_l93)
+def service_id(source: WmsSource) -> str:
+    """The plan's name for a WMS/WMTS source (its window items are named by window)."""
+    return f"wms-{source.layer.lower().replace('.', '-')}"
+
+
+def wms_sensor(key: str, source: WmsSource, region_l93: Geometry) -> tuple[SensorCandidates, str]:
+    """The candidates of a WMS source for planning: the flights of its mosaic graph over the region (one
+    candidate per graph area, with its day of flight), or, where the catalog names no WFS or it fails,
+    the whole service (its coverage and dates measured window by window when fetched); and a note."""
+    graph, problem = _graph(source, region_l93.boundingbox)
+    name = service_id(source)
+    if graph is None or graph.empty:
+        note = problem or f"the WFS {source.dates_wfs.typename if source.dates_wfs else ''} has no flight over the region"
+        return SensorCandidates(key, [], "cover", whole_service=name), note if source.dates_wfs else ""
+    field = source.dates_wfs.field if source.dates_wfs else ""
+    candidates = [
+        Candidate(key, None, name, dt.date.fromisoformat(str(day)[:10]), 0.0, Geometry(geom, CRS), f"{name}:{i}")
+        for i, (day, geom) in enumerate(zip(graph[field], graph.geometry, strict=True)) if geom is not None and not geom.is_empty
+    ]
+    return SensorCandidates(key, candidates, "cover"), f"VHR coverage and days of flight from the WFS {source.dates_wfs.typename}"
+
+
+def _graph(source: WmsSource, box: BoundingBox) -> tuple[Any, str]:
+    """The source's mosaic-graph features over ``box`` (a GeoDataFrame in Lambert-93), or None and why."""
+    wfs = source.dates_wfs
+    if wfs is None:
+        return None, ""
+    name = f"WFS:{wfs.url}{'' if '?' in wfs.url else '?'}"
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_MAX_RETRY": str(source.retries),
+                                     "GDAL_HTTP_RETRY_DELAY": str(source.retry_delay)})
+    try:
+        return pyogrio.read_dataframe(name, layer=wfs.typename, columns=[wfs.field], bbox=tuple(box)), ""
+    except (DataSourceError, DataLayerError, FieldError) as exc:
+        return None, f"the WFS {wfs.typename} failed ({_reason(exc)})"
 
 
 # --- windows -------------------------------------------------------------------------------------
@@ -76,15 +107,25 @@ class VhrWindow:
 
 def vhr_windows(grid: TileGrid, tiles: Sequence[TileId], window_px: int) -> list[VhrWindow]:
     """The region's tiles grouped in blocks of ``window_px // tile_px`` tiles a side on the grid."""
-    side = max(1, window_px // grid.tile_px("vhr"))
+    side = window_side(grid, window_px)
     blocks: dict[tuple[int, int], list[TileId]] = {}
     for tile in tiles:
         blocks.setdefault((tile.col // side, tile.row // side), []).append(tile)
     windows = []
-    for (bc, br), members in sorted(blocks.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for members in sorted(blocks.values(), key=lambda m: (m[0].row // side, m[0].col // side)):
         box = tiles_between(grid, members)
-        windows.append(VhrWindow(f"vhr-{bc * side:04d}_{br * side:04d}-{side}", tuple(box), len(members)))
+        windows.append(VhrWindow(window_id(members[0], side), tuple(box), len(members)))
     return windows
+
+
+def window_side(grid: TileGrid, window_px: int) -> int:
+    """Tiles along one side of a VHR window."""
+    return max(1, window_px // grid.tile_px("vhr"))
+
+
+def window_id(tile: TileId, side: int) -> str:
+    """The id (and local item id) of the window that holds ``tile``."""
+    return f"vhr-{tile.col // side * side:04d}_{tile.row // side * side:04d}-{side}"
 
 
 # --- GDAL descriptions ---------------------------------------------------------------------------
@@ -301,16 +342,10 @@ def _fetch_window(window: VhrWindow, job: AssetJob, source: WmsSource, layers: L
 def flight_dates(source: WmsSource, box: BoundingBox) -> tuple[tuple[tuple[str, float], ...], str]:
     """(day of flight, share of ``box``) from the source's mosaic-graph WFS, largest share first, and
     where they came from; no days (and why) where the source names no WFS or it fails."""
+    graph, problem = _graph(source, box)
+    if graph is None or source.dates_wfs is None:
+        return (), problem
     wfs = source.dates_wfs
-    if wfs is None:
-        return (), ""
-    name = f"WFS:{wfs.url}{'' if '?' in wfs.url else '?'}"
-    pyogrio.set_gdal_config_options({"GDAL_HTTP_MAX_RETRY": str(source.retries),
-                                     "GDAL_HTTP_RETRY_DELAY": str(source.retry_delay)})
-    try:
-        graph = pyogrio.read_dataframe(name, layer=wfs.typename, columns=[wfs.field], bbox=tuple(box))
-    except (DataSourceError, DataLayerError, FieldError) as exc:
-        return (), f"the WFS {wfs.typename} failed ({_reason(exc)})"
     clipped = graph.geometry.intersection(shapely.box(*box)).area / (box.span_x * box.span_y)
     shares = clipped.groupby(graph[wfs.field].astype(str).str[:10]).sum()
     flights = tuple((str(day), round(float(share), 6)) for day, share in shares.sort_values(ascending=False).items()

@@ -42,7 +42,8 @@ def _malformed(good: dict[str, Any]) -> list[Any]:
     return ["not an item", escape, no_geometry, bad_date, no_asset]
 
 
-def test_an_empty_page_is_a_one_line_error_and_writes_nothing(tmp_path: Path, tiny_world: World) -> None:
+def test_an_empty_page_is_a_one_line_error_and_writes_nothing(tmp_path: Path, tiny_world: World,
+                                                              served_world: DemoServer) -> None:
     with stac_stub(lambda collection: [[]]) as url, pytest.raises(UserError) as error:
         run_download(_request(tmp_path, url, tiny_world, tmp_path / "d"), _console()[0])
     assert "no Sentinel-2 L2A item over" in str(error.value) and "\n" not in str(error.value)
@@ -99,8 +100,10 @@ def test_footprints_that_miss_the_region_are_never_planned(tmp_path: Path, tiny_
     far = {c: [_moved(i, 2.0) for i in found] for c, found in items.items()}
     with stac_stub(lambda collection: [far[collection] + items[collection]]) as url:
         summary = run_download(_request(tmp_path, url, tiny_world, tmp_path / "a", dry_run=True), _console()[0])
-    assert summary.plan is not None and summary.plan.entries
-    assert not [e.item_id for e in summary.plan.entries if e.item_id.endswith("-far")]
+    assert summary.plan is not None
+    planned = {c.item_id for key in summary.plan.sensors for c in summary.plan.used(key)}
+    assert planned and not [i for i in planned if i.endswith("-far")]
+    assert not [c for s in summary.plan.sensors.values() for c in s.candidates if c.item_id.endswith("-far")]
     with stac_stub(lambda collection: [far[collection]]) as url, pytest.raises(UserError, match="no Sentinel-2 L2A item over"):
         run_download(_request(tmp_path, url, tiny_world, tmp_path / "b"), _console()[0])
     assert not (tmp_path / "b" / "catalogs").exists()
