@@ -18,10 +18,11 @@ GRID = TileGrid.create(480, {"s2": 10, "l8": 30, "vhr": 1.5, "labels": 10})
 
 def record(col: int, row: int, sensor: str, valid: float = 1.0, *, region: str = "alpha",
            datetime: str | None = "2023-06-01T10:30:00Z", items: list[str] | None = None,
-           cloud: float = 0.0) -> dict:
+           dates: list[str | None] | None = None, cloud: float = 0.0) -> dict:
+    items = [f"{sensor}-{col}-{row}"] if items is None else items
     return {
         "tile": str(TileId(col, row)), "col": col, "row": row, "sensor": sensor, "region": region,
-        "datetime": datetime, "items": [f"{sensor}-{col}-{row}"] if items is None else items,
+        "datetime": datetime, "items": items, "dates": [datetime] * len(items) if dates is None else dates,
         "valid_fraction": valid, "cloud_fraction": cloud,
     }
 
@@ -67,7 +68,7 @@ def test_split_rejects_bad_block() -> None:
 def records() -> list[dict]:
     return [
         # tile (3, 4): all good, labels poor (labels do not count)
-        record(3, 4, "s2", 0.99, items=["S2A_1", "S2B_2"]),
+        record(3, 4, "s2", 0.99, items=["S2A_1", "S2B_2"], dates=["2023-06-01T10:30:00Z", "2023-05-22T10:40:00Z"]),
         record(3, 4, "l8", 0.97, datetime="2023-06-03T10:00:00Z"),
         record(3, 4, "vhr", 1.0),
         record(3, 4, "labels", 0.10, datetime=None),
@@ -86,10 +87,10 @@ def test_index_columns_and_order(records: list[dict]) -> None:
     gdf = build_index(records, GRID)
     assert list(gdf.columns) == [
         "tile", "col", "row", "region", "geometry",
-        "s2_datetime", "s2_items", "s2_valid", "s2_cloud",
-        "l8_datetime", "l8_items", "l8_valid", "l8_cloud",
-        "vhr_datetime", "vhr_items", "vhr_valid", "vhr_cloud",
-        "labels_datetime", "labels_items", "labels_valid", "labels_cloud",
+        "s2_datetime", "s2_items", "s2_dates", "s2_valid", "s2_cloud",
+        "l8_datetime", "l8_items", "l8_dates", "l8_valid", "l8_cloud",
+        "vhr_datetime", "vhr_items", "vhr_dates", "vhr_valid", "vhr_cloud",
+        "labels_datetime", "labels_items", "labels_dates", "labels_valid", "labels_cloud",
         "quality_ok", "quality_reason", "split",
     ]
     assert list(gdf["tile"]) == ["0003_0004", "0005_0004", "0002_0005"]  # row, then col
@@ -101,12 +102,15 @@ def test_index_values(records: list[dict]) -> None:
     gdf = build_index(records, GRID).set_index("tile")
     first = gdf.loc["0003_0004"]
     assert first["s2_items"] == "S2A_1,S2B_2"
+    assert first["s2_dates"] == "2023-06-01T10:30:00Z,2023-05-22T10:40:00Z", "every date, in priority order"
+    assert first["s2_datetime"] == "2023-06-01T10:30:00Z", "the first item's"
+    assert first["labels_dates"] == "", "an item without a date is an empty entry"
     assert first["l8_datetime"] == "2023-06-03T10:00:00Z"
     assert first["s2_valid"] == pytest.approx(0.99)
     assert pd.isna(first["labels_datetime"])
     assert gdf.loc["0002_0005", "l8_cloud"] == pytest.approx(0.19)
     # Missing sensor: empty values.
-    assert pd.isna(gdf.loc["0002_0005", "vhr_items"])
+    assert pd.isna(gdf.loc["0002_0005", "vhr_items"]) and pd.isna(gdf.loc["0002_0005", "vhr_dates"])
     assert math.isnan(gdf.loc["0002_0005", "vhr_valid"])
     assert math.isnan(gdf.loc["0002_0005", "labels_valid"])
 
@@ -126,6 +130,15 @@ def test_index_quality_rule(records: list[dict]) -> None:
     assert gdf.loc["0005_0004", "region"] == "beta"
     assert gdf.loc["0003_0004", "region"] == "alpha"
     assert gdf["quality_ok"].dtype == bool
+
+
+def test_records_written_before_dates_were_kept_have_none() -> None:
+    """A store grown from completion records of an earlier version: no dates, the rest as before."""
+    old = record(0, 0, "s2", items=["S2A_1", "S2B_2"])
+    del old["dates"]
+    row = build_index([old, record(1, 0, "s2")], GRID).set_index("tile")
+    assert pd.isna(row.loc["0000_0000", "s2_dates"]) and row.loc["0000_0000", "s2_datetime"] == "2023-06-01T10:30:00Z"
+    assert row.loc["0001_0000", "s2_dates"] == "2023-06-01T10:30:00Z", "the premise: a kept date is written"
 
 
 def test_index_regions_joined_and_threshold_text() -> None:

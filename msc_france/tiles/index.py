@@ -26,7 +26,7 @@ SPLITS: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
 LABELS = "labels"
 # Column order of the per-sensor groups: the known sensors first, labels last, then any others.
 _SENSOR_ORDER: tuple[str, ...] = (*SENSORS, LABELS)
-_PER_SENSOR = ("datetime", "items", "valid", "cloud")
+_PER_SENSOR = ("datetime", "items", "dates", "valid", "cloud")
 
 
 # --- splits ------------------------------------------------------------------------------------
@@ -114,7 +114,8 @@ def build_index(
     """The tile index (``docs/store.md``) from per-(tile, sensor) records, given oldest first.
 
     One row per tile, sorted by row then column. For each sensor that appears in any record there
-    are ``<sensor>_datetime``, ``<sensor>_items`` (comma-joined), ``<sensor>_valid`` and
+    are ``<sensor>_datetime``, ``<sensor>_items`` and ``<sensor>_dates`` (comma-joined, in priority
+    order; dates are None for records written before they were kept), ``<sensor>_valid`` and
     ``<sensor>_cloud``; a tile without a record for that sensor has None / NaN there. When a
     (tile, sensor) has several records the latest one wins, and ``region`` joins the distinct
     regions of the records kept.
@@ -151,12 +152,14 @@ def build_index(
         for s in sensors:
             rec = per_tile.get(s)
             if rec is None:
-                row.update({f"{s}_datetime": None, f"{s}_items": None, f"{s}_valid": math.nan, f"{s}_cloud": math.nan})
+                row.update({f"{s}_datetime": None, f"{s}_items": None, f"{s}_dates": None, f"{s}_valid": math.nan,
+                            f"{s}_cloud": math.nan})
                 continue
-            items = rec.get("items")
+            items, dates = rec.get("items"), rec.get("dates")
             row.update({
                 f"{s}_datetime": None if rec.get("datetime") is None else str(rec["datetime"]),
                 f"{s}_items": ",".join(str(i) for i in items) if items is not None else None,
+                f"{s}_dates": ",".join(str(d or "") for d in dates) if dates is not None else None,
                 f"{s}_valid": _fraction(rec.get("valid_fraction")),
                 f"{s}_cloud": _fraction(rec.get("cloud_fraction")),
             })

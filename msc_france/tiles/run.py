@@ -31,6 +31,7 @@ from msc_france.tiles.sources import (
     region_geometry,
 )
 from msc_france.tiles.store import all_done, create_or_open, layers, lock_path, read_done, shard_of, shard_tiles
+from msc_france.tiles.tileplan import PLAN_FILE, TileOrders, read_plan
 
 
 @dataclass
@@ -87,6 +88,26 @@ def plan_tiles(recipe: Recipe, folders: list[Path]) -> tuple[dict[TileId, str], 
     return tiles, items
 
 
+def tile_orders(groups: list[str], folders: list[Path], items: list[SourceItem], console: Console) -> TileOrders:
+    """The regions' plans in one; says once what is mosaicked least cloudy first (no plan, or a sensor
+    it does not order) and which planned items the catalogs lack (left out)."""
+    plans = []
+    for folder in folders:
+        plan = read_plan(folder)
+        if plan is None:
+            console.print(f"{folder.name}: no {PLAN_FILE} (downloaded by an earlier version): "
+                          "items are mosaicked least cloudy first on every tile")
+            continue
+        if unplanned := [g for g in groups if g not in plan.groups]:
+            console.print(f"{folder.name}: {PLAN_FILE} orders no {', '.join(unplanned)} items: least cloudy first")
+        plans.append(plan)
+    orders = TileOrders.combine(plans)
+    if missing := sorted(orders.keys() - {i.key for i in items}):
+        console.print(f"[yellow]{len(missing)} planned item(s) are not in the local catalogs and are left out "
+                      f"(first: {missing[0]}); download the region again to fetch them[/yellow]")
+    return orders
+
+
 def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
     """Build or complete the store of ``request``; one run at a time on a local store. The recipe is
     the downloads' unless the request names one that they can serve (checked before any Dask work)."""
@@ -102,6 +123,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
                console: Console) -> TilesSummary:
     grid = recipe.tile_grid
     tiles, items = plan_tiles(recipe, folders)
+    orders = tile_orders([layer.group for layer in layers(recipe)], folders, items, console)
     encodings = item_encodings(items)
     create_or_open(store, recipe, request.storage_options, encodings)
     k = shard_tiles(recipe)
@@ -120,16 +142,19 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
             bounds = [grid.tile_bounds(t) for t in shard_tile_list]
             area = shapely.box(min(b.left for b in bounds), min(b.bottom for b in bounds),
                                max(b.right for b in bounds), max(b.top for b in bounds))
-            near = [i for i in sensor_items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
-            jobs.append((layer, shard, shard_tile_list, near))
+            order = orders.for_shard(layer.group, shard_tile_list)
+            wanted = order.keys()
+            near = [i for i in sensor_items if (wanted is None or i.key in wanted)
+                    and shapely.from_wkt(i.footprint_wkt).intersects(area)]
+            jobs.append((layer, shard, shard_tile_list, near, order))
     dashboard = None
     if jobs:
         with dask_client(request.scheduler, request.workers) as client:
             dashboard = client.dashboard_link
             console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
             futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
-                                     request.storage_options, pure=False, retries=2)
-                       for layer, shard, shard_tile_list, near in jobs]
+                                     request.storage_options, order, pure=False, retries=2)
+                       for layer, shard, shard_tile_list, near, order in jobs]
             with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
                 for future in as_completed(futures):
                     future.result()

@@ -15,7 +15,8 @@ from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import Layer, read_done, write_done, write_shard
-from msc_france.tiles.warp import CAUSES, CLOUD, render
+from msc_france.tiles.tileplan import ShardOrder
+from msc_france.tiles.warp import CAUSES, CLOUD, Rendered, render
 
 
 def shard_box(grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int) -> tuple[slice, slice]:
@@ -48,18 +49,18 @@ def _merged(group: zarr.Group, box: tuple[slice, slice], rendered: Any,
     return data, valid
 
 
-def _tile_record(tile: TileId, layer: Layer, rendered: Any, window: tuple[slice, slice]) -> dict[str, Any]:
+def _tile_record(tile: TileId, layer: Layer, rendered: Rendered, window: tuple[slice, slice]) -> dict[str, Any]:
     valid = rendered.valid[window]
     has_data = rendered.has_data[window]
     cause = rendered.cause[window]
-    used = sorted({int(i) for i in np.unique(rendered.first_item[window]) if i >= 0})
-    items = [rendered.items[i] for i in used]
+    items = rendered.used_in(window)
     counts = np.bincount(cause.ravel(), minlength=len(CAUSES) + 1)
     return {
         "tile": str(tile), "col": tile.col, "row": tile.row, "sensor": layer.group,
         "region": ",".join(sorted({i.region for i in items})) or None,
         "datetime": items[0].datetime if items else None,
         "items": [i.item_id for i in items],
+        "dates": [i.datetime for i in items],
         "valid_fraction": float(valid.mean()),
         "cloud_fraction": float((has_data & (cause == CLOUD)).sum() / has_data.sum()) if has_data.any() else 0.0,
         "invalid_fractions": {name: float(counts[code] / cause.size) for code, name in CAUSES.items()},
@@ -75,13 +76,16 @@ def _statistics(data: np.ndarray, valid: np.ndarray, layer: Layer) -> dict[str, 
 
 def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
                   tiles: list[TileId], items: list[SourceItem],
-                  storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                  storage_options: dict[str, Any] | None = None, order: ShardOrder | None = None) -> dict[str, Any]:
     """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record.
+    ``order`` says which items go on which tile, best first (default: every item on every tile, in the
+    order given).
 
     The Dask task. A :class:`UserError` leaves it without the errors chained to it (rasterio's do
     not unpickle), so that the client gets it back as it is and the command line prints one line."""
     try:
-        return _process_shard(store, grid, layer, shard, k, tiles, items, storage_options)
+        every = ShardOrder(dict.fromkeys(tiles)) if order is None else order
+        return _process_shard(store, grid, layer, shard, k, tiles, items, storage_options, every)
     except UserError as exc:
         exc.__context__ = exc.__cause__ = None
         raise
@@ -89,13 +93,14 @@ def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, in
 
 def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
                    tiles: list[TileId], items: list[SourceItem],
-                   storage_options: dict[str, Any] | None) -> dict[str, Any]:
+                   storage_options: dict[str, Any] | None, order: ShardOrder) -> dict[str, Any]:
     previous = read_done(store, layer.group, shard, storage_options) or {"tiles": {}}
     box = shard_box(grid, layer, shard, k)
     target = grid.geobox(layer.grid_sensor)[box]
-    rendered = render(layer, items, target)
-    group = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)[layer.group]
     px = grid.tile_px(layer.grid_sensor)
+    ranks = order.ranks(items, shard, k, (target.shape[0] // px, target.shape[1] // px))
+    rendered = render(layer, items, target, ranks)
+    group = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)[layer.group]
     windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
     if rewrites_whole_shard(tiles, target.shape, px):
         data, valid = rendered.data, rendered.valid.view(np.uint8)

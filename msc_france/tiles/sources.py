@@ -32,6 +32,11 @@ class SourceItem:
     nodata: tuple[tuple[str, float], ...] = ()  # (asset key, nodata its raster:bands declare)
     encodings: tuple[Encoding, ...] = ()  # distinct ``raster:bands`` encodings of its assets' bands
 
+    @property
+    def key(self) -> str:
+        """``region/item id``: unique across regions (the same source item downloaded twice is two windows)."""
+        return f"{self.region}/{self.item_id}"
+
     def asset(self, key: str) -> str:
         return dict(self.assets)[key]
 

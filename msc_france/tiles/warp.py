@@ -1,9 +1,10 @@
 """Render one shard of one store group from the downloaded items: open each source file once, warp
 all the bands that share a source grid in one GDAL call onto the shard's grid (``average`` when
-downsampling, ``bilinear`` when upsampling, ``nearest`` for classes), mosaic least cloudy first, and
-build the valid mask and, for each pixel that is not valid, why (cloud, snow, nodata, other). A
-file that declares no nodata gets the one its STAC item's ``raster:bands`` declare, else the layer's
-(the mask's for quality layers), so that the fill outside a swath is never taken for data.
+downsampling, ``bilinear`` when upsampling, ``nearest`` for classes), mosaic them by each tile's ranks
+(the plan's order), and build the valid mask and, for each pixel that is not valid, why (cloud, snow,
+nodata, other). A file that declares no nodata gets the one its STAC item's ``raster:bands`` declare,
+else the layer's (the mask's for quality layers), so that the fill outside a swath is never taken for
+data.
 
 Fast paths, each equal to GDAL's nodata-aware (masked) warp of the bands as float32 with NaN: a
 plain windowed read when the source is already on the grid; integer data straight to GDAL when no
@@ -39,6 +40,7 @@ from msc_france.errors import UserError, error_chain
 from msc_france.sensors import SENSORS
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.store import LABELS, Layer
+from msc_france.tiles.tileplan import UNUSED
 from msc_france.windows import padded_window
 
 S2_HARMONISE_DN = 1000  # DN added to Sentinel-2 scenes before baseline 04.00 (offset -1000 since)
@@ -61,6 +63,14 @@ class Rendered:
     first_item: np.ndarray  # (y, x) int16: index in ``items`` of the item that filled the pixel, -1 none
     items: list[SourceItem]
     cause: np.ndarray  # (y, x) uint8: CLEAR where valid, else why not (a key of CAUSES)
+    ranks: np.ndarray  # (item, tile row, tile column) int16: each of ``items``' rank on each tile, UNUSED: not used
+
+    def used_in(self, window: tuple[slice, slice]) -> list[SourceItem]:
+        """The items that filled pixels of ``window`` (within one tile), best-ranked first."""
+        row = (window[0].start or 0) * self.ranks.shape[1] // self.first_item.shape[0]
+        col = (window[1].start or 0) * self.ranks.shape[2] // self.first_item.shape[1]
+        used = [int(i) for i in np.unique(self.first_item[window]) if i >= 0]
+        return [self.items[i] for i in sorted(used, key=lambda i: (self.ranks[i, row, col], i))]
 
 
 def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
@@ -319,27 +329,46 @@ def _readable(item: SourceItem) -> Iterator[None]:
                         f"delete {folder} and rerun the download, then tiles") from None
 
 
-def render(layer: Layer, items: list[SourceItem], target: GeoBox) -> Rendered:
-    """Mosaic ``items`` (least cloudy first) on ``target``."""
+def _blocks(ranks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(y, x) ranks of one item from its (tile row, tile column) ranks, each tile ``shape / ranks.shape`` pixels."""
+    rows, cols = ranks.shape
+    return np.repeat(np.repeat(ranks, shape[0] // rows, axis=0), shape[1] // cols, axis=1)
+
+
+def render(layer: Layer, items: list[SourceItem], target: GeoBox, ranks: np.ndarray | None = None) -> Rendered:
+    """Mosaic ``items`` on ``target``: per pixel, the clear data of the best-ranked item clear there, else
+    the (cloudy) data of the best-ranked item with data there. ``ranks`` (item, tile row, tile column)
+    gives each item's rank on each tile of ``target`` (:data:`UNUSED`: not used there); by default the
+    items' order everywhere."""
     shape = target.shape
+    if ranks is None:
+        ranks = np.broadcast_to(np.arange(len(items), dtype=np.int16)[:, None, None], (len(items), 1, 1))
     data = np.full((len(layer.bands), *shape), layer.nodata, dtype=layer.dtype)
     valid = np.zeros(shape, dtype=bool)
     has_data = np.zeros(shape, dtype=bool)
     first = np.full(shape, -1, dtype=np.int16)
     cause = np.full(shape, NODATA, dtype=np.uint8)
+    clear_rank = np.full(shape, UNUSED, dtype=np.int16)  # rank of the item whose clear pixel is kept
+    data_rank = np.full(shape, UNUSED, dtype=np.int16)  # best rank of an item with data
     area = shapely.box(*target.boundingbox)
-    used = [i for i in items if shapely.from_wkt(i.footprint_wkt).intersects(area)]
+    kept = [k for k, item in enumerate(items)
+            if (ranks[k] < UNUSED).any() and shapely.from_wkt(item.footprint_wkt).intersects(area)]
+    used, ranks = [items[k] for k in kept], ranks[kept]
     with rasterio.Env(**GDAL_OPTIONS):
         for k, item in enumerate(used):
             with _readable(item), contextlib.ExitStack() as files:
                 bands, present = _item_bands(layer, item, target, files)
                 quality = _quality(layer, item, target, files)
+            rank = _blocks(ranks[k], shape)
+            present &= rank < UNUSED
             here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
-            take = (here == CLEAR) & ~valid  # clear pixels not yet filled by a clearer item
-            put = take | (present & ~has_data)  # and cloudy data where nothing better exists (yet)
+            take = (here == CLEAR) & (rank < clear_rank)  # clear, and better than the clear pixel kept
+            put = take | (present & ~valid & (rank < data_rank))  # and cloudy data where nothing clear is, best first
             np.copyto(data, bands, where=put)
             np.copyto(first, k, where=put)
             np.copyto(cause, here, where=put)
+            np.copyto(clear_rank, rank, where=take)
+            np.copyto(data_rank, rank, where=present & (rank < data_rank))
             valid |= take
             has_data |= present
-    return Rendered(data, valid, has_data, first, used, cause)
+    return Rendered(data, valid, has_data, first, used, cause, ranks)
