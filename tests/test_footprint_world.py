@@ -60,6 +60,7 @@ def test_tiles_at_the_swath_edge_are_partial(prints: Footprints) -> None:
         full[s.tile] = max(full.get(s.tile, 0.0), s.footprint.area)
     partial = [s for s in prints.s2 if s.footprint.area < 0.8 * full[s.tile]]
     assert 0.1 < len(partial) / len(prints.s2) < 0.7
+    assert all(s.nodata_percentage > 20 for s in partial)
 
 
 def test_some_datatakes_are_delivered_twice(prints: Footprints) -> None:

@@ -75,6 +75,7 @@ class S2Scene:
     processed: dt.datetime
     baseline: str
     cloud_cover: float
+    nodata_percentage: float  # of the tile outside the swath
     footprint: BaseGeometry  # lon/lat: the tile clipped to the swath
 
 
@@ -178,7 +179,8 @@ def sentinel2(season: DateRange, france: BaseGeometry, weather: Weather, seed: i
                     continue
                 centre = clipped.centroid
                 scene_ = S2Scene(tile.name, tile.epsg, platform, relative, absolute + k, datatake, processed,
-                                 S2_BASELINE, round(weather.cover(datatake.date(), centre.x, centre.y), 6), clipped)
+                                 S2_BASELINE, round(weather.cover(datatake.date(), centre.x, centre.y), 6),
+                                 round(100 * (1 - clipped.area / tile.footprint.area), 6), clipped)
                 out.append(scene_)
                 if rng.random() < S2_DUPLICATES:
                     again = processed + dt.timedelta(days=int(rng.integers(2, 40)), minutes=int(rng.integers(0, 600)))
