@@ -180,6 +180,14 @@ class WorldDates(Strict):
         return self
 
 
+class DateRange(Strict):
+    start: dt.date
+    end: dt.date
+
+
+FOOTPRINT_SEASON = DateRange(start=dt.date(2023, 4, 1), end=dt.date(2023, 9, 30))
+
+
 class DemoWorldConfig(Strict):
     """The synthetic France scene: where, how big, how sampled, which acquisitions."""
 
@@ -190,11 +198,8 @@ class DemoWorldConfig(Strict):
     s2: WorldDates
     l8: WorldDates
     vhr: WorldDates
-
-
-class DateRange(Strict):
-    start: dt.date
-    end: dt.date
+    footprints: DateRange = Field(default=FOOTPRINT_SEASON,
+                                  description="season of the items-only footprint world over France")
 
 
 class Catalog(Strict):
@@ -204,7 +209,20 @@ class Catalog(Strict):
     description: str = ""
     dates: DateRange | None = Field(default=None, description="default search dates")
     sources: dict[str, Annotated[StacSource | WmsSource, Field(discriminator="type")]]
-    world: DemoWorldConfig | None = None
+    world: DemoWorldConfig | None = Field(
+        default=None, description="the demo world, or the name of another catalog whose world this one shares")
+
+    @field_validator("world", mode="before")
+    @classmethod
+    def _shared_world(cls, value: Any) -> Any:
+        """``world: demo``: the world section of catalogs/demo.yaml, so both catalogs run on one world."""
+        if not isinstance(value, str):
+            return value
+        path = resolve_config(value, CATALOGS_DIR, "catalog")
+        raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, dict) or not isinstance(raw.get("world"), dict):
+            raise ValueError(f"catalog {value!r} has no world section of its own to share")
+        return raw["world"]
 
     @field_validator("sources")
     @classmethod

@@ -107,6 +107,16 @@ def test_shipped_catalogs_load():
     assert demo.world.center == (1.365, 43.53)
 
 
+def test_world_names_another_catalog(tmp_path, demo_catalog_data):
+    shared = {**demo_catalog_data, "world": "demo"}
+    (tmp_path / "shared.yaml").write_text(yaml.safe_dump(shared))
+    assert load_yaml(tmp_path / "shared.yaml", Catalog).world == load_catalog("demo").world
+    for world, message in (("planetary-computer", "has no world section of its own"), ("nowhere", "unknown catalog")):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**demo_catalog_data, "world": world}))
+        with pytest.raises(UserError, match=message):
+            load_yaml(tmp_path / "bad.yaml", Catalog)
+
+
 def test_models_are_immutable():
     recipe = load_recipe("demo")
     with pytest.raises(Exception):

@@ -23,6 +23,7 @@ def test_collections_served(served_world: DemoServer) -> None:
     client = Client.open(served_world.stac_url)
     assert {c.id for c in client.get_collections()} == {
         "sentinel-2-l2a", "landsat-c2-l2", "demo-vhr", "esa-worldcover",
+        "sentinel-2-l2a-france", "landsat-c2-l2-france", "esa-worldcover-france",  # the footprint world
     }
 
 

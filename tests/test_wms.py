@@ -166,7 +166,8 @@ def test_window_outside_the_service_has_no_coverage(served_world: DemoServer, ti
     covered = fetch_window(inside, source, load_recipe("demo"), tmp_path, layer_set(source))
     assert covered.record.coverage == 1.0, f"{fmt}: imagery everywhere in the world"
     left, bottom, right, top = inside.bounds
-    far = VhrWindow("vhr-far", (left + 50_000, bottom, right + 50_000, top), 1)
+    # 600 km west: the Bay of Biscay, outside the imagery and the France-wide mosaic graph alike
+    far = VhrWindow("vhr-far", (left - 600_000, bottom, right - 600_000, top), 1)
     result = fetch_window(far, source, load_recipe("demo"), tmp_path, layer_set(source))
     assert result.record.coverage == 0.0 and result.record.year is None
     with rasterio.open(result.fetched.job.path) as fetched:

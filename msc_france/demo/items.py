@@ -170,7 +170,7 @@ def worldcover_item(grid: GeoBox, href: str) -> dict[str, Any]:
                  dt.datetime(2021, 1, 1), properties, {"map": asset}, ["proj", "raster", "classification"])
 
 
-def collection(key: str, items: list[dict[str, Any]], description: str) -> dict[str, Any]:
+def collection(collection_id: str, items: list[dict[str, Any]], description: str) -> dict[str, Any]:
     """A collection whose extent covers ``items``."""
     west = min(i["bbox"][0] for i in items)
     south = min(i["bbox"][1] for i in items)
@@ -178,7 +178,7 @@ def collection(key: str, items: list[dict[str, Any]], description: str) -> dict[
     north = max(i["bbox"][3] for i in items)
     times = sorted(i["properties"]["datetime"] for i in items)
     return {
-        "type": "Collection", "stac_version": "1.0.0", "id": COLLECTIONS[key], "description": description,
+        "type": "Collection", "stac_version": "1.0.0", "id": collection_id, "description": description,
         "license": "CC-BY-4.0", "links": [],
         "extent": {"spatial": {"bbox": [[west, south, east, north]]}, "temporal": {"interval": [[times[0], times[-1]]]}},
         "summaries": {"platform": sorted({i["properties"].get("platform", "") for i in items} - {""})},

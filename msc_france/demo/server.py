@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from msc_france.demo.footprint_items import ITEM_COLLECTIONS
 from msc_france.demo.ogc import render_caches
 from msc_france.errors import UserError
 
@@ -81,18 +82,20 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout: f
 
 
 def served_item_files(world: Path, files_url: str, out: Path) -> list[Path]:
-    """Collections and item collections with absolute hrefs, for rustac to load."""
+    """Collections and item collections with absolute hrefs, for rustac to load: the demo scene's items
+    (one file each) and the footprint world's (one item collection per collection)."""
     paths: list[Path] = []
     for collection_file in sorted((world / "stac" / "collections").glob("*.json")):
         paths.append(collection_file)
-        items = []
-        for item_file in sorted((world / "stac" / "items" / collection_file.stem).glob("*.json")):
-            item = json.loads(item_file.read_text())
+        items = [json.loads(f.read_text()) for f in sorted((world / "stac" / "items" / collection_file.stem).glob("*.json"))]
+        footprints = world / "stac" / ITEM_COLLECTIONS / collection_file.name
+        if footprints.exists():
+            items += json.loads(footprints.read_text())["features"]
+        for item in items:
             for asset in item["assets"].values():
                 asset["href"] = f"{files_url}/{asset['href']}"
-            items.append(item)
         item_collection = out / f"{collection_file.stem}.items.json"
-        item_collection.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+        item_collection.write_text(json.dumps({"type": "FeatureCollection", "features": items}, separators=(",", ":")))
         paths.append(item_collection)
     return paths
 

@@ -4,7 +4,11 @@ flight (``date_vol``), served by MapServer (Debian's ``cgi-mapserver``; ``make i
 where it can) through the standard CGI interface.
 
 The graph splits the world into north-south flight strips flown on successive days of the
-campaign, as a real orthophoto mosaic is made of several flights.
+campaign, as a real orthophoto mosaic is made of several flights. Around the scene it covers
+metropolitan France with campaign blocks (50 km squares of Lambert-93 clipped to France, the scene
+cut out), each département flown in one year of 2021-2023, each block on one day of May to
+September; a few blocks are left out (not flown yet). The blocks are drawn from a fixed seed: the
+graph is one France-wide product, whatever the world.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+
+from msc_france.regions import resolve_region
+
 NAMESPACE = "ORTHOIMAGERY.ORTHOPHOTOS.GRAPHE-MOSAIQUAGE"
 FEATURE_TYPE = "graphe_bdortho"
 TYPENAME = f"{NAMESPACE}:{FEATURE_TYPE}"
@@ -26,6 +36,11 @@ STRIP_DAYS = (0, 3, 4)  # days after the campaign's first flight
 GRAPH_FILE = "graphe_bdortho.geojson"
 MAP_FILE = "mapserver.map"
 CONFIG_FILE = "mapserver.conf"
+BLOCK = 50_000.0  # metres: the side of a campaign block
+BLOCK_SEED = 2154
+BLOCK_YEARS = (2021, 2022, 2023)
+NOT_FLOWN = 0.06  # share of the blocks left out
+DEPARTEMENTS = (*(f"{i:02d}" for i in range(1, 96) if i != 20), "2A", "2B")
 
 
 def mapserv_binary() -> str | None:
@@ -45,11 +60,35 @@ def write_graph(folder: Path, bounds: tuple[float, float, float, float], first_f
             [left + i * width, bottom], [left + (i + 1) * width, bottom], [left + (i + 1) * width, top],
             [left + i * width, top], [left + i * width, bottom]]]},
     } for i in range(STRIPS)]
+    features += france_blocks(shapely.box(*bounds))
     (folder / GRAPH_FILE).write_text(json.dumps({
         "type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2154"}},
         "features": features}))
     (folder / MAP_FILE).write_text(_mapfile(GRAPH_FILE))
     (folder / CONFIG_FILE).write_text(f'CONFIG\n  ENV\n    MS_MAP_NO_PATH "1"\n    MS_MAPFILE "{MAP_FILE}"\n  END\nEND\n')
+
+
+def france_blocks(scene: shapely.Polygon) -> list[dict[str, Any]]:
+    """The campaign blocks over France (Lambert-93 features), ``scene`` cut out of them."""
+    france = resolve_region("France").geometry.to_crs("EPSG:2154").geom
+    centres = np.array([resolve_region(code).geometry.to_crs("EPSG:2154").geom.centroid.coords[0]
+                        for code in DEPARTEMENTS])
+    rng = np.random.default_rng(BLOCK_SEED)
+    years = rng.choice(BLOCK_YEARS, len(DEPARTEMENTS))
+    left, bottom, right, top = france.bounds
+    features = []
+    for x in np.arange(left // BLOCK * BLOCK, right, BLOCK):
+        for y in np.arange(bottom // BLOCK * BLOCK, top, BLOCK):
+            block = shapely.box(x, y, x + BLOCK, y + BLOCK).intersection(france).difference(scene)
+            day, flown = int(rng.integers(0, 153)), rng.random() >= NOT_FLOWN
+            if block.is_empty or not flown:
+                continue
+            dep = int(np.argmin(np.hypot(*(centres - block.centroid.coords[0]).T)))
+            flight = dt.date(int(years[dep]), 5, 1) + dt.timedelta(days=day)
+            features.append({"type": "Feature", "geometry": mapping(block),
+                             "properties": {DATE_FIELD: flight.isoformat(), "dep": DEPARTEMENTS[dep],
+                                            "id_cliche": f"fr-{int(x // BLOCK)}-{int(y // BLOCK)}"}})
+    return features
 
 
 def _mapfile(graph: str) -> str:

@@ -7,6 +7,7 @@ Layout of the folder::
     cogs/<collection>/<item>/*.tif  the products, on their native grids
     stac/collections/<id>.json      collections
     stac/items/<collection>/*.json  items, hrefs relative to the folder
+    stac/item-collections/<id>.json the footprint world over France (items only: footprint_items.py)
 
 Generation is deterministic from the seed and resumable: an acquisition whose item file exists
 is not rendered again, and a change of configuration starts afresh.
@@ -34,6 +35,8 @@ from tqdm import tqdm
 from msc_france.cog import write_cog
 from msc_france.config import DemoWorldConfig, WorldDates
 from msc_france.demo import items as stac
+from msc_france.demo.footprint_items import write_footprints
+from msc_france.demo.footprints import footprints
 from msc_france.demo.landscape import Landscape, generate_landscape
 from msc_france.demo.ogc import OGC_DIR, render_caches
 from msc_france.demo.native import landsat_grid, sentinel2_grid, worldcover_grid
@@ -50,7 +53,7 @@ from msc_france.demo.render import (
 )
 from msc_france.sensors import LANDSAT8, SENTINEL2, VHR, s2_encoding
 
-GENERATOR_VERSION = "3"  # 3: Landsat cloud cover counts cirrus; orthophoto services (ogc/)
+GENERATOR_VERSION = "4"  # 4: footprint world over France (items only), France-wide mosaic graph
 MANIFEST = "world.json"
 SCENE_SNAP = 1920.0  # scene edges fall on tile edges of the France grid for 1920 m and its divisors
 OVERPASS = {"s2": dt.time(10, 50, 31), "l8": dt.time(10, 35, 12), "vhr": dt.time(11, 0, 0)}
@@ -246,7 +249,8 @@ def generate_world(cfg: DemoWorldConfig, root: Path, show_progress: bool = True)
                     "labels": "ESA WorldCover-like land cover (demo world)"}
     for key, collection in stac.COLLECTIONS.items():
         _write_json(root / "stac" / "collections" / f"{collection}.json",
-                    stac.collection(key, by_collection[collection], descriptions[key]))
+                    stac.collection(collection, by_collection[collection], descriptions[key]))
+    footprint_counts = write_footprints(root, footprints(cfg.footprints, cfg.seed))
     render_caches(root)  # the orthophotos as the WMS/WMTS serve them
     files = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
     lonlat = scene.extent.to_crs("EPSG:4326").boundingbox
@@ -257,6 +261,7 @@ def generate_world(cfg: DemoWorldConfig, root: Path, show_progress: bool = True)
                   "gsd": cfg.truth_gsd, "bbox_lonlat": list(lonlat)},
         "features": land.features,
         "items": {c: sorted(i["id"] for i in v) for c, v in by_collection.items()},
+        "footprint_items": footprint_counts,
         "bytes": sum(p.stat().st_size for p in files),
         "files": len(files),
     }
