@@ -274,7 +274,7 @@ def coverage_map(gdf: Any, path: str | os.PathLike[str]) -> Path:
 
 def plan_map(tiles: Any, path: str | os.PathLike[str], title: str) -> Path:
     """A PNG map of a download plan: one pixel per grid tile, green where the tile has a full triplet,
-    else coloured by the first word group of its reason (the legend counts tiles)."""
+    else coloured by its reason (the legend counts tiles)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig = _new_figure((8, 7))
@@ -284,7 +284,7 @@ def plan_map(tiles: Any, path: str | os.PathLike[str], title: str) -> Path:
     else:
         cols, rows = tiles["col"].to_numpy(), tiles["row"].to_numpy()
         kinds = np.where(tiles["triplet"].to_numpy(), "full triplet",
-                         tiles["reason"].fillna("").str.replace(r" \(.*\)$| \d+ %.*$| within .*$", "", regex=True))
+                         tiles["reason"].fillna("").str.replace(r" within .*$", "", regex=True))
         names = ["full triplet", *sorted(set(kinds) - {"full triplet"})]
         palette = ["#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
         grid = np.full((rows.max() - rows.min() + 1, cols.max() - cols.min() + 1), -1, dtype=np.int16)

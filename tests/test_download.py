@@ -45,9 +45,9 @@ def _region(tiny_world: World) -> str:
     return f"{west + d},{south + d},{east - d},{north - d}"
 
 
-def _catalog_file(tmp_path: Path, stac_url: str, wms_url: str | None = None) -> Path:
-    """The demo catalog on the given STAC API, its VHR on the served world's WMS (or ``wms_url``)."""
-    catalog = yaml.safe_load((Path(download_run.__file__).parents[2] / "catalogs" / "demo.yaml").read_text())
+def _catalog_file(tmp_path: Path, stac_url: str, wms_url: str | None = None, name: str = "demo") -> Path:
+    """The demo catalog (or ``name``) on the given STAC API, its VHR on the served world's WMS (or ``wms_url``)."""
+    catalog = yaml.safe_load((Path(download_run.__file__).parents[2] / "catalogs" / f"{name}.yaml").read_text())
     catalog.pop("world")
     for source in catalog["sources"].values():
         source["url"] = stac_url if source["type"] == "stac" else wms_url or served_url(source["url"])
@@ -327,3 +327,17 @@ def test_the_plan_uses_the_cloud_measured_over_each_tile(reference: Path, served
     written = pd.read_parquet(reference / next(reference.iterdir()).name / "plan.parquet")
     assert list(written["tile"]) == list(plan.tiles["tile"]) and written["triplet"].all()
     assert [list(i) for i in written["s2_items"]] == [list(i) for i in plan.tiles["s2_items"]]
+
+
+def test_a_departement_plan_against_the_footprint_world(tmp_path: Path, served_world: DemoServer) -> None:
+    catalog = _catalog_file(tmp_path, served_world.stac_url, name="demo-france")
+    request = DownloadRequest(region="Haute-Garonne", catalog=str(catalog), recipe="msc-france", data=tmp_path / "d",
+                              dry_run=True)
+    plan = run_download(request, QUIET).plan
+    assert plan is not None and len(plan.tiles) > 3000
+    assert plan.coverable > 0.9 * len(plan.tiles) and plan.triplets >= 0.99 * plan.coverable
+    assert sum(len(d) for d in plan.duplicates.values()) > 0, "the footprint world's duplicated datatakes are dropped"
+    kept = {c.acquisition for c in plan.sensors["s2"].candidates}
+    assert len(kept) == len(plan.sensors["s2"].candidates), "one item per acquisition"
+    assert plan.tiles["s2_items"].map(len).max() >= 1 and plan.tiles["reference_date"].notna().mean() > 0.99
+    assert (tmp_path / "d" / "catalogs" / plan.region.slug / "plan.parquet").exists()

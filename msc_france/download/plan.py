@@ -249,9 +249,9 @@ def _reason(sensor: str, has_any: bool, chosen_any: bool, cover: float, clear: f
             return "no labels"
         return f"no {name} scene within ±{window_days} days of the Sentinel-2 reference"
     if cover < FULL:
-        return f"{name} covers {100 * cover:.0f} % of the tile"
+        return f"{name} covers part of the tile"
     if clear < MIN_CLEAR:
-        return f"{name} too cloudy ({100 * clear:.0f} % expected clear)"
+        return f"{name} too cloudy"
     return None
 
 
