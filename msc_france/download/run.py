@@ -156,9 +156,9 @@ def _dates(request: DownloadRequest, catalog: Catalog) -> tuple[dt.date, dt.date
 
 def _band_jobs(cand: Candidate, recipe: Recipe, catalog: Catalog, root: Path) -> list[AssetJob]:
     """The files of one planned STAC item: the recipe's bands, and the quality mask of s2 and l8."""
-    grid = recipe.tile_grid
-    item = cand.item.to_dict(transform_hrefs=False) if cand.item else {}
     assert cand.item is not None, "a WMS has no item jobs"
+    grid = recipe.tile_grid
+    item = cand.item.to_dict(transform_hrefs=False)
     folder = root / cand.sensor / cand.item_id
     source = catalog.sources[cand.sensor]
     if cand.sensor in ("s2", "l8"):
