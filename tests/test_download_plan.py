@@ -11,7 +11,7 @@ import numpy as np
 import pystac
 import pytest
 from odc.geo.geobox import GeoBox
-from odc.geo.geom import Geometry, box
+from odc.geo.geom import box
 
 from msc_france.cog import write_cog
 from msc_france.download import plan as plan_module
@@ -142,3 +142,14 @@ def test_chunked_planning_equals_one_chunk(monkeypatch: pytest.MonkeyPatch) -> N
     chunked = _plan(s2, l8)
     assert whole.tiles.drop(columns=[]).astype(str).equals(chunked.tiles.astype(str))
     assert whole.coverable == chunked.coverable and whole.triplets > 0
+
+
+def test_a_sliver_left_by_the_nearest_scene_is_filled_by_the_next() -> None:
+    left, bottom, right, top = _bounds(TILES)
+    near = Candidate("l8", None, "near-sliver", D0 + dt.timedelta(days=1), 0.0,
+                     box(left + 10, bottom, right, top, "EPSG:2154"), "near-sliver", "near-sliver")  # 10 m short
+    plan = _plan([_cand("s2", "ref", D0, 0.0)], [near, _cand("l8", "further", D0 + dt.timedelta(days=9), 0.0)])
+    west = _row(plan, TILES[0])  # the western column of tiles: the nearest scene misses a 10 m strip
+    assert list(west["l8_items"]) == ["near-sliver", "further"] and west["l8_cover"] == pytest.approx(1.0)
+    assert west["triplet"], "clear enough with the first, but not covered without the second"
+    assert list(_row(plan, TILES[1])["l8_items"]) == ["near-sliver"], "where it covers all, it is enough"

@@ -12,8 +12,8 @@ Per tile (see docs/download.md):
   fetched).
 - **Labels**: every item that covers the tile.
 
-Items are added to a tile until ``TARGET_CLEAR`` of it is expected clear (clouds taken as independent
-between items) or ``MOST`` items. Cloud over a tile is the scene's ``eo:cloud_cover`` unless a cloud
+Items are added to a tile until ``TARGET_CLEAR`` of it is expected clear and all of it expected covered
+(clouds and partial footprints taken as independent between items), or ``MOST`` items. Cloud over a tile is the scene's ``eo:cloud_cover`` unless a cloud
 share measured from the item's own mask over that tile is given (:mod:`msc_france.download.tile_cloud`).
 
 Scale: tiles and footprints meet through a shapely STRtree (no loop over pairs in Python), tiles are
@@ -136,9 +136,7 @@ class _Pool:
     def pairs(self, boxes: np.ndarray, tile_area: float) -> pd.DataFrame:
         """Every (tile, candidate) that meet, with the share of the tile inside the footprint."""
         t, c = self.tree.query(boxes, predicate="intersects")
-        tw, cw = self.tree.query(boxes, predicate="within")  # tile within footprint: all of it
-        code = t.astype(np.int64) * len(self.candidates) + c
-        whole = np.isin(code, tw.astype(np.int64) * len(self.candidates) + cw)
+        whole = shapely.covers(self.footprints[c], boxes[t])  # prepared footprints: all of the tile inside
         cover = np.ones(len(t))
         part = ~whole
         if part.any():
@@ -160,13 +158,15 @@ def _measured_cloud(pairs: pd.DataFrame, pool: _Pool, tile_ids: list[str],
 
 
 def _greedy(df: pd.DataFrame, order: list[str], most: int, first: pd.Series | None = None) -> pd.DataFrame:
-    """Per tile, rows in ``order`` (``first`` rows before all) until TARGET_CLEAR or ``most``."""
+    """Per tile, rows in ``order`` (``first`` rows before all) until TARGET_CLEAR is expected clear and
+    the tile expected covered (shares taken as independent), or ``most`` rows."""
     df = df.assign(lead=0 if first is None else (~first).astype(np.int8))
     df = df.sort_values(["t", "lead", *order], kind="stable")
-    missing = (1.0 - df["clear"]).groupby(df["t"]).cumprod()
-    before = missing.groupby(df["t"]).shift(1, fill_value=1.0)
+    by_tile = df["t"]
+    missing = (1.0 - df["clear"]).groupby(by_tile).cumprod().groupby(by_tile).shift(1, fill_value=1.0)
+    outside = (1.0 - df["cover"]).groupby(by_tile).cumprod().groupby(by_tile).shift(1, fill_value=1.0)
     rank = df.groupby("t").cumcount()
-    return df[(before > 1.0 - TARGET_CLEAR) & (rank < most)].assign(rank=rank)
+    return df[((missing > 1.0 - TARGET_CLEAR) | (outside > 1.0 - FULL)) & (rank < most)].assign(rank=rank)
 
 
 def _chosen(sensor: SensorCandidates, pool: _Pool, pairs: pd.DataFrame, reference_day: np.ndarray,
