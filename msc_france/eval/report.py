@@ -185,13 +185,14 @@ def _downstream_markdown(downstream: dict[str, dict[str, Any]]) -> str:
 
 
 def write_report(run_dir: Path, request: EvalRequest, card: dict[str, Any], store: str, splits: dict[str, Split],
-                 classes: ClassSpace | None, results: dict[str, EncoderScores], sources: dict[str, str],
-                 downstream: dict[str, dict[str, Any]], seconds: float) -> Path:
-    """Write report.json, report.md and the figures under ``run_dir``; returns report.md's path."""
+                 classes: ClassSpace | None, results: dict[str, EncoderScores], reported: str,
+                 sources: dict[str, str], downstream: dict[str, dict[str, Any]], seconds: float) -> Path:
+    """Write report.json, report.md and the figures under ``run_dir`` for the encoder named ``reported``
+    (the run's own; the others are baselines); returns report.md's path."""
     figures_dir = run_dir / "eval"
     figures_dir.mkdir(parents=True, exist_ok=True)
     n_test = len(splits["test"].tiles)
-    main_name, main = list(results.items())[-1]
+    main_name, main = reported, results[reported]
     figures = {"retrieval": retrieval_figure(results, n_test, figures_dir / "retrieval.png")}
     if classes is not None and main.scores["confusion"]:
         figures["confusion"] = confusion_figure(main, classes, main_name, figures_dir / "confusion.png")

@@ -20,7 +20,7 @@ from msc_france.eval.retrieval import chance
 from msc_france.eval.scores import score_encoder
 from msc_france.names import safe_name
 from msc_france.pretrain.export import read_card
-from msc_france.pretrain.trainer import DINO_SUFFIX
+from msc_france.pretrain.config import DINO_SUFFIX
 
 DOWNSTREAM = {"eurosat": eurosat}
 
@@ -51,7 +51,8 @@ def method_name(card: dict[str, Any]) -> str:
 
 def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], dict[str, Any], dict[str, str]]:
     """The run's backbone, and the baselines (random init; the DINO-alone run NAME-dino when it exists),
-    baselines first as in the report's tables; with each encoder's source."""
+    baselines first as in the report's tables; with each encoder's source. The run's own encoder is
+    named by ``method_name`` of its card."""
     card = read_card(run_dir / "export")
     main = from_export(run_dir / "export", method_name(card))
     encoders, sources = [main], {main.name: f"run {request.run}, step {card.get('step')}"}
@@ -92,8 +93,8 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     classes = ClassSpace.of(*labelled) if len(labelled) == 2 else None
     results = {e.name: score_encoder(e.name, splits["train"], splits["val"], splits["test"], classes) for e in encoders}
     downstream = {name: _downstream(name, folder, encoders) for name, folder in request.downstream.items()}
-    report = write_report(run_dir, request, card, store, splits, classes, results, sources, downstream,
-                          time.perf_counter() - started)
+    report = write_report(run_dir, request, card, store, splits, classes, results, method_name(card), sources,
+                          downstream, time.perf_counter() - started)
     n_test = len(splits["test"].tiles)
     headline = [{"model": name, **r.scores["summary"]} for name, r in results.items()]
     return EvalSummary(report, headline, chance(n_test))

@@ -13,6 +13,7 @@ from msc_france.errors import UserError
 from msc_france.sensors import SENSORS
 from msc_france.tiles.store import recipe_name, stores_in
 
+DINO_SUFFIX = "-dino"  # the DINO-alone baseline run of a run NAME is NAME-dino
 ARCHS = ("vit_tiny_patch16", "vit_small_patch16", "vit_base_patch16", "vit_large_patch16")
 RGB_BANDS: dict[str, tuple[str, str, str]] = {  # red, green, blue of each sensor, for the paper's RGB mode
     "s2": ("B04", "B03", "B02"), "l8": ("red", "green", "blue"), "vhr": ("red", "green", "blue"),

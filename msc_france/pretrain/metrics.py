@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 CURVES = ("loss", "dino", "msad", "lr", "images_per_s", "data_wait")
 
@@ -75,7 +73,9 @@ class MetricsLog:
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
     shown = [k for k in CURVES if any(k in r for r in records)]
-    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(3.2 * max(len(shown), 1), 2.8), squeeze=False)
+    fig = Figure(figsize=(3.2 * max(len(shown), 1), 2.8))  # the Agg canvas, never pyplot: no backend switch
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(len(shown), 1), squeeze=False)
     steps = [r["step"] for r in records]
     for ax, key in zip(axes[0], shown):
         ax.plot(steps, [r.get(key, float("nan")) for r in records], lw=1.2)
@@ -84,5 +84,4 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

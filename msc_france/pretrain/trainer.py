@@ -25,7 +25,7 @@ from msc_france.names import safe_name
 from msc_france.pretrain import distributed
 from msc_france.pretrain.augment import MultiCrop
 from msc_france.pretrain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from msc_france.pretrain.config import RGB_BANDS, PretrainConfig, default_preset, load_pretrain_config
+from msc_france.pretrain.config import DINO_SUFFIX, RGB_BANDS, PretrainConfig, default_preset, load_pretrain_config
 from msc_france.pretrain.dataset import TileDataset
 from msc_france.pretrain.export import export_backbone
 from msc_france.pretrain.meta_arch import XStars
@@ -50,7 +50,6 @@ class PretrainRequest:
     dino_only: bool = False  # the DINO-alone baseline: MSAD weight 0, run named <run>-dino
 
 
-DINO_SUFFIX = "-dino"
 
 
 @dataclass
