@@ -21,6 +21,22 @@ demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo world: gene
 app.add_typer(demo_app, name="demo")
 console = Console()
 
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        console.print(f"msc-france {version('msc-france')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="print the installed version and exit")] = False) -> None:
+    """Multi-sensor datasets over France and X-STARS pretraining (docs in README.md and docs/)."""
+
+
 DataDir = Annotated[Path, typer.Option("--data", help="where catalogs, stores and runs go")]
 RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a name in pipelines/ or a YAML file")]
 

@@ -26,9 +26,18 @@ from msc_france.grid import TileGrid
 from msc_france.names import RULE, is_safe_name
 from msc_france.sensors import SENSORS
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PIPELINES_DIR = PROJECT_ROOT / "pipelines"
-CATALOGS_DIR = PROJECT_ROOT / "catalogs"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _shipped(name: str) -> Path:
+    """The folder of the shipped YAML files ``name``: inside the package where a wheel installed them,
+    else at the top of the source checkout (pyproject.toml maps one to the other)."""
+    inside = PACKAGE_DIR / name
+    return inside if inside.is_dir() else PACKAGE_DIR.parent / name
+
+
+PIPELINES_DIR = _shipped("pipelines")
+CATALOGS_DIR = _shipped("catalogs")
 
 
 class Strict(BaseModel):
