@@ -1,0 +1,102 @@
+"""The hand-written shard encoder (``tiles/store.write_shard``) against zarr-python writing the same whole
+shard with the same codecs (the baseline), in one process, and what that means for the tiles stage.
+
+    make demo                                     # once: data/demo.zarr and data/catalogs/demo
+    .venv/bin/python bench/shard_writer.py [--data data] [--repeat 5]
+
+For each group of the demo store, the shard that holds most of the demo scene is read back and written into a
+fresh store of the same recipe both ways; the stored bytes must be equal. The tiles stage's share: a
+shard task renders then writes, so the stage ratio is (render + zarr write) / (render + our write),
+with the render of the same shard from the demo download timed here too (Dask overhead left out,
+which would only bring the ratio closer to 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import zarr
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from msc_france.config import load_recipe  # noqa: E402
+from msc_france.regions import resolve_region  # noqa: E402
+from msc_france.tiles.shard import shard_box  # noqa: E402
+from msc_france.tiles.sources import read_items  # noqa: E402
+from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_shard  # noqa: E402
+from msc_france.tiles.warp import render  # noqa: E402
+
+
+def seconds(run: Callable[[], None], repeat: int) -> float:
+    """Median seconds of ``repeat`` runs after one warm-up."""
+    run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    recipe = load_recipe("demo")
+    grid = recipe.tile_grid
+    source = zarr.open_group(str(args.data / "demo.zarr"), mode="r", zarr_format=3)
+    items = read_items(args.data / "catalogs" / "demo")
+    tiles = grid.tiles_in(resolve_region("demo").geometry)
+    k = shard_tiles(recipe)
+    shard, filled = Counter(shard_of(t, k) for t in tiles).most_common(1)[0]  # the fullest shard of the scene
+    table = Table(title=f"one shard of the demo store ({k} x {k} tiles, {filled} of them with data), "
+                        f"median of {args.repeat}")
+    for column in ("group", "shard MB", "render s", "write_shard s", "zarr-python s", "write ratio", "stage ratio"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    totals = np.zeros(3)  # render, write_shard, zarr-python over the groups
+    with tempfile.TemporaryDirectory() as scratch:
+        ours = create_or_open(f"{scratch}/ours.zarr", recipe)
+        theirs = create_or_open(f"{scratch}/zarr.zarr", recipe)
+        for layer in layers(recipe):
+            box = shard_box(grid, layer, shard, k)
+            data = source[layer.group]["data"][(slice(None), *box)]
+            region = (slice(None), *box)
+            target = grid.geobox(layer.grid_sensor)[box]
+            near = [i for i in items if i.sensor == layer.group]
+            t_render = seconds(lambda: render(layer, near, target), max(1, args.repeat // 2))
+            t_ours = seconds(lambda: write_shard(ours[layer.group]["data"], (0, shard[1], shard[0]), data),
+                             args.repeat)
+
+            def zarr_write(array: zarr.Array = theirs[layer.group]["data"]) -> None:
+                array[region] = data
+
+            t_zarr = seconds(zarr_write, args.repeat)
+            equal = np.array_equal(ours[layer.group]["data"][region], theirs[layer.group]["data"][region])
+            assert equal, f"{layer.group}: the two writers stored different values"
+            key = f"data/c/0/{shard[1]}/{shard[0]}"
+            same_bytes = (Path(scratch) / "ours.zarr" / layer.group / key).read_bytes() == \
+                (Path(scratch) / "zarr.zarr" / layer.group / key).read_bytes()
+            totals += (t_render, t_ours, t_zarr)
+            table.add_row(layer.group + ("" if same_bytes else " (bytes differ)"), f"{data.nbytes / 1e6:.1f}",
+                          f"{t_render:.3f}", f"{t_ours:.3f}", f"{t_zarr:.3f}", f"{t_zarr / t_ours:.2f}x",
+                          f"{(t_render + t_zarr) / (t_render + t_ours):.2f}x")
+    render_s, ours_s, zarr_s = totals
+    table.add_row("all groups", "", f"{render_s:.3f}", f"{ours_s:.3f}", f"{zarr_s:.3f}", f"{zarr_s / ours_s:.2f}x",
+                  f"{(render_s + zarr_s) / (render_s + ours_s):.2f}x")
+    Console(width=140).print(table)
+    print(f"zarr {zarr.__version__}; stage ratio = (render + zarr-python write) / (render + write_shard)")
+
+
+if __name__ == "__main__":
+    main()
