@@ -14,12 +14,10 @@ which would only bring the ratio closer to 1).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +27,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_seconds  # noqa: E402
 from msc_france.config import load_recipe  # noqa: E402
 from msc_france.regions import resolve_region  # noqa: E402
 from msc_france.tiles.shard import shard_box  # noqa: E402
 from msc_france.tiles.sources import read_items  # noqa: E402
 from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_shard  # noqa: E402
 from msc_france.tiles.warp import render  # noqa: E402
-
-
-def seconds(run: Callable[[], None], repeat: int) -> float:
-    """Median seconds of ``repeat`` runs after one warm-up."""
-    run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -74,14 +62,10 @@ def main() -> None:
             region = (slice(None), *box)
             target = grid.geobox(layer.grid_sensor)[box]
             near = [i for i in items if i.sensor == layer.group]
-            t_render = seconds(lambda: render(layer, near, target), max(1, args.repeat // 2))
-            t_ours = seconds(lambda: write_shard(ours[layer.group]["data"], (0, shard[1], shard[0]), data),
-                             args.repeat)
-
-            def zarr_write(array: zarr.Array = theirs[layer.group]["data"]) -> None:
-                array[region] = data
-
-            t_zarr = seconds(zarr_write, args.repeat)
+            t_render = median_seconds(partial(render, layer, near, target), max(1, args.repeat // 2))
+            t_ours = median_seconds(partial(write_shard, ours[layer.group]["data"], (0, shard[1], shard[0]), data),
+                                    args.repeat)
+            t_zarr = median_seconds(partial(theirs[layer.group]["data"].__setitem__, region, data), args.repeat)
             equal = np.array_equal(ours[layer.group]["data"][region], theirs[layer.group]["data"][region])
             assert equal, f"{layer.group}: the two writers stored different values"
             key = f"data/c/0/{shard[1]}/{shard[0]}"

@@ -21,10 +21,8 @@ import argparse
 import cProfile
 import pstats
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +37,7 @@ from zarr.codecs import ZstdCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_seconds  # noqa: E402
 from msc_france.config import load_recipe  # noqa: E402
 from msc_france.grid import tiles_between  # noqa: E402
 from msc_france.sensors import SENSORS  # noqa: E402
@@ -50,17 +49,12 @@ from msc_france.tiles.warp import kernel, render  # noqa: E402
 def measure(run: Callable[[], None], repeat: int) -> tuple[float, float]:
     """Median seconds over ``repeat`` timed runs (after one warm-up), then the peak traced MB of one
     more run (tracing slows allocation, so it is kept out of the timed runs)."""
-    run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(run, repeat)
     tracemalloc.start()
     run()
     peak = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()
-    return statistics.median(times), peak
+    return seconds, peak
 
 
 def profile(run: Callable[[], None], repeat: int, most: int) -> None:
