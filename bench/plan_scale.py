@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from msc_france.config import DateRange, load_recipe  # noqa: E402
 from msc_france.demo.footprints import footprints  # noqa: E402
 from msc_france.download.candidates import Candidate, one_per_acquisition  # noqa: E402
-from msc_france.download.plan import SensorCandidates, plan_tiles, tile_boxes  # noqa: E402
+from msc_france.download.plan import SensorCandidates, plan_tiles  # noqa: E402
 from msc_france.regions import resolve_region  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rng = np.random.default_rng(0)
     pick = rng.choice(len(tiles), size=min(args.sample, len(tiles)), replace=False)
-    boxes = tile_boxes(grid, np.array([tiles[i].col for i in pick]), np.array([tiles[i].row for i in pick]))
+    boxes = grid.tile_boxes(np.array([tiles[i].col for i in pick]), np.array([tiles[i].row for i in pick]))
     every = [c.footprint.geom for key in ("s2", "l8") for c in found[key]]
     baseline = _loop_seconds_per_tile(boxes, every) * len(tiles)
     table = Table(title=f"plan per tile, France ({len(tiles):,} tiles; {len(found['s2']):,} S2 + {len(found['l8']):,} "

@@ -134,6 +134,12 @@ class TileGrid:
         top = ORIGIN[1] - tile.row * self.footprint
         return BoundingBox(left, top - self.footprint, left + self.footprint, top, crs=CRS)
 
+    def tile_boxes(self, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Shapely boxes (Lambert-93) of the tiles ``(cols[i], rows[i])``: :meth:`tile_bounds` for many."""
+        left = ORIGIN[0] + np.asarray(cols) * self.footprint
+        top = ORIGIN[1] - np.asarray(rows) * self.footprint
+        return shapely.box(left, top - self.footprint, left + self.footprint, top)
+
     def tile_at(self, x: float, y: float) -> TileId:
         """The tile that contains Lambert-93 point ``(x, y)``."""
         tile = TileId(int((x - ORIGIN[0]) // self.footprint), int((ORIGIN[1] - y) // self.footprint))

@@ -21,7 +21,7 @@ from msc_france.config import Catalog, Recipe, StacSource, load_catalog, load_re
 from msc_france.download.plan import RegionPlan
 from msc_france.download.plan_report import fetch_bytes
 from msc_france.errors import UserError
-from msc_france.regions import Region, resolve_region
+from msc_france.regions import Region, region_tiles, resolve_region
 from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure
 from msc_france.tiles.index import SPLITS, index_path
 from msc_france.tiles.store import Layer, layers, open_store
@@ -56,7 +56,6 @@ class Plan:
     region: Region
     recipe: str
     catalog: str
-    tiles: int
     download_bytes: int
     sensors: list[SensorPlan]
     ratios_from: str
@@ -65,6 +64,10 @@ class Plan:
     epochs: int | None
     pretrain: Figure | None
     region_plan: RegionPlan
+
+    @property
+    def tiles(self) -> int:
+        return len(self.region_plan.tiles)
 
     @property
     def stored_bytes(self) -> int:
@@ -127,22 +130,22 @@ def make_plan(region: str, recipe: str = "msc-france", catalog: str = "planetary
     source_catalog = load_catalog(catalog)
     the_region = resolve_region(region, source_catalog.world)
     the_recipe = load_recipe(recipe)
-    region_tiles = the_recipe.tile_grid.tiles_in(the_region.geometry)
-    if not region_tiles:
+    tiles = region_tiles(the_region, the_recipe.tile_grid)
+    if not tiles:
         raise UserError(f"region {the_region.name} covers no tile of the France grid")
     request = DownloadRequest(region=region, catalog=catalog, recipe=recipe, data=data, window_days=window_days,
                               dry_run=True)
     with resolved(source_catalog, data) as live:
-        region_plan = make_region_plan(request, live, the_recipe, the_region, region_tiles, Console(quiet=True))
-    tiles = len(region_tiles)
+        region_plan = make_region_plan(request, live, the_recipe, the_region, tiles, Console(quiet=True))
     download_bytes = sum(fetch_bytes(region_plan, the_recipe).values())
     ratios = store_ratios(store) if store else DEMO_STORE_RATIOS
     sensors = [_sensor_plan(layer, the_recipe, source_catalog, region_plan, ratios) for layer in layers(the_recipe)]
     preset = f"pretrain-{the_recipe.name}"
     figure = PRETRAIN_IMAGES_PER_S.get(preset)
     epochs = load_pretrain_config(preset).optim.epochs if figure is not None else None
-    return Plan(the_region, the_recipe.name, source_catalog.name, tiles, download_bytes, sensors,
-                store or "the demo store (msc_france/plan.py)", preset, round(tiles * SPLITS["train"]), epochs, figure,
+    return Plan(the_region, the_recipe.name, source_catalog.name, download_bytes, sensors,
+                store or "the demo store (msc_france/plan.py)", preset, round(len(tiles) * SPLITS["train"]), epochs,
+                figure,
                 region_plan)
 
 

@@ -18,21 +18,21 @@ from msc_france.grid import TileId
 from msc_france.pairs import open_pairs
 from msc_france.tiles.index import index_path, read_index
 from msc_france.tiles.run import TilesRequest, run_tiles
-from msc_france.tiles.sources import SourceItem, read_items
 from msc_france.tiles.shard import shard_box
+from msc_france.tiles.sources import SourceItem, read_items
 from msc_france.tiles.store import all_done, layers, shard_of, shard_tiles
-from msc_france.tiles.tileplan import RegionPlan, TileOrders
+from msc_france.tiles.tileplan import RegionOrders, TileOrders
 from msc_france.tiles.warp import CLEAR, CLOUD, GDAL_OPTIONS, NODATA, _item_bands, _quality, render
 from tests.tileplan_fixtures import (
-    A,
-    B,
-    C,
     GRID,
     NE,
     NW,
     RECIPE,
     SE,
     SW,
+    A,
+    B,
+    C,
     quarter,
     write_download,
     write_plan,
@@ -170,8 +170,8 @@ def test_without_ranks_the_render_is_byte_identical_to_before(tmp_path: Path) ->
 
 
 def test_a_tile_in_two_plans_takes_the_later_region_first_then_fill_ins() -> None:
-    def plan(region: str, ids: tuple[str, ...]) -> RegionPlan:
-        return RegionPlan(region, frozenset({"s2"}), {("s2", NW): ids})
+    def plan(region: str, ids: tuple[str, ...]) -> RegionOrders:
+        return RegionOrders(region, frozenset({"s2"}), {("s2", NW): ids})
 
     orders = TileOrders.combine([plan("alpha", ("X", "Y")), plan("beta", ("Z", "X"))])
     assert orders.orders[("s2", NW)] == ("beta/Z", "beta/X", "alpha/Y")

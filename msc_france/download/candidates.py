@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pystac
 from odc.geo.geom import Geometry
 
+from msc_france.download.validate import item_datetime
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -29,11 +31,6 @@ class Candidate:
     footprint: Geometry  # EPSG:2154
     acquisition: str = ""  # shared by the items of one acquisition ("" when unknown: never merged)
     processing: str = ""  # sorts older processings first (baseline, then id)
-
-
-def item_date(item: pystac.Item) -> dt.date:
-    when = item.datetime or dt.datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
-    return when.date()
 
 
 def acquisition_key(sensor: str, item: pystac.Item) -> str:
@@ -52,7 +49,7 @@ def candidate(sensor: str, item: pystac.Item) -> Candidate:
     """The candidate of a checked item (see :mod:`msc_france.download.validate`)."""
     footprint = Geometry(item.geometry, "EPSG:4326").to_crs("EPSG:2154")
     baseline = str(item.properties.get("s2:processing_baseline") or "")
-    return Candidate(sensor, item, item.id, item_date(item), float(item.properties.get("eo:cloud_cover", 0.0)),
+    return Candidate(sensor, item, item.id, item_datetime(item).date(), float(item.properties.get("eo:cloud_cover", 0.0)),
                      footprint, acquisition_key(sensor, item), f"{baseline}|{item.id}")
 
 

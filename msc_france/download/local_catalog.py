@@ -5,10 +5,11 @@ cloud cover, datetime), with each file's size and checksum.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,15 @@ def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]], rec
     return root / "catalog.json"
 
 
-def write_json(path: Path, data: Any) -> None:
+@contextlib.contextmanager
+def partial_file(path: Path) -> Iterator[Path]:
+    """A name to write ``path`` under (``.NAME.partial``, which a rerun of the download removes), renamed
+    to ``path`` when the block completes: nothing half-written ever has the final name."""
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    yield tmp
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    with partial_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))

@@ -13,8 +13,9 @@ Per tile (see docs/download.md):
 - **Labels**: every item that covers the tile.
 
 Items are added to a tile until ``TARGET_CLEAR`` of it is expected clear and all of it expected covered
-(clouds and partial footprints taken as independent between items), or ``MOST`` items. Cloud over a tile is the scene's ``eo:cloud_cover`` unless a cloud
-share measured from the item's own mask over that tile is given (:mod:`msc_france.download.tile_cloud`).
+(clouds and partial footprints taken as independent between items), or ``MOST`` items. Cloud over a
+tile is the scene's ``eo:cloud_cover`` unless a cloud share measured from the item's own mask over that
+tile is given (:mod:`msc_france.download.tile_cloud`).
 
 Scale: tiles and footprints meet through a shapely STRtree (no loop over pairs in Python), tiles are
 planned in chunks of ``CHUNK`` (bounded memory), and every per-tile choice is a pandas group operation.
@@ -23,6 +24,7 @@ planned in chunks of ``CHUNK`` (bounded memory), and every per-tile choice is a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -31,9 +33,10 @@ import pandas as pd
 import shapely
 
 from msc_france.download.candidates import Candidate
-from msc_france.grid import ORIGIN, TileGrid, TileId
+from msc_france.grid import TileGrid, TileId
 from msc_france.regions import Region
 
+PLAN_FILE = "plan.parquet"  # beside the local catalog: written by the download, read by the tiles stage
 TARGET_CLEAR = 0.98  # expected clear share of a tile at which no more items are added
 MIN_CLEAR = 0.95  # expected clear share each sensor must reach for a full triplet (the index's quality rule)
 MIN_ITEM_CLEAR = 0.05  # an item expected to bring less clear area than this to a tile is not used there
@@ -41,12 +44,6 @@ FULL = 0.999  # share of a tile that counts as covered
 MOST = 3  # items per tile and sensor (labels: all that cover it)
 CHUNK = 20_000  # tiles planned at once
 SENSOR_NAMES = {"s2": "Sentinel-2", "l8": "Landsat", "vhr": "VHR", "labels": "labels"}
-
-
-def season_distance(a: dt.date, b: dt.date) -> int:
-    """Days between two dates' positions in the year (same season whatever the years)."""
-    d = abs(a.timetuple().tm_yday - b.timetuple().tm_yday)
-    return min(d, 365 - d)
 
 
 @dataclass(frozen=True)
@@ -83,15 +80,22 @@ class RegionPlan:
 
     def used(self, sensor: str) -> list[Candidate]:
         """The candidates of ``sensor`` that some tile uses, by id."""
-        ids = set(self.tiles[f"{sensor}_items"].explode().dropna())
+        ids = self._tiles_by_item[sensor]
         return [c for c in self.sensors[sensor].candidates if c.item_id in ids]
 
     def item_tiles(self, sensor: str) -> dict[str, list[TileId]]:
         """For each used item of ``sensor``, the tiles that use it (row-major)."""
-        exploded = self.tiles[["col", "row", f"{sensor}_items"]].explode(f"{sensor}_items").dropna()
-        out: dict[str, list[TileId]] = {}
-        for item_id, col, row in zip(exploded[f"{sensor}_items"], exploded["col"], exploded["row"], strict=True):
-            out.setdefault(str(item_id), []).append(TileId(int(col), int(row)))
+        return self._tiles_by_item[sensor]
+
+    @functools.cached_property
+    def _tiles_by_item(self) -> dict[str, dict[str, list[TileId]]]:
+        """Per sensor, per used item, its tiles: read once from ``tiles``, which never changes."""
+        out: dict[str, dict[str, list[TileId]]] = {}
+        for sensor in self.sensors:
+            exploded = self.tiles[["col", "row", f"{sensor}_items"]].explode(f"{sensor}_items").dropna()
+            by_item = out.setdefault(sensor, {})
+            for item_id, col, row in zip(exploded[f"{sensor}_items"], exploded["col"], exploded["row"], strict=True):
+                by_item.setdefault(str(item_id), []).append(TileId(int(col), int(row)))
         return out
 
     def reasons(self) -> pd.Series:
@@ -100,13 +104,6 @@ class RegionPlan:
 
 
 TILE_COLUMNS = ("tile", "col", "row", "reference_date", "triplet", "reason")
-
-
-def tile_boxes(grid: TileGrid, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Shapely boxes of tiles ``(cols, rows)`` in Lambert-93."""
-    left = ORIGIN[0] + cols * grid.footprint
-    top = ORIGIN[1] - rows * grid.footprint
-    return shapely.box(left, top - grid.footprint, left + grid.footprint, top)
 
 
 @dataclass
@@ -198,9 +195,10 @@ def _chosen(sensor: SensorCandidates, pool: _Pool, pairs: pd.DataFrame, referenc
         pairs["delta"] = np.abs(pairs["day"].to_numpy() - ref)
         pairs = pairs[pairs["delta"] <= window_days]
         return _greedy(pairs, ["delta", "cloud", "scene", "cid"], MOST)
-    ref_yday = np.array([dt.date.fromordinal(int(d)).timetuple().tm_yday for d in ref]) if len(ref) else ref
+    days, which = np.unique(ref, return_inverse=True)  # a few reference days for many pairs
+    ref_yday = np.array([dt.date.fromordinal(int(d)).timetuple().tm_yday for d in days], dtype=np.int64)[which]
     gap = np.abs(pool.yday[pairs["c"].to_numpy()] - ref_yday)
-    pairs["season"] = np.minimum(gap, 365 - gap)
+    pairs["season"] = np.minimum(gap, 365 - gap)  # days apart in the year, whatever the years
     pairs = pairs[pairs["season"] <= window_days]
     return _greedy(pairs, ["season", "cloud", "scene", "cid"], MOST)
 
@@ -259,7 +257,7 @@ def _plan_chunk(grid: TileGrid, cols: np.ndarray, rows: np.ndarray, sensors: dic
                 pools: dict[str, _Pool], window_days: int,
                 measured: Mapping[tuple[str, str], float]) -> tuple[pd.DataFrame, int]:
     n = len(cols)
-    boxes = tile_boxes(grid, cols, rows)
+    boxes = grid.tile_boxes(cols, rows)
     tile_area = grid.footprint**2
     tile_ids = [str(TileId(int(c), int(r))) for c, r in zip(cols, rows, strict=True)]
     frame: dict[str, object] = {"tile": tile_ids, "col": cols, "row": rows}

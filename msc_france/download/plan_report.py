@@ -3,7 +3,6 @@ beside the local catalog (read by the tiles stage, and by people)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -12,12 +11,12 @@ from rich.console import Group
 from rich.table import Table
 
 from msc_france.config import Recipe
-from msc_france.download.plan import SENSOR_NAMES, RegionPlan, tile_boxes
+from msc_france.download.local_catalog import partial_file
+from msc_france.download.plan import PLAN_FILE, SENSOR_NAMES, RegionPlan
 from msc_france.grid import CRS, tiles_between
 from msc_france.quicklook import plan_map
 from msc_france.sensors import SENSORS
 
-PLAN_FILE = "plan.parquet"
 PLAN_MAP = "plan.png"
 MASK_BYTES = {"s2": 1, "l8": 2}  # SCL is uint8, qa_pixel uint16
 LISTED_ITEMS = 12  # items per sensor shown in the report
@@ -93,7 +92,8 @@ def _items_table(plan: RegionPlan, key: str) -> Table:
         cand = by_id.get(item_id)
         date = str(cand.date) if cand and cand.item is not None else "per flight"
         cloud = f"{cand.cloud:.1f}" if cand and cand.item is not None else "-"
-        table.add_row(item_id, date, cloud, f"{len(tiles):,}", f"{int(firsts.get(item_id, 0)):,}" if key == "s2" else "-")
+        as_reference = f"{int(firsts.get(item_id, 0)):,}" if key == "s2" else "-"
+        table.add_row(item_id, date, cloud, f"{len(tiles):,}", as_reference)
     return table
 
 
@@ -101,12 +101,11 @@ def write_plan(plan: RegionPlan, root: Path) -> tuple[Path, Path]:
     """``root/plan.parquet`` (GeoParquet, one row per tile, written atomically) and ``root/plan.png``."""
     root.mkdir(parents=True, exist_ok=True)
     frame = plan.tiles
-    boxes = tile_boxes(plan.grid, frame["col"].to_numpy(), frame["row"].to_numpy())
+    boxes = plan.grid.tile_boxes(frame["col"].to_numpy(), frame["row"].to_numpy())
     table = gpd.GeoDataFrame(frame, geometry=list(boxes), crs=CRS)
     path = root / PLAN_FILE
-    partial = root / f".{PLAN_FILE}.partial"
-    table.to_parquet(partial, index=False)
-    os.replace(partial, path)
+    with partial_file(path) as partial:
+        table.to_parquet(partial, index=False)
     figure = plan_map(frame, root / PLAN_MAP,
                       f"plan for {plan.region.name}: {plan.triplets:,} of {len(frame):,} tiles with a full triplet")
     return path, figure

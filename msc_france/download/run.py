@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,7 @@ from msc_france.download.http import (
     strip_query,
 )
 from msc_france.download.local_catalog import local_item, write_catalog, write_json
-from msc_france.download.plan import RegionPlan, SensorCandidates, plan_tiles, tile_boxes
+from msc_france.download.plan import RegionPlan, SensorCandidates, plan_tiles
 from msc_france.download.plan_report import fetch_bytes, plan_report, write_plan
 from msc_france.download.search import open_api, search_source
 from msc_france.download.tile_cloud import tile_cloud
@@ -182,8 +182,9 @@ def _band_jobs(cand: Candidate, recipe: Recipe, catalog: Catalog, root: Path) ->
 def _mask_job(cand: Candidate, recipe: Recipe, root: Path) -> AssetJob:
     mask = SENSORS[cand.sensor].mask
     assert mask is not None and cand.item is not None
+    path = root / cand.sensor / cand.item_id / f"{mask.asset}.tif"
     return AssetJob(cand.sensor, cand.item_id, mask.asset, cand.item.assets[mask.asset].href, (1,), (mask.asset,),
-                    recipe.tile_grid.gsd(cand.sensor), "nearest", root / cand.sensor / cand.item_id / f"{mask.asset}.tif",
+                    recipe.tile_grid.gsd(cand.sensor), "nearest", path,
                     declared_crs(cand.item.to_dict(transform_hrefs=False), mask.asset))
 
 
@@ -198,7 +199,7 @@ def vhr_band_indexes(source: StacSource, names: tuple[str, ...]) -> tuple[int, .
     return tuple(mapping[n] for n in names)
 
 
-def _signer(source: StacSource):
+def _signer(source: StacSource) -> Callable[[str], str]:
     return planetary_computer_signing if source.signing == "planetary-computer" else no_signing
 
 
@@ -214,8 +215,8 @@ def _needed_assets(key: str, recipe: Recipe, source: StacSource) -> list[str]:
 ORDERS = {"s2": "reference", "l8": "nearest", "vhr": "season", "labels": "cover"}  # see download/plan.py
 
 
-def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, end: dt.date,
-            max_cloud: float | None, console: Console) -> tuple[dict[str, SensorCandidates], dict[str, list[Candidate]]]:
+def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, end: dt.date, max_cloud: float | None,
+            console: Console) -> tuple[dict[str, SensorCandidates], dict[str, list[Candidate]]]:
     """Per sensor the deduplicated candidates over the region, and the duplicates dropped."""
     region_l93 = region.geometry.to_crs("EPSG:2154")
     sensors: dict[str, SensorCandidates] = {}
@@ -271,9 +272,10 @@ def make_region_plan(request: DownloadRequest, catalog: Catalog, recipe: Recipe,
     return plan_tiles(region, recipe.tile_grid, tiles, sensors, request.window_days, duplicates=duplicates)
 
 
-def _fetch_all(jobs: list[tuple[AssetJob, BoundingBox]], openers: dict[str, HttpOpener], concurrency: int,
-               desc: str) -> tuple[dict[str, list[Fetched]], list[tuple[str, str]]]:
-    """Fetch ``jobs`` (each with its area) in threads: the files by item, and the failures."""
+def _fetch_all(jobs: list[tuple[AssetJob, BoundingBox]], openers: dict[str, HttpOpener], transfer: Transfer,
+               concurrency: int, desc: str) -> tuple[dict[str, list[Fetched]], list[tuple[str, str]]]:
+    """Fetch ``jobs`` (each with its area) in threads: the files by item, and the failures; the bar
+    shows the megabytes ``transfer`` has counted."""
     results: dict[str, list[Fetched]] = {}
     failed: list[tuple[str, str]] = []
     with tqdm(total=len(jobs), unit="file", desc=desc, dynamic_ncols=True) as bar, \
@@ -286,17 +288,18 @@ def _fetch_all(jobs: list[tuple[AssetJob, BoundingBox]], openers: dict[str, Http
             except (FetchError, UserError, OSError, RuntimeError) as exc:
                 failed.append((f"{job.item_id}/{job.key}", " ".join(str(exc).split())[:300]))
             bar.update(1)
+            bar.set_postfix_str(f"{transfer.bytes / 1e6:.1f} MB")
     return results, failed
 
 
 def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[str, HttpOpener],
-                    concurrency: int) -> tuple[dict[tuple[str, str], float], dict[Path, Fetched]]:
+                    transfer: Transfer, concurrency: int) -> tuple[dict[tuple[str, str], float], dict[Path, Fetched]]:
     """Cloud over each tile, by (item, tile), from the masks of the candidates that could serve it: the
     Sentinel-2 and Landsat items within the window of some tile's reference date. A mask that cannot be
     fetched leaves the scene's figure in place (the item's files are fetched, or fail, later)."""
     grid = recipe.tile_grid
     references = {dt.date.fromisoformat(d) for d in plan.tiles["reference_date"].dropna().unique()}
-    boxes = tile_boxes(grid, plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy())
+    boxes = grid.tile_boxes(plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy())
     tree = shapely.STRtree(boxes)
     jobs: list[tuple[AssetJob, BoundingBox]] = []
     served: dict[str, list[TileId]] = {}
@@ -310,7 +313,7 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
             if tiles:
                 served[cand.item_id] = tiles
                 jobs.append((_mask_job(cand, recipe, root), tiles_between(grid, tiles)))
-    fetched, _ = _fetch_all(jobs, openers, concurrency, "masks")
+    fetched, _ = _fetch_all(jobs, openers, transfer, concurrency, "masks")
     measured: dict[tuple[str, str], float] = {}
     for job, _area in jobs:
         if job.item_id in fetched:
@@ -403,11 +406,12 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         for partial in root.rglob(".*.partial"):
             partial.unlink()
         transfer = Transfer()
+        client = http_client()
         openers = {
-            key: HttpOpener(http_client(), _signer(s), RetryPolicy(), transfer)
+            key: HttpOpener(client, _signer(s), RetryPolicy(), transfer)
             for key, s in catalog.sources.items() if isinstance(s, StacSource)
         }
-        measured, masks = _measure_clouds(plan, recipe, root, openers, request.concurrency)
+        measured, masks = _measure_clouds(plan, recipe, root, openers, transfer, request.concurrency)
         if measured:
             plan = plan_tiles(region, recipe.tile_grid, tiles, plan.sensors, request.window_days, measured,
                               plan.duplicates)
@@ -424,8 +428,8 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
                     planned[cand.item_id] = cand
                     area = tiles_between(recipe.tile_grid, item_tiles[cand.item_id])
                     jobs += [(job, area) for job in _band_jobs(cand, recipe, catalog, root)]
-        results, failed = _fetch_all([(j, a) for j, a in jobs if j.path not in masks], openers, request.concurrency,
-                                     "download")
+        results, failed = _fetch_all([(j, a) for j, a in jobs if j.path not in masks], openers, transfer,
+                                     request.concurrency, "download")
         summary.fetched += [*masks.values(), *(f for files in results.values() for f in files)]
         for job, _area in jobs:  # the masks fetched to measure clouds are the items' own
             if job.path in masks:

@@ -23,7 +23,8 @@ class Rejected:
     reason: str
 
 
-def _date(item: pystac.Item) -> dt.datetime:
+def item_datetime(item: pystac.Item) -> dt.datetime:
+    """The item's ``datetime``, else its ``start_datetime``."""
     if item.datetime is not None:
         return item.datetime
     return dt.datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
@@ -40,7 +41,7 @@ def checked(raw: Any, assets: Iterable[str]) -> pystac.Item | str:
         footprint = Geometry(item.geometry, "EPSG:4326")
         if footprint.is_empty or not footprint.geom.is_valid:
             return "no valid footprint"
-        _date(item)
+        item_datetime(item)
         float(item.properties.get("eo:cloud_cover", 0.0))
     except (KeyError, TypeError, ValueError, AttributeError, pystac.STACError) as exc:
         return f"not a valid STAC item ({type(exc).__name__})"

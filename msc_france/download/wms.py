@@ -64,17 +64,20 @@ def wms_sensor(key: str, source: WmsSource, region_l93: Geometry) -> tuple[Senso
     """The candidates of a WMS source for planning: the flights of its mosaic graph over the region (one
     candidate per graph area, with its day of flight), or, where the catalog names no WFS or it fails,
     the whole service (its coverage and dates measured window by window when fetched); and a note."""
-    graph, problem = _graph(source, region_l93.boundingbox)
     name = service_id(source)
+    wfs = source.dates_wfs
+    if wfs is None:
+        return SensorCandidates(key, [], "cover", whole_service=name), ""
+    graph, problem = _graph(source, region_l93.boundingbox)
     if graph is None or graph.empty:
-        note = problem or f"the WFS {source.dates_wfs.typename if source.dates_wfs else ''} has no flight over the region"
-        return SensorCandidates(key, [], "cover", whole_service=name), note if source.dates_wfs else ""
-    field = source.dates_wfs.field if source.dates_wfs else ""
+        note = problem or f"the WFS {wfs.typename} has no flight over the region"
+        return SensorCandidates(key, [], "cover", whole_service=name), note
     candidates = [
         Candidate(key, None, name, dt.date.fromisoformat(str(day)[:10]), 0.0, Geometry(geom, CRS), f"{name}:{i}")
-        for i, (day, geom) in enumerate(zip(graph[field], graph.geometry, strict=True)) if geom is not None and not geom.is_empty
+        for i, (day, geom) in enumerate(zip(graph[wfs.field], graph.geometry, strict=True))
+        if geom is not None and not geom.is_empty
     ]
-    return SensorCandidates(key, candidates, "cover"), f"VHR coverage and days of flight from the WFS {source.dates_wfs.typename}"
+    return SensorCandidates(key, candidates, "cover"), f"VHR coverage and days of flight from the WFS {wfs.typename}"
 
 
 def _graph(source: WmsSource, box: BoundingBox) -> tuple[Any, str]:

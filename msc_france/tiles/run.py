@@ -17,6 +17,7 @@ from rich.console import Console
 from tqdm import tqdm
 
 from msc_france.config import Recipe
+from msc_france.download.plan import PLAN_FILE
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
@@ -31,7 +32,7 @@ from msc_france.tiles.sources import (
     region_geometry,
 )
 from msc_france.tiles.store import all_done, create_or_open, layers, lock_path, read_done, shard_of, shard_tiles
-from msc_france.tiles.tileplan import PLAN_FILE, TileOrders, read_plan
+from msc_france.tiles.tileplan import TileOrders, read_plan
 
 
 @dataclass

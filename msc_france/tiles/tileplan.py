@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from msc_france.download.plan import PLAN_FILE
 from msc_france.errors import UserError
 from msc_france.grid import TileId
 from msc_france.tiles.sources import SourceItem
 
-PLAN_FILE = "plan.parquet"
 PLANNED = ("s2", "l8", "vhr", "labels")  # groups a plan may order (column `<group>_items`)
 UNUSED = np.iinfo(np.int16).max  # rank of an item on a tile whose plan does not list it
 
 
 @dataclass(frozen=True)
-class RegionPlan:
+class RegionOrders:
     """One region's plan: per (group, tile), the ids of its local items to mosaic there, best first."""
 
     region: str
@@ -32,8 +32,8 @@ class RegionPlan:
     orders: dict[tuple[str, TileId], tuple[str, ...]]
 
 
-def read_plan(folder: Path) -> RegionPlan | None:
-    """``folder/plan.parquet`` as a :class:`RegionPlan`; None when the download wrote none (an earlier version).
+def read_plan(folder: Path) -> RegionOrders | None:
+    """``folder/plan.parquet`` as a :class:`RegionOrders`; None when the download wrote none (an earlier version).
     A null item list is an empty one: nothing of that sensor on the tile."""
     path = folder / PLAN_FILE
     if not path.exists():
@@ -46,7 +46,7 @@ def read_plan(folder: Path) -> RegionPlan | None:
     orders = {(group, tile): tuple(ids or ())
               for group in groups
               for tile, ids in zip(tiles, table.column(f"{group}_items").to_pylist(), strict=True)}
-    return RegionPlan(folder.name, groups, orders)
+    return RegionOrders(folder.name, groups, orders)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class TileOrders:
     orders: dict[tuple[str, TileId], tuple[str, ...]]
 
     @classmethod
-    def combine(cls, plans: Iterable[RegionPlan]) -> TileOrders:
+    def combine(cls, plans: Iterable[RegionOrders]) -> TileOrders:
         orders: dict[tuple[str, TileId], tuple[str, ...]] = {}
         for plan in reversed(list(plans)):
             for at, ids in plan.orders.items():
