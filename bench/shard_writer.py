@@ -1,4 +1,4 @@
-"""The hand-written shard encoder (``tiles/store.write_shard``) against zarr-python writing the same whole
+"""The hand-written shard encoder (``tiles/shard_codec.write_shard``) against zarr-python writing the same whole
 shard with the same codecs (the baseline), in one process, and what that means for the tiles stage.
 
     make demo                                     # once: data/demo.zarr and data/catalogs/demo
@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_seconds  # noqa: E402
 from msc_france.config import load_recipe  # noqa: E402
 from msc_france.regions import resolve_region  # noqa: E402
-from msc_france.tiles.shard import shard_box  # noqa: E402
 from msc_france.tiles.sources import read_items  # noqa: E402
-from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_shard  # noqa: E402
+from msc_france.store.layout import layers, shard_box, shard_of, shard_tiles  # noqa: E402
+from msc_france.tiles.create import create_or_open  # noqa: E402
+from msc_france.tiles.shard_codec import write_shard  # noqa: E402
 from msc_france.tiles.warp import render  # noqa: E402
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from msc_france.config import load_recipe  # noqa: E402
 from msc_france.tiles.run import TilesRequest, run_tiles  # noqa: E402
-from msc_france.tiles.store import layers  # noqa: E402
+from msc_france.store.layout import layers  # noqa: E402
 
 L93 = "EPSG:2154"
 

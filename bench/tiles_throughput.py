@@ -42,7 +42,9 @@ from msc_france.config import load_recipe  # noqa: E402
 from msc_france.grid import tiles_between  # noqa: E402
 from msc_france.sensors import SENSORS  # noqa: E402
 from msc_france.tiles.sources import read_items, region_geometry  # noqa: E402
-from msc_france.tiles.store import ZSTD_LEVEL, layers, write_shard  # noqa: E402
+from msc_france.store.layout import layers  # noqa: E402
+from msc_france.tiles.create import ZSTD_LEVEL  # noqa: E402
+from msc_france.tiles.shard_codec import write_shard  # noqa: E402
 from msc_france.tiles.warp import kernel, render  # noqa: E402
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from odc.geo.geobox import GeoBox
 from rasterio.io import MemoryFile
+
+from msc_france.store.atomic import atomic_write
 
 
 def write_cog(
@@ -28,7 +29,6 @@ def write_cog(
     if data.ndim == 2:
         data = data[np.newaxis]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
     predictor = 2 if np.issubdtype(data.dtype, np.integer) else 3
     with MemoryFile() as memory:
         with memory.open(
@@ -50,10 +50,5 @@ def write_cog(
             for i, name in enumerate(band_names or [], start=1):
                 dst.set_band_description(i, name)
         encoded = memory.read()
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(encoded)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, encoded)
     return len(encoded)

@@ -10,6 +10,7 @@ xarray objects, with the tile index as a GeoDataFrame.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import geopandas as gpd
@@ -18,33 +19,26 @@ from matplotlib.figure import Figure
 
 from msc_france.grid import TileGrid, TileId
 from msc_france.quicklook import plot_triplet
-from msc_france.tiles.index import index_path, read_index
-from msc_france.tiles.store import LABELS, open_store
-
-SENSOR_ORDER = ("s2", "l8", "vhr", LABELS)
+from msc_france.store import open_store
+from msc_france.store.layout import tile_pixels
 
 
 class Pairs:
     """A tile store opened for reading: ``len``, iteration and ``[tile id or position]``."""
 
     def __init__(self, store: str, storage_options: dict[str, Any] | None = None) -> None:
-        root = open_store(store, storage_options)
-        meta = root.attrs["msc_france"]
+        opened = open_store(store, storage_options)
         self.store = store
-        self.grid = TileGrid.from_dict(meta["grid"])
-        self.sensors = [s for s in SENSOR_ORDER if s in root]
-        self.tiles: gpd.GeoDataFrame = read_index(index_path(store), storage_options=storage_options or None)
+        self.grid: TileGrid = opened.grid
+        self.sensors = opened.groups
+        self.tiles: gpd.GeoDataFrame = opened.index()
         self._rows = {t: i for i, t in enumerate(self.tiles["tile"])}
-        self._groups = {
-            s: xr.open_zarr(store, group=s, decode_coords="all", mask_and_scale=False, chunks=None,
-                            storage_options=storage_options or None)
-            for s in self.sensors
-        }
+        self._groups = {s: opened.dataset(s) for s in self.sensors}
 
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __iter__(self):  # noqa: ANN204 - Iterator[dict[str, xr.Dataset]]
+    def __iter__(self) -> Iterator[dict[str, xr.Dataset]]:
         return (self.tile(t) for t in self.tiles["tile"])
 
     def __getitem__(self, key: str | int | TileId) -> dict[str, xr.Dataset]:
@@ -67,8 +61,8 @@ class Pairs:
         row = self.tiles.iloc[self._rows[name]]
         out = {}
         for sensor, ds in self._groups.items():
-            px = int(ds.attrs["tile_px"])
-            part = ds.isel(y=slice(tile.row * px, (tile.row + 1) * px), x=slice(tile.col * px, (tile.col + 1) * px))
+            rows, cols = tile_pixels(tile.col, tile.row, int(ds.attrs["tile_px"]))
+            part = ds.isel(y=rows, x=cols)
             part.attrs.update({
                 "tile": name, "sensor": sensor, "nodata": ds["data"].attrs.get("nodata"),
                 "scale": ds["data"].attrs.get("scale_factor_dn"), "offset": ds["data"].attrs.get("add_offset_dn"),

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from rich.console import Console, Group
 from rich.table import Table
 
@@ -22,9 +21,8 @@ from msc_france.download.plan import RegionPlan
 from msc_france.download.plan_report import fetch_bytes
 from msc_france.errors import UserError
 from msc_france.regions import Region, region_tiles, resolve_region
+from msc_france.store import SPLITS, Layer, layers, open_store
 from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure
-from msc_france.tiles.index import SPLITS, index_path
-from msc_france.tiles.store import Layer, layers, open_store
 
 # Stored bytes (data and valid arrays, zstd level 1) per raw byte of the data array, measured on the
 # demo store (the 144 tiles of the 5.76 km demo world, recipe demo) with `plan --store data/demo.zarr`.
@@ -85,16 +83,13 @@ class Plan:
 def store_ratios(store: str) -> dict[str, float]:
     """Stored bytes (data + valid, metadata and shard indexes included) per raw data byte, per group,
     over the tiles of the store's index."""
-    root = open_store(store)
-    try:
-        tiles = len(pd.read_parquet(index_path(store), columns=["tile"]))
-    except FileNotFoundError:
-        raise UserError(f"no tile index beside {store}; run `make tiles` to finish the store") from None
+    opened = open_store(store)
+    tiles = len(opened.index())
     ratios = {}
-    for name, group in root.groups():
-        data = group["data"]
-        raw = tiles * int(group.attrs["tile_px"]) ** 2 * data.shape[0] * data.dtype.itemsize
-        ratios[name] = (data.nbytes_stored() + group["valid"].nbytes_stored()) / raw
+    for name in opened.groups:
+        data = opened.array(name)
+        raw = tiles * opened.tile_px(name) ** 2 * data.shape[0] * data.dtype.itemsize
+        ratios[name] = opened.stored_bytes(name) / raw
     return ratios
 
 

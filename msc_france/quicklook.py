@@ -22,9 +22,8 @@ from matplotlib.patches import Patch, Polygon
 
 from msc_france.landcover import WORLDCOVER, WORLDCOVER_NODATA
 from msc_france.sensors import SENSORS
+from msc_france.store.layout import LABELS, group_rank
 
-PANEL_ORDER: tuple[str, ...] = ("s2", "l8", "vhr", "labels")
-LABELS = "labels"
 INVALID_RGBA = (1.0, 0.0, 1.0, 0.5)  # semi-transparent magenta over pixels with valid == 0
 SPLIT_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
 
@@ -155,8 +154,7 @@ def _panel(ax: Axes, sensor: str, array: xr.DataArray, valid: xr.DataArray | Non
 
 
 def _ordered(sensors: Sequence[str]) -> list[str]:
-    known = [s for s in PANEL_ORDER if s in sensors]
-    return known + [s for s in sensors if s not in PANEL_ORDER]
+    return sorted(sensors, key=group_rank)
 
 
 def plot_triplet(

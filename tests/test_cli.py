@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from msc_france.config import CATALOGS_DIR, load_recipe
-from msc_france.tiles.store import create_or_open
+from msc_france.tiles.create import create_or_open
 from tests.pretrain_fixtures import write_preset
 
 E2E_SIZE = 2880.0  # metres

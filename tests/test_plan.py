@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -17,10 +16,12 @@ from msc_france.download.plan_report import fetch_bytes
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
 from msc_france.plan import DEMO_STORE_RATIOS, make_plan, store_ratios
+from msc_france.store.index import build_index, write_index
+from msc_france.store.records import TileRecord
 from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S
-from msc_france.tiles.index import index_path
-from msc_france.tiles.store import create_or_open
+from msc_france.tiles.create import create_or_open
 from tests.test_download import World, _catalog_file, _region
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "msc_france", *args], capture_output=True, text=True, timeout=300)
@@ -75,7 +76,7 @@ def test_store_ratios_measure_stored_per_raw_bytes(tmp_path: Path) -> None:
     root["vhr"]["data"][:, :120, :120] = 7  # constant: next to nothing stored
     with pytest.raises(UserError, match="no tile index"):
         store_ratios(store)
-    pd.DataFrame({"tile": ["0000_0000"]}).to_parquet(index_path(store))
+    write_index(build_index([TileRecord(0, 0, "s2")], load_recipe("demo").tile_grid), store)
     ratios = store_ratios(store)
     assert set(ratios) == {"s2", "l8", "vhr", "labels"}
     # one tile carries its shard's whole index (17 x 17 x 16 bytes) and the array metadata with it

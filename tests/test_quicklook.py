@@ -13,7 +13,8 @@ from PIL import Image
 from msc_france.grid import TileGrid, TileId
 from msc_france.quicklook import coverage_map, plot_triplet, robust_rgb, save_triplets, worldcover_colormap
 from msc_france.sensors import SENSORS
-from msc_france.tiles.index import build_index
+from msc_france.store.index import build_index
+from msc_france.store.records import TileRecord
 
 FOOTPRINT = 480.0
 GSD = {"s2": 10.0, "l8": 30.0, "vhr": 6.0, "labels": 10.0}
@@ -185,7 +186,7 @@ def test_coverage_map_writes_png(tmp_path) -> None:
                 records.append({"tile": str(TileId(col, row)), "col": col, "row": row, "sensor": sensor,
                                 "region": "alpha", "datetime": None, "items": [], "valid_fraction": valid,
                                 "cloud_fraction": 0.0})
-    gdf = build_index(records, grid)
+    gdf = build_index([TileRecord.from_json(r) for r in records], grid)
     assert (~gdf["quality_ok"]).sum() == 5
     path = coverage_map(gdf, tmp_path / "maps" / "coverage.png")
     assert path == tmp_path / "maps" / "coverage.png"

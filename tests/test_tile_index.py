@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import fsspec
+import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
 
 from msc_france.grid import TileGrid, TileId
-from msc_france.tiles.index import SPLITS, build_index, index_path, read_index, split_of, write_index
+from msc_france.store.index import SPLITS, build_index, read_index, split_of, write_index
+from msc_france.store.layout import index_path
+from msc_france.store.records import TileRecord
 
 GRID = TileGrid.create(480, {"s2": 10, "l8": 30, "vhr": 1.5, "labels": 10})
 
@@ -64,6 +68,11 @@ def test_split_rejects_bad_block() -> None:
 
 
 # --- build_index -------------------------------------------------------------------------------
+def _build(records: list[dict], grid: TileGrid, **options: Any) -> gpd.GeoDataFrame:
+    """The index of records given as the JSON of completion records."""
+    return build_index([TileRecord.from_json(r) for r in records], grid, **options)
+
+
 @pytest.fixture()
 def records() -> list[dict]:
     return [
@@ -84,7 +93,7 @@ def records() -> list[dict]:
 
 
 def test_index_columns_and_order(records: list[dict]) -> None:
-    gdf = build_index(records, GRID)
+    gdf = _build(records, GRID)
     assert list(gdf.columns) == [
         "tile", "col", "row", "region", "geometry",
         "s2_datetime", "s2_items", "s2_dates", "s2_valid", "s2_cloud",
@@ -99,7 +108,7 @@ def test_index_columns_and_order(records: list[dict]) -> None:
 
 
 def test_index_values(records: list[dict]) -> None:
-    gdf = build_index(records, GRID).set_index("tile")
+    gdf = _build(records, GRID).set_index("tile")
     first = gdf.loc["0003_0004"]
     assert first["s2_items"] == "S2A_1,S2B_2"
     assert first["s2_dates"] == "2023-06-01T10:30:00Z,2023-05-22T10:40:00Z", "every date, in priority order"
@@ -116,7 +125,7 @@ def test_index_values(records: list[dict]) -> None:
 
 
 def test_index_quality_rule(records: list[dict]) -> None:
-    gdf = build_index(records, GRID).set_index("tile")
+    gdf = _build(records, GRID).set_index("tile")
     # Labels valid 0.10 do not fail a tile.
     assert bool(gdf.loc["0003_0004", "quality_ok"]) is True
     assert gdf.loc["0003_0004", "quality_reason"] == "ok"
@@ -136,23 +145,23 @@ def test_records_written_before_dates_were_kept_have_none() -> None:
     """A store grown from completion records of an earlier version: no dates, the rest as before."""
     old = record(0, 0, "s2", items=["S2A_1", "S2B_2"])
     del old["dates"]
-    row = build_index([old, record(1, 0, "s2")], GRID).set_index("tile")
+    row = _build([old, record(1, 0, "s2")], GRID).set_index("tile")
     assert pd.isna(row.loc["0000_0000", "s2_dates"]) and row.loc["0000_0000", "s2_datetime"] == "2023-06-01T10:30:00Z"
     assert row.loc["0001_0000", "s2_dates"] == "2023-06-01T10:30:00Z", "the premise: a kept date is written"
 
 
 def test_index_regions_joined_and_threshold_text() -> None:
     recs = [record(1, 1, "s2", 0.949, region="beta"), record(1, 1, "l8", 0.5, region="alpha")]
-    row = build_index(recs, GRID, min_valid=0.95).iloc[0]
+    row = _build(recs, GRID, min_valid=0.95).iloc[0]
     assert row["region"] == "alpha,beta"
     # 0.949 is not printed as 0.95 < 0.95.
     assert row["quality_reason"] == "s2 valid 0.949 < 0.95; l8 valid 0.50 < 0.95"
-    relaxed = build_index(recs, GRID, min_valid=0.4).iloc[0]
+    relaxed = _build(recs, GRID, min_valid=0.4).iloc[0]
     assert bool(relaxed["quality_ok"]) is True and relaxed["quality_reason"] == "ok"
 
 
 def test_index_only_sensors_in_records() -> None:
-    gdf = build_index([record(0, 0, "s2"), record(1, 0, "labels", 0.2)], GRID)
+    gdf = _build([record(0, 0, "s2"), record(1, 0, "labels", 0.2)], GRID)
     assert [c for c in gdf.columns if c.endswith("_valid")] == ["s2_valid", "labels_valid"]
     assert list(gdf["quality_reason"]) == ["ok", "s2 missing"]
 
@@ -162,7 +171,7 @@ def test_index_reason_says_why_pixels_are_not_valid() -> None:
                                                                "other": 0.001}}
     uncovered = record(0, 0, "l8", 0.0, items=[]) | {"invalid_fractions": {"nodata": 1.0}}
     recs = [snowy, uncovered, record(0, 0, "vhr", 0.97)]
-    row = build_index(recs, GRID).iloc[0]
+    row = _build(recs, GRID).iloc[0]
     assert bool(row["quality_ok"]) is False
     # Shares under half a percent (other 0.001) are left out.
     assert row["quality_reason"] == ("s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); "
@@ -170,7 +179,7 @@ def test_index_reason_says_why_pixels_are_not_valid() -> None:
 
 
 def test_index_geometry_and_split(records: list[dict]) -> None:
-    gdf = build_index(records, GRID, block=2)
+    gdf = _build(records, GRID, block=2)
     for _, row in gdf.iterrows():
         b = GRID.tile_bounds(TileId(row["col"], row["row"]))
         expected = shapely.box(b.left, b.bottom, b.right, b.top)
@@ -183,11 +192,11 @@ def test_index_rejects_inconsistent_tile_id() -> None:
     bad = record(3, 4, "s2")
     bad["tile"] = "0004_0003"
     with pytest.raises(ValueError):
-        build_index([bad], GRID)
+        _build([bad], GRID)
 
 
 def test_empty_index() -> None:
-    gdf = build_index([], GRID)
+    gdf = _build([], GRID)
     assert len(gdf) == 0
     assert {"tile", "geometry", "quality_ok", "split"} <= set(gdf.columns)
     assert gdf.crs.to_epsg() == 2154
@@ -195,26 +204,26 @@ def test_empty_index() -> None:
 
 # --- files -------------------------------------------------------------------------------------
 def test_write_read_round_trip(tmp_path, records: list[dict]) -> None:
-    gdf = build_index(records, GRID)
+    gdf = _build(records, GRID)
     path = tmp_path / "sub" / "store.tiles.parquet"
-    write_index(gdf, str(path))
+    assert write_index(gdf, str(tmp_path / "sub" / "store.zarr")) == str(path)
     assert path.is_file()
     assert sorted(p.name for p in path.parent.iterdir()) == ["store.tiles.parquet"]  # no temp left
-    back = read_index(str(path))
+    back = read_index(str(tmp_path / "sub" / "store.zarr"))
     assert back.crs.to_epsg() == 2154
     assert list(back.columns) == list(gdf.columns)
     assert back.drop(columns="geometry").equals(gdf.drop(columns="geometry"))
     assert all(a.equals(b) for a, b in zip(back.geometry, gdf.geometry))
     # Overwriting in place works and leaves no temporary file either.
-    write_index(gdf.iloc[:1], str(path))
-    assert len(read_index(str(path))) == 1
+    write_index(gdf.iloc[:1], str(tmp_path / "sub" / "store.zarr"))
+    assert len(read_index(str(tmp_path / "sub" / "store.zarr"))) == 1
     assert sorted(p.name for p in path.parent.iterdir()) == ["store.tiles.parquet"]
 
 
 def test_write_read_url(records: list[dict]) -> None:
-    gdf = build_index(records, GRID)
-    url = "memory://msc-test-index/store.tiles.parquet"
-    write_index(gdf, url)
+    gdf = _build(records, GRID)
+    url = "memory://msc-test-index/store.zarr"
+    assert write_index(gdf, url) == "memory://msc-test-index/store.tiles.parquet"
     back = read_index(url)
     assert list(back["tile"]) == list(gdf["tile"])
     assert back.crs.to_epsg() == 2154

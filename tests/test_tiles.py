@@ -34,9 +34,10 @@ from msc_france.grid import TileId
 from msc_france.pairs import open_pairs
 from msc_france.pretrain.config import default_preset
 from msc_france.provenance import RecipeRecord
+from msc_france.store.layout import done_root, layers
+from msc_france.tiles.create import create_or_open
 from msc_france.tiles.run import TilesRequest, run_tiles
 from msc_france.tiles.sources import downloaded_recipe, read_items
-from msc_france.tiles.store import create_or_open, done_root, layers
 from msc_france.tiles.warp import render
 from tests.test_cli import _cli
 from tests.test_download import _catalog_file, _region, recipe_file

@@ -20,10 +20,12 @@ from zarr.codecs import ZstdCodec
 
 from msc_france.config import load_recipe
 from msc_france.grid import TileId
+from msc_france.store.layout import layers, shard_box, shard_of, shard_tiles
 from msc_france.tiles import shard as shard_module
-from msc_france.tiles.shard import process_shard, shard_box
+from msc_france.tiles.create import create_or_open
+from msc_france.tiles.shard import process_shard
+from msc_france.tiles.shard_codec import write_shard
 from msc_france.tiles.sources import read_items
-from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_shard
 from msc_france.tiles.warp import _warp
 from tests.test_tiles import downloaded  # noqa: F401 - the demo download, as a fixture
 

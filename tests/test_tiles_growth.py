@@ -21,9 +21,9 @@ from msc_france.demo.server import DemoServer
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.grid import TileId
 from msc_france.pairs import open_pairs
-from msc_france.tiles.index import index_path, read_index
+from msc_france.store.index import read_index
+from msc_france.store.layout import done_path, layers, shard_tiles
 from msc_france.tiles.run import TilesRequest, run_tiles
-from msc_france.tiles.store import done_path, layers, shard_tiles
 from tests.test_download import _catalog_file
 
 World = tuple[Path, dict[str, Any]]
@@ -99,7 +99,7 @@ def test_a_second_region_grows_the_store_and_leaves_the_first_alone(
     assert _shard_files(second.store, NW) == only_a and _shard_files(second.store, SW) == shared
     assert len(_shard_files(second.store, SE)) == len(only_a), "B's new tile was written"
 
-    index = read_index(index_path(second.store)).set_index("tile")
+    index = read_index(second.store).set_index("tile")
     assert sorted(index.index) == sorted(str(t) for t in (NW, SW, SE))
     assert index.loc[str(NW), "region"] == region_a.name
     # Without a plan, every item near the tile is used: A's window reaches a few pixels into SE.

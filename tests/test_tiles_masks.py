@@ -11,10 +11,10 @@ import rasterio
 from rasterio.transform import from_origin
 
 from msc_france.grid import TileGrid, TileId
-from msc_france.tiles.index import build_index
+from msc_france.store.index import build_index
+from msc_france.store.layout import Layer
 from msc_france.tiles.shard import _tile_record
 from msc_france.tiles.sources import SourceItem
-from msc_france.tiles.store import Layer
 from msc_france.tiles.warp import render
 from tests.test_tiles_fast import ORIGIN, UTM, _lambert_target, _source
 
@@ -49,11 +49,11 @@ def test_snow_is_invalid_not_cloud_and_the_reason_a_tile_fails(tmp_path: Path) -
     rendered = render(S2_LAYER, [item], target)
     assert rendered.has_data.all() and 0.2 < (~rendered.valid).mean() < 0.6, "snow pixels are data, not valid"
     record = _tile_record(TileId(0, 0), S2_LAYER, rendered, (slice(None), slice(None)))
-    assert record["cloud_fraction"] == 0.0, "snow is not cloud"
-    shares = record["invalid_fractions"]
-    assert shares["snow"] == pytest.approx(1 - record["valid_fraction"]) and shares["cloud"] == 0.0
+    assert record.cloud_fraction == 0.0, "snow is not cloud"
+    shares = record.invalid_fractions
+    assert shares["snow"] == pytest.approx(1 - record.valid_fraction) and shares["cloud"] == 0.0
     reason = build_index([record], GRID).iloc[0]["quality_reason"]
-    assert reason == f"s2 valid {record['valid_fraction']:.2f} < 0.95 (snow {shares['snow']:.2f})"
+    assert reason == f"s2 valid {record.valid_fraction:.2f} < 0.95 (snow {shares['snow']:.2f})"
 
 
 @pytest.mark.parametrize(("fill", "declared"), [(0, None), (65535, 65535.0)])
@@ -71,4 +71,4 @@ def test_a_file_without_nodata_is_masked_with_the_declared_one(tmp_path: Path, f
     assert 0.3 < found.valid.mean() < 0.9, "the swath edge and the holes are not valid"
     assert np.array_equal(found.valid, expected.valid) and np.array_equal(found.data, expected.data)
     record = _tile_record(TileId(0, 0), VHR_LAYER, found, (slice(None), slice(None)))
-    assert record["invalid_fractions"]["nodata"] == pytest.approx(1 - record["valid_fraction"])
+    assert record.invalid_fractions["nodata"] == pytest.approx(1 - record.valid_fraction)

@@ -16,11 +16,12 @@ from rich.console import Console
 
 from msc_france.grid import TileId
 from msc_france.pairs import open_pairs
-from msc_france.tiles.index import index_path, read_index
+from msc_france.store.done import all_done
+from msc_france.store.index import read_index
+from msc_france.store.layout import layers, shard_box, shard_of, shard_tiles
+from msc_france.store.records import TileRecord
 from msc_france.tiles.run import TilesRequest, run_tiles
-from msc_france.tiles.shard import shard_box
 from msc_france.tiles.sources import SourceItem, read_items
-from msc_france.tiles.store import all_done, layers, shard_of, shard_tiles
 from msc_france.tiles.tileplan import RegionOrders, TileOrders
 from msc_france.tiles.warp import CLEAR, CLOUD, GDAL_OPTIONS, NODATA, _item_bands, _quality, render
 from tests.tileplan_fixtures import (
@@ -85,7 +86,7 @@ def test_an_item_the_plan_does_not_list_is_not_used(planned: tuple[str, str]) ->
     cloud = _local(SE, "nw")
     assert (se == B.dn).all(), "B's cloudy data stay where A (not listed) is clear"
     assert not valid[cloud].any() and valid.sum() == valid.size * 3 // 4
-    row = read_index(index_path(store)).set_index("tile").loc[str(SE)]
+    row = read_index(store).set_index("tile").loc[str(SE)]
     assert row["s2_items"] == B.item_id and row["s2_cloud"] == pytest.approx(0.25)
 
 
@@ -96,16 +97,16 @@ def test_a_tile_of_two_dates_records_both_in_order(planned: tuple[str, str]) -> 
     assert (sw[_local(SW, "se")] == C.dn).all(), "C first where it is clear"
     for hole in ("nw", "sw", "ne"):  # no data, no data, cloud
         assert (sw[_local(SW, hole)] == A.dn).all(), f"A fills C's {hole} quarter"
-    row = read_index(index_path(store)).set_index("tile").loc[str(SW)]
+    row = read_index(store).set_index("tile").loc[str(SW)]
     assert row["s2_items"] == f"{C.item_id},{A.item_id}"
     assert row["s2_dates"] == f"{C.datetime},{A.datetime}" and row["s2_datetime"] == C.datetime
     assert C.datetime != A.datetime, "the premise: two dates"
-    record = next(r for r in _records(store) if r["tile"] == str(SW) and r["sensor"] == "s2")
-    assert record["dates"] == [C.datetime, A.datetime] and record["datetime"] == C.datetime
+    record = next(r for r in _records(store) if r.tile == SW and r.sensor == "s2")
+    assert record.dates == (C.datetime, A.datetime) and record.datetime == C.datetime
 
 
-def _records(store: str) -> list[dict]:
-    return [r for done in all_done(store, {}) for r in done["tiles"].values()]
+def _records(store: str) -> list[TileRecord]:
+    return [r for done in all_done(store, {}) for r in done.tiles.values()]
 
 
 def test_a_plan_says_what_it_does_not_order(planned: tuple[str, str]) -> None:
@@ -119,7 +120,7 @@ def test_without_a_plan_least_cloudy_first_and_said_once(tmp_path: Path) -> None
     out = io.StringIO()
     store = _tiles(tmp_path / "data", Console(file=out, width=200))
     assert out.getvalue().count("no plan.parquet (downloaded by an earlier version)") == 1
-    index = read_index(index_path(store)).set_index("tile")
+    index = read_index(store).set_index("tile")
     for tile in (NW, NE, SE):
         data, valid = _s2(store, tile)
         assert (data == A.dn).all() and valid.all() and index.loc[str(tile), "s2_items"] == A.item_id

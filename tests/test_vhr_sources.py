@@ -25,11 +25,11 @@ from msc_france.download.http import FetchError, HttpOpener, RetryPolicy, Transf
 from msc_france.download.run import DownloadRequest, run_download, vhr_band_indexes
 from msc_france.errors import UserError
 from msc_france.pairs import open_pairs
-from msc_france.pretrain.dataset import band_stats
 from msc_france.sensors import VHR, Encoding
+from msc_france.store import open_store
+from msc_france.tiles.create import create_or_open
 from msc_france.tiles.run import TilesRequest, run_tiles
 from msc_france.tiles.sources import SourceItem, item_encodings
-from msc_france.tiles.store import create_or_open
 from tests.data import spot_vhr
 from tests.test_download import _region
 
@@ -103,7 +103,7 @@ def test_readers_take_the_scale_from_the_store(store: str, spot: tuple[Path, dic
     pairs = open_pairs(store)
     sample = pairs[0]["vhr"]
     assert (sample.attrs["scale"], sample.attrs["offset"]) == (spot_vhr.SCALE, spot_vhr.OFFSET)
-    stats = band_stats(zarr.open_group(store, mode="r"), store, "vhr")
+    stats = open_store(store).normalisation("vhr")
     assert (stats.scale, stats.offset) == (spot_vhr.SCALE, spot_vhr.OFFSET)
     red = zarr.open_group(store, mode="r")["vhr"].attrs["statistics"]["red"]["mean"]
     assert 0.2 < red < 0.8, "reflectance = DN * scale + offset (DN about 1500-3300 in red)"

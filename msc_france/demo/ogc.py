@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from PIL import Image
 from rasterio.enums import Resampling
 
 from msc_france.demo.wfs import cgi_app, write_graph
+from msc_france.store.atomic import atomic_write
 
 RGB_LAYER = "HR.ORTHOIMAGERY.ORTHOPHOTOS"
 IRC_LAYER = "ORTHOIMAGERY.ORTHOPHOTOS.IRC"
@@ -161,9 +161,7 @@ def render_caches(world: Path) -> Path:
                                 _save_tile(tile, cache_dir(world, kind, campaign) / str(level) / str(x) / f"{y}.{TILE_EXT}")
     config_path(world).write_text(yaml.safe_dump(config, sort_keys=False))
     write_graph(world / OGC_DIR, bounds, dt.date.fromisoformat(dated[-1].date))
-    tmp = done.with_name(f".{DONE}.partial")
-    tmp.write_text(json.dumps({"campaigns": [c.date for c in dated]}))
-    os.replace(tmp, done)
+    atomic_write(done, json.dumps({"campaigns": [c.date for c in dated]}))
     return config_path(world)
 
 

@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +37,8 @@ from msc_france.demo import items as stac
 from msc_france.demo.footprint_items import write_footprints
 from msc_france.demo.footprints import footprints
 from msc_france.demo.landscape import Landscape, generate_landscape
-from msc_france.demo.ogc import OGC_DIR, render_caches
 from msc_france.demo.native import landsat_grid, sentinel2_grid, worldcover_grid
+from msc_france.demo.ogc import OGC_DIR, render_caches
 from msc_france.demo.render import (
     OPTICS,
     ORTHO_TONE,
@@ -52,6 +51,7 @@ from msc_france.demo.render import (
     warp,
 )
 from msc_france.sensors import LANDSAT8, SENTINEL2, VHR, s2_encoding
+from msc_france.store.atomic import atomic_write
 
 GENERATOR_VERSION = "4"  # 4: footprint world over France (items only), France-wide mosaic graph
 MANIFEST = "world.json"
@@ -92,10 +92,7 @@ def acquisitions(cfg: DemoWorldConfig) -> list[Acquisition]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 class WorldWriter:

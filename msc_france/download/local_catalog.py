@@ -5,11 +5,10 @@ cloud cover, datetime), with each file's size and checksum.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from msc_france.download.candidates import Candidate
 from msc_france.download.fetch import Fetched
 from msc_france.provenance import CATALOG_KEY, RecipeRecord
 from msc_france.sensors import SENSORS
+from msc_france.store.atomic import atomic_write
 
 FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
@@ -106,15 +106,5 @@ def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]], rec
     return root / "catalog.json"
 
 
-@contextlib.contextmanager
-def partial_file(path: Path) -> Iterator[Path]:
-    """A name to write ``path`` under (``.NAME.partial``, which a rerun of the download removes), renamed
-    to ``path`` when the block completes: nothing half-written ever has the final name."""
-    tmp = path.with_name(f".{path.name}.partial")
-    yield tmp
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, data: Any) -> None:
-    with partial_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str))

@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.table import Table
 
 from msc_france.config import Recipe
-from msc_france.download.local_catalog import partial_file
+from msc_france.store.atomic import atomic_path
 from msc_france.download.plan import PLAN_FILE, SENSOR_NAMES, RegionPlan
 from msc_france.grid import CRS, tiles_between
 from msc_france.quicklook import plan_map
@@ -104,7 +104,7 @@ def write_plan(plan: RegionPlan, root: Path) -> tuple[Path, Path]:
     boxes = plan.grid.tile_boxes(frame["col"].to_numpy(), frame["row"].to_numpy())
     table = gpd.GeoDataFrame(frame, geometry=list(boxes), crs=CRS)
     path = root / PLAN_FILE
-    with partial_file(path) as partial:
+    with atomic_path(path) as partial:
         table.to_parquet(partial, index=False)
     figure = plan_map(frame, root / PLAN_MAP,
                       f"plan for {plan.region.name}: {plan.triplets:,} of {len(frame):,} tiles with a full triplet")

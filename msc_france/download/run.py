@@ -39,6 +39,8 @@ from msc_france.download.http import (
     strip_query,
 )
 from msc_france.download.local_catalog import local_item, write_catalog, write_json
+from msc_france.store.atomic import PARTIAL_GLOB
+from msc_france.store.layout import IMAGING, LABELS
 from msc_france.download.plan import RegionPlan, SensorCandidates, plan_tiles
 from msc_france.download.plan_report import fetch_bytes, plan_report, write_plan
 from msc_france.download.search import open_api, search_source
@@ -221,7 +223,7 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
     region_l93 = region.geometry.to_crs("EPSG:2154")
     sensors: dict[str, SensorCandidates] = {}
     duplicates: dict[str, list[Candidate]] = {}
-    wanted = [k for k in ("s2", "l8", "vhr") if k in recipe.sensors] + (["labels"] if recipe.labels else [])
+    wanted = [k for k in IMAGING if k in recipe.sensors] + ([LABELS] if recipe.labels else [])
     for key in wanted:
         source = catalog.sources.get(key)
         if source is None:
@@ -403,7 +405,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         _same_recipe(root, recipe)
         root.mkdir(parents=True, exist_ok=True)
         write_json(root / "region.geojson", region.geometry.json)
-        for partial in root.rglob(".*.partial"):
+        for partial in root.rglob(PARTIAL_GLOB):
             partial.unlink()
         transfer = Transfer()
         client = http_client()

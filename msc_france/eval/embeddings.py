@@ -13,7 +13,7 @@ from tqdm import tqdm
 from msc_france.errors import UserError
 from msc_france.eval.encoders import Encoder
 from msc_france.pretrain.dataset import EmptySplit, TileDataset
-from msc_france.tiles.store import LABELS, open_store
+from msc_france.store import LABELS
 
 
 def tile_features(cls: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
@@ -43,14 +43,12 @@ class Split:
     labels: torch.Tensor | None
 
 
-def read_labels(store: str, dataset: TileDataset) -> torch.Tensor | None:
+def read_labels(dataset: TileDataset) -> torch.Tensor | None:
     """The label chunk of each tile of ``dataset`` (None when the store has no label group)."""
-    root = open_store(store)
-    if LABELS not in root:
+    store = dataset.opened()
+    if LABELS not in store.groups:
         return None
-    array = root[LABELS]["data"]
-    px = int(root[LABELS].attrs["tile_px"])
-    maps = [array[0, row * px:(row + 1) * px, col * px:(col + 1) * px] for col, row in dataset.cells]
+    maps = [store.read_tile(LABELS, col, row)[0] for col, row in dataset.cells]
     return torch.from_numpy(np.stack(maps).astype(np.int64))
 
 
@@ -80,4 +78,4 @@ def embed_split(encoders: list[Encoder], store: str, split: str, min_valid: floa
             out.cls[sensor] = torch.cat([c for c, _ in parts])
             out.patches[sensor] = torch.cat([p for _, p in parts])
         embeddings[encoder.name] = out
-    return Split(split, list(dataset.tiles), embeddings, read_labels(store, dataset))
+    return Split(split, list(dataset.tiles), embeddings, read_labels(dataset))

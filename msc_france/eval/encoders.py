@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from msc_france.pretrain.backbone import import_timm
-from msc_france.pretrain.export import load_backbone, read_card
+from msc_france.pretrain.export import load_backbone
+from msc_france.store import ModelCard, read_card
 
 PATCH = 16
 
@@ -42,25 +42,25 @@ class Encoder:
 def from_export(folder: str | Path, name: str) -> Encoder:
     """The exported teacher backbone of a run (``runs/NAME/export``)."""
     card = read_card(Path(folder))
-    models = {s: load_backbone(folder, s).eval() for s in card["sensors"]}
+    models = {s: load_backbone(folder, s).eval() for s in card.sensors}
     return _encoder(name, models, card)
 
 
-def _encoder(name: str, models: dict[str, nn.Module], card: dict[str, Any]) -> Encoder:
-    sensors = card["sensors"]
-    return Encoder(name, models, int(card["img_size"]), {s: list(v["bands"]) for s, v in sensors.items()},
-                   {s: (torch.tensor(v["mean"]), torch.tensor(v["std"])) for s, v in sensors.items()})
+def _encoder(name: str, models: dict[str, nn.Module], card: ModelCard) -> Encoder:
+    sensors = card.sensors
+    return Encoder(name, models, card.img_size, {s: list(v.bands) for s, v in sensors.items()},
+                   {s: (torch.tensor(v.mean), torch.tensor(v.std)) for s, v in sensors.items()})
 
 
-def random_like(card: dict[str, Any], name: str = "random init", seed: int = 0) -> Encoder:
+def random_like(card: ModelCard, name: str = "random init", seed: int = 0) -> Encoder:
     """A randomly initialised backbone with the architecture, bands and input size of ``card``."""
     timm = import_timm()
     torch.manual_seed(seed)
     shared = None
     models = {}
-    for sensor, entry in card["sensors"].items():
-        if shared is None or card["mode"] != "rgb":  # rgb mode: one model for every sensor, as trained
-            shared = timm.create_model(card["arch"], pretrained=False, num_classes=0, in_chans=entry["in_chans"],
-                                       img_size=card["img_size"], dynamic_img_size=True).eval()
+    for sensor, entry in card.sensors.items():
+        if shared is None or card.mode != "rgb":  # rgb mode: one model for every sensor, as trained
+            shared = timm.create_model(card.arch, pretrained=False, num_classes=0, in_chans=entry.in_chans,
+                                       img_size=card.img_size, dynamic_img_size=True).eval()
         models[sensor] = shared
     return _encoder(name, models, card)

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -18,10 +18,9 @@ from msc_france.eval.embeddings import Split
 from msc_france.eval.labels import ClassSpace
 from msc_france.eval.retrieval import chance
 from msc_france.eval.scores import EncoderScores
+from msc_france.pairs import open_pairs
 from msc_france.quicklook import plot_triplet
-
-if TYPE_CHECKING:
-    from msc_france.eval.run import EvalRequest
+from msc_france.store import ModelCard, atomic_write
 
 HEADLINE = (("retrieval_R@1", "R@1"), ("retrieval_R@5", "R@5"), ("knn_accuracy", "kNN"),
             ("linear_accuracy", "linear"), ("transfer_accuracy", "transfer"),
@@ -91,8 +90,6 @@ def confusion_figure(scores: EncoderScores, classes: ClassSpace, title: str, pat
 def triplets_figure(store: str, test: Split, scores: EncoderScores, classes: ClassSpace, path: Path) -> Path:
     """A few test tiles: every sensor in true colour, the true label map, and the map predicted from
     each sensor's patch tokens."""
-    from msc_france.pairs import open_pairs
-
     pairs = open_pairs(store)
     chosen = np.linspace(0, len(test.tiles) - 1, min(TRIPLET_TILES, len(test.tiles))).round().astype(int)
     predicted = scores.segmentation_maps
@@ -184,7 +181,7 @@ def _downstream_markdown(downstream: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path, request: EvalRequest, card: dict[str, Any], store: str, splits: dict[str, Split],
+def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: dict[str, Split],
                  classes: ClassSpace | None, results: dict[str, EncoderScores], reported: str,
                  sources: dict[str, str], downstream: dict[str, dict[str, Any]], seconds: float) -> Path:
     """Write report.json, report.md and the figures under ``run_dir`` for the encoder named ``reported``
@@ -198,20 +195,14 @@ def write_report(run_dir: Path, request: EvalRequest, card: dict[str, Any], stor
         figures["confusion"] = confusion_figure(main, classes, main_name, figures_dir / "confusion.png")
         figures["triplets"] = triplets_figure(store, splits["test"], main, classes, figures_dir / "triplets.png")
     relative = {k: str(v.relative_to(run_dir)) for k, v in figures.items()}
-    meta = {"run": request.run, "store": store, "recipe": card.get("recipe"), "preset": card.get("preset"),
-            "arch": card.get("arch"), "img_size": card.get("img_size"), "step": card.get("step"),
+    meta = {"run": run, "store": store, "recipe": card.recipe, "preset": card.preset,
+            "arch": card.arch, "img_size": card.img_size, "step": card.step,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
             "splits": {k: len(v.tiles) for k, v in splits.items()}, "sources": sources}
     document = {**meta, "chance": chance(n_test), "classes": classes.names if classes else None,
                 "figures": relative, "models": {name: r.scores for name, r in results.items()},
                 "downstream": downstream}
-    _write_atomic(run_dir / "report.json", json.dumps(document, indent=2, default=float))
+    atomic_write(run_dir / "report.json", json.dumps(document, indent=2, default=float))
     path = run_dir / "report.md"
-    _write_atomic(path, _markdown(meta, results, classes, relative) + _downstream_markdown(downstream))
+    atomic_write(path, _markdown(meta, results, classes, relative) + _downstream_markdown(downstream))
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(text)
-    partial.replace(path)

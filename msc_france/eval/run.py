@@ -19,8 +19,9 @@ from msc_france.eval.report import write_report
 from msc_france.eval.retrieval import chance
 from msc_france.eval.scores import score_encoder
 from msc_france.names import safe_name
-from msc_france.pretrain.export import read_card
 from msc_france.pretrain.config import DINO_SUFFIX
+from msc_france.store import ModelCard, read_card
+from msc_france.store.model_card import CARD
 
 DOWNSTREAM = {"eurosat": eurosat}
 
@@ -45,25 +46,21 @@ class EvalSummary:
     chance: dict[str, float] = field(default_factory=dict)
 
 
-def method_name(card: dict[str, Any]) -> str:
-    return "DINO + MSAD" if float(card.get("msad_weight", 0.0)) > 0 else "DINO alone"
-
-
-def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], dict[str, Any], dict[str, str]]:
+def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], ModelCard, dict[str, str]]:
     """The run's backbone, and the baselines (random init; the DINO-alone run NAME-dino when it exists),
     baselines first as in the report's tables; with each encoder's source. The run's own encoder is
-    named by ``method_name`` of its card."""
+    named by the method of its card."""
     card = read_card(run_dir / "export")
-    main = from_export(run_dir / "export", method_name(card))
-    encoders, sources = [main], {main.name: f"run {request.run}, step {card.get('step')}"}
+    main = from_export(run_dir / "export", card.method)
+    encoders, sources = [main], {main.name: f"run {request.run}, step {card.step}"}
     if request.baselines:
         dino = run_dir.parent / f"{request.run}{DINO_SUFFIX}" / "export"
-        if main.name != "DINO alone" and (dino / "model_card.json").exists():
+        if main.name != "DINO alone" and (dino / CARD).exists():
             dino_card = read_card(dino)
             encoders.append(from_export(dino, "DINO alone"))
-            sources["DINO alone"] = f"run {dino.parent.name}, step {dino_card.get('step')}"
+            sources["DINO alone"] = f"run {dino.parent.name}, step {dino_card.step}"
         encoders.append(random_like(card, "random init", request.seed))
-        sources["random init"] = f"{card['arch']} initialised by timm, seed {request.seed}"
+        sources["random init"] = f"{card.arch} initialised by timm, seed {request.seed}"
     return encoders[::-1], card, sources
 
 
@@ -85,7 +82,7 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     torch.manual_seed(request.seed)
     started = time.perf_counter()
     encoders, card, sources = _encoders(request, run_dir)
-    store = request.store or str(request.data / f"{card['recipe']}.zarr")
+    store = request.store or str(request.data / f"{card.recipe}.zarr")
     splits = {name: embed_split(encoders, store, name, request.min_valid, request.batch_size, quiet=request.quiet,
                                 required=name != "val")  # without val tiles the probes keep a fixed L2
               for name in ("train", "val", "test")}
@@ -93,7 +90,7 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     classes = ClassSpace.of(*labelled) if len(labelled) == 2 else None
     results = {e.name: score_encoder(e.name, splits["train"], splits["val"], splits["test"], classes) for e in encoders}
     downstream = {name: _downstream(name, folder, encoders) for name, folder in request.downstream.items()}
-    report = write_report(run_dir, request, card, store, splits, classes, results, method_name(card), sources,
+    report = write_report(run_dir, request.run, card, store, splits, classes, results, card.method, sources,
                           downstream, time.perf_counter() - started)
     n_test = len(splits["test"].tiles)
     headline = [{"model": name, **r.scores["summary"]} for name, r in results.items()]

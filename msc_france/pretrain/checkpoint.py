@@ -3,7 +3,6 @@ teacher, DINO centre), optimiser, position (step, epoch, batch in epoch), RNG st
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from msc_france.errors import UserError
+from msc_france.store.atomic import atomic_path
 
 
 def rng_state() -> dict[str, Any]:
@@ -40,16 +40,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to a temporary file beside ``path``, then rename: a crash never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:  # Python's own writes: a full disk is an OSError (ENOSPC), not torch's
-            torch.save(state, handle)   # "unexpected pos" RuntimeError
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # Python's own writes: a full disk is an
+        torch.save(state, handle)  # OSError (ENOSPC), not torch's "unexpected pos" RuntimeError
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from msc_france.config import PIPELINES_DIR, PRETRAIN_PREFIX, SafeName, Strict, load_yaml, resolve_config
 from msc_france.errors import UserError
 from msc_france.sensors import SENSORS
-from msc_france.tiles.store import recipe_name, stores_in
+from msc_france.store import open_store, stores_in
 
 DINO_SUFFIX = "-dino"  # the DINO-alone baseline run of a run NAME is NAME-dino
 ARCHS = ("vit_tiny_patch16", "vit_small_patch16", "vit_base_patch16", "vit_large_patch16")
@@ -150,8 +150,9 @@ def default_preset(data: Path, store: str | None) -> tuple[str, str]:
             raise UserError(f"{data} holds several tile stores ({', '.join(Path(f).name for f in found)}); "
                             "say which with config=PRESET or store=PATH (--config, --store)")
         store = found[0]
-    preset = f"{PRETRAIN_PREFIX}{recipe_name(store)}"
+    recipe = open_store(store).meta.recipe
+    preset = f"{PRETRAIN_PREFIX}{recipe}"
     if not (PIPELINES_DIR / f"{preset}.yaml").exists():
-        raise UserError(f"store {store} was built with recipe {recipe_name(store)}, which has no preset {preset} "
+        raise UserError(f"store {store} was built with recipe {recipe}, which has no preset {preset} "
                         "in pipelines/; give config=PRESET (--config)")
     return preset, store

@@ -3,58 +3,17 @@ reflectance normalised with the per-band statistics stored in the store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-import zarr
 from torch.utils.data import Dataset
 
 from msc_france.errors import UserError
-from msc_france.tiles.index import index_path, read_index
-from msc_france.tiles.store import open_store
+from msc_france.store import Normalisation, TileStore, open_store
 
 
 class EmptySplit(UserError):
     """No tile of the split passes the quality and validity filters."""
-
-
-@dataclass(frozen=True)
-class BandStats:
-    """What turns a sensor's stored DN into normalised reflectance: (DN * scale + offset - mean) / std."""
-
-    bands: tuple[str, ...]
-    scale: float
-    offset: float
-    nodata: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def normalise(self, dn: np.ndarray) -> np.ndarray:
-        """(band, y, x) DN to float32 normalised reflectance; nodata becomes 0 (the mean)."""
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        out = (dn.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset) - mean) / std
-        out[dn == self.nodata] = 0.0
-        return out
-
-
-def band_stats(root: zarr.Group, store: str, sensor: str, bands: list[str] | None = None) -> BandStats:
-    """The encoding and statistics of ``bands`` (default: all) of one sensor group of the opened ``store``."""
-    group = root[sensor]
-    data = group["data"]
-    stored = list(data.attrs["bands"])
-    bands = bands or stored
-    missing = [b for b in bands if b not in stored]
-    if missing:
-        raise UserError(f"store {store} has no band {missing[0]!r} in {sensor} (it has {', '.join(stored)})")
-    stats = group.attrs.get("statistics") or {}
-    if any(b not in stats for b in bands):
-        raise UserError(f"store {store} has no statistics for {sensor}; re-run `make tiles` to compute them")
-    return BandStats(tuple(bands), float(data.attrs["scale_factor_dn"]), float(data.attrs["add_offset_dn"]),
-                     int(data.attrs["nodata"]), tuple(float(stats[b]["mean"]) for b in bands),
-                     tuple(max(float(stats[b]["std"]), 1e-6) for b in bands))
 
 
 class TileDataset(Dataset):
@@ -69,15 +28,10 @@ class TileDataset(Dataset):
         self.store = store
         self.storage_options = storage_options
         self.sensors = list(bands)
-        root = open_store(store, storage_options)
-        missing = [s for s in self.sensors if s not in root]
-        if missing:
-            raise UserError(f"store {store} has no {missing[0]} group (it has {', '.join(sorted(root.group_keys()))})")
-        self.stats = {s: band_stats(root, store, s, bands[s]) for s in self.sensors}
-        self.tile_px = {s: int(root[s].attrs["tile_px"]) for s in self.sensors}
-        self._band_index = {s: [list(root[s]["data"].attrs["bands"]).index(b) for b in self.stats[s].bands]
-                            for s in self.sensors}
-        table = read_index(index_path(store), storage_options=storage_options or None)
+        opened = open_store(store, storage_options)
+        self.stats: dict[str, Normalisation] = {s: opened.normalisation(s, bands[s]) for s in self.sensors}
+        self._band_index = {s: [opened.layer(s).bands.index(b) for b in self.stats[s].bands] for s in self.sensors}
+        table = opened.index()
         keep = table["quality_ok"].astype(bool) & ((table["split"] == split) if split != "all" else True)
         for sensor in self.sensors:
             keep &= table[f"{sensor}_valid"].fillna(0.0) >= min_valid
@@ -86,26 +40,24 @@ class TileDataset(Dataset):
             raise EmptySplit(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "
                             f"(min_valid {min_valid}); build more tiles or lower data.min_valid")
         self.tiles: list[str] = list(chosen["tile"])
-        self.cells = [(int(c), int(r)) for c, r in zip(chosen["col"], chosen["row"])]
-        self._arrays: dict[str, zarr.Array] | None = None
+        self.cells = [(int(c), int(r)) for c, r in zip(chosen["col"], chosen["row"], strict=True)]
+        self._store: TileStore | None = None
 
     def __len__(self) -> int:
         return len(self.cells)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_arrays": None}
+        return {**self.__dict__, "_store": None}
 
-    def _data(self) -> dict[str, zarr.Array]:
-        if self._arrays is None:
-            root = open_store(self.store, self.storage_options)
-            self._arrays = {s: root[s]["data"] for s in self.sensors}
-        return self._arrays
+    def opened(self) -> TileStore:
+        """The store, opened once per process (DataLoader workers each open their own)."""
+        if self._store is None:
+            self._store = open_store(self.store, self.storage_options)
+        return self._store
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         col, row = self.cells[index]
-        out = {}
-        for sensor, array in self._data().items():
-            px = self.tile_px[sensor]
-            dn = array[:, row * px:(row + 1) * px, col * px:(col + 1) * px]
-            out[sensor] = torch.from_numpy(self.stats[sensor].normalise(dn[self._band_index[sensor]]))
-        return out
+        store = self.opened()
+        return {sensor: torch.from_numpy(self.stats[sensor].normalise(
+                    store.read_tile(sensor, col, row)[self._band_index[sensor]]))
+                for sensor in self.sensors}

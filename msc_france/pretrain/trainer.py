@@ -8,6 +8,7 @@ import math
 import random
 import resource
 import time
+import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -266,6 +267,12 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
         bar.close()  # before any error line, which the bar would otherwise print over
         _if_worker_died(exc, saved)
         raise
+    except (ConnectionError, EOFError) as exc:  # a worker killed while it hands over a batch's shared memory
+        bar.close()
+        if _in_worker_ipc(exc):
+            reason = _dead_worker() or f"its connection closed: {type(exc).__name__}"
+            raise UserError(_worker_died(reason, saved)) from None
+        raise
     finally:
         bar.close()
     export = curves = None
@@ -283,6 +290,29 @@ def _if_worker_died(exc: RuntimeError, saved: int | None) -> None:
     """Raise the one-line error when ``exc`` is torch's word for a dead loader worker."""
     if WORKER_DIED in str(exc):
         raise UserError(_worker_died(str(exc), saved)) from None
+
+
+def _in_worker_ipc(exc: BaseException) -> bool:
+    """True when ``exc`` was raised by multiprocessing's connections (a loader worker's hand-over), not
+    by a data read (a worker's own errors come back through torch with their original type)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "multiprocessing" in Path(frames[-1].filename).parts
+
+
+def _dead_worker(wait_s: float = 1.0) -> str | None:
+    """torch's word for a loader worker of this process that exited, once its exit is seen; None if none
+    did (or the loader already let its workers go)."""
+    from torch.utils.data._utils.signal_handling import _error_if_any_worker_fails  # what the loader checks
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _error_if_any_worker_fails()
+        except RuntimeError as exc:
+            return str(exc)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
 
 
 def _worker_died(reason: str, saved: int | None) -> str:

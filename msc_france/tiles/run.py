@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,11 @@ from msc_france.download.plan import PLAN_FILE
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
-from msc_france.tiles.index import build_index, index_path, write_index
+from msc_france.store.done import all_done, read_done
+from msc_france.store.index import build_index, write_index
+from msc_france.store.layout import layers, lock_path, shard_of, shard_tiles
+from msc_france.store.records import BandStatistics, ShardRecord
+from msc_france.tiles.create import create_or_open
 from msc_france.tiles.shard import process_shard
 from msc_france.tiles.sources import (
     SourceItem,
@@ -31,7 +34,6 @@ from msc_france.tiles.sources import (
     read_items,
     region_geometry,
 )
-from msc_france.tiles.store import all_done, create_or_open, layers, lock_path, read_done, shard_of, shard_tiles
 from msc_france.tiles.tileplan import TileOrders, read_plan
 
 
@@ -137,7 +139,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
         sensor_items = [i for i in items if i.sensor == layer.group]
         for shard, shard_tile_list in by_shard.items():
             done = read_done(store, layer.group, shard, request.storage_options)
-            if done and {str(t) for t in shard_tile_list} <= set(done["tiles"]):
+            if done and {str(t) for t in shard_tile_list} <= done.tiles.keys():
                 skipped += 1
                 continue
             bounds = [grid.tile_bounds(t) for t in shard_tile_list]
@@ -173,11 +175,8 @@ def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) ->
     with warnings.catch_warnings():  # consolidated metadata are not in the v3 spec yet; xarray opens faster with them
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         zarr.consolidate_metadata(zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None).store)
-    tile_records = [r for record in records for r in record["tiles"].values()]
-    index = index_path(store)
-    table = build_index(tile_records, grid)
-    write_index(table, index, storage_options=storage_options or None)
-    return index, table
+    table = build_index([r for record in records for r in record.tiles.values()], grid)
+    return write_index(table, store, storage_options or None), table
 
 
 def write_quicklooks(store: str, table: Any, out: Path, storage_options: dict[str, Any], most: int = 6) -> Path:
@@ -192,19 +191,10 @@ def write_quicklooks(store: str, table: Any, out: Path, storage_options: dict[st
     return out
 
 
-def _write_statistics(store: str, records: list[dict[str, Any]], storage_options: dict[str, Any]) -> None:
+def _write_statistics(store: str, records: list[ShardRecord], storage_options: dict[str, Any]) -> None:
     """Per-band mean and standard deviation (physical units, valid pixels) into each group's attrs."""
     root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
-    for group_name in {r["group"] for r in records}:
-        parts = [r["statistics"] for r in records if r["group"] == group_name]
-        count = [sum(p["count"][b] for p in parts) for b in range(len(parts[0]["count"]))]
-        total = [sum(p["sum"][b] for p in parts) for b in range(len(count))]
-        squares = [sum(p["sumsq"][b] for p in parts) for b in range(len(count))]
-        bands = root[group_name]["data"].attrs["bands"]
-        stats = {}
-        for b, name in enumerate(bands):
-            if count[b]:
-                mean = total[b] / count[b]
-                stats[name] = {"mean": mean, "std": math.sqrt(max(squares[b] / count[b] - mean**2, 0.0)),
-                               "count": count[b]}
-        root[group_name].attrs["statistics"] = stats
+    for group_name in {r.group for r in records}:
+        sums = [r.sums for r in records if r.group == group_name]
+        total = sum(sums[1:], sums[0])
+        root[group_name].attrs["statistics"] = BandStatistics.of(root[group_name]["data"].attrs["bands"], total).to_json()

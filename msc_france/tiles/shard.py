@@ -13,24 +13,13 @@ import zarr
 
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
+from msc_france.store.done import read_done, write_done
+from msc_france.store.layout import Layer, shard_box, tile_window
+from msc_france.store.records import BandSums, ShardRecord, TileRecord
+from msc_france.tiles.shard_codec import write_shard
 from msc_france.tiles.sources import SourceItem
-from msc_france.tiles.store import Layer, read_done, write_done, write_shard
 from msc_france.tiles.tileplan import ShardOrder
 from msc_france.tiles.warp import CAUSES, CLOUD, Rendered, render
-
-
-def shard_box(grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int) -> tuple[slice, slice]:
-    """Pixel rows and columns of a shard in the group's mosaic (clipped at the grid's edge)."""
-    px = grid.tile_px(layer.grid_sensor)
-    rows, cols = grid.shape
-    r0, c0 = shard[1] * k, shard[0] * k
-    return (slice(r0 * px, min(r0 + k, rows) * px), slice(c0 * px, min(c0 + k, cols) * px))
-
-
-def tile_window(tile: TileId, shard: tuple[int, int], k: int, px: int) -> tuple[slice, slice]:
-    """Pixel rows and columns of ``tile`` inside its shard."""
-    row, col = tile.row - shard[1] * k, tile.col - shard[0] * k
-    return slice(row * px, (row + 1) * px), slice(col * px, (col + 1) * px)
 
 
 def rewrites_whole_shard(tiles: list[TileId], shape: tuple[int, int], px: int) -> bool:
@@ -49,34 +38,32 @@ def _merged(group: zarr.Group, box: tuple[slice, slice], rendered: Any,
     return data, valid
 
 
-def _tile_record(tile: TileId, layer: Layer, rendered: Rendered, window: tuple[slice, slice]) -> dict[str, Any]:
+def _tile_record(tile: TileId, layer: Layer, rendered: Rendered, window: tuple[slice, slice]) -> TileRecord:
     valid = rendered.valid[window]
     has_data = rendered.has_data[window]
     cause = rendered.cause[window]
     items = rendered.used_in(window)
     counts = np.bincount(cause.ravel(), minlength=len(CAUSES) + 1)
-    return {
-        "tile": str(tile), "col": tile.col, "row": tile.row, "sensor": layer.group,
-        "region": ",".join(sorted({i.region for i in items})) or None,
-        "datetime": items[0].datetime if items else None,
-        "items": [i.item_id for i in items],
-        "dates": [i.datetime for i in items],
-        "valid_fraction": float(valid.mean()),
-        "cloud_fraction": float((has_data & (cause == CLOUD)).sum() / has_data.sum()) if has_data.any() else 0.0,
-        "invalid_fractions": {name: float(counts[code] / cause.size) for code, name in CAUSES.items()},
-    }
+    return TileRecord(
+        tile.col, tile.row, layer.group, tuple(i.item_id for i in items), tuple(i.datetime for i in items),
+        region=",".join(sorted({i.region for i in items})) or None,
+        datetime=items[0].datetime if items else None,
+        valid_fraction=float(valid.mean()),
+        cloud_fraction=float((has_data & (cause == CLOUD)).sum() / has_data.sum()) if has_data.any() else 0.0,
+        invalid_fractions={name: float(counts[code] / cause.size) for code, name in CAUSES.items()},
+    )
 
 
-def _statistics(data: np.ndarray, valid: np.ndarray, layer: Layer) -> dict[str, list[float]]:
+def _sums(data: np.ndarray, valid: np.ndarray, layer: Layer) -> BandSums:
     """Per-band sums over valid pixels in physical units, to be combined across shards."""
     values = data[:, valid].astype(np.float64) * layer.scale + layer.offset
-    return {"count": [float(valid.sum())] * len(layer.bands), "sum": values.sum(axis=1).tolist(),
-            "sumsq": (values**2).sum(axis=1).tolist()}
+    return BandSums((float(valid.sum()),) * len(layer.bands), tuple(values.sum(axis=1).tolist()),
+                    tuple((values**2).sum(axis=1).tolist()))
 
 
 def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
                   tiles: list[TileId], items: list[SourceItem],
-                  storage_options: dict[str, Any] | None = None, order: ShardOrder | None = None) -> dict[str, Any]:
+                  storage_options: dict[str, Any] | None = None, order: ShardOrder | None = None) -> ShardRecord:
     """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record.
     ``order`` says which items go on which tile, best first (default: every item on every tile, in the
     order given).
@@ -93,8 +80,8 @@ def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, in
 
 def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
                    tiles: list[TileId], items: list[SourceItem],
-                   storage_options: dict[str, Any] | None, order: ShardOrder) -> dict[str, Any]:
-    previous = read_done(store, layer.group, shard, storage_options) or {"tiles": {}}
+                   storage_options: dict[str, Any] | None, order: ShardOrder) -> ShardRecord:
+    previous = read_done(store, layer.group, shard, storage_options)
     box = shard_box(grid, layer, shard, k)
     target = grid.geobox(layer.grid_sensor)[box]
     px = grid.tile_px(layer.grid_sensor)
@@ -108,9 +95,8 @@ def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, i
         data, valid = _merged(group, box, rendered, list(windows.values()))
     write_shard(group["data"], (0, shard[1], shard[0]), data)
     write_shard(group["valid"], (shard[1], shard[0]), valid)
-    records = dict(previous["tiles"])
+    records = dict(previous.tiles) if previous else {}
     records.update({str(tile): _tile_record(tile, layer, rendered, window) for tile, window in windows.items()})
-    record = {"group": layer.group, "shard": list(shard), "tiles": records,
-              "statistics": _statistics(data, valid.astype(bool), layer)}
-    write_done(store, layer.group, shard, record, storage_options)
+    record = ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer))
+    write_done(store, record, storage_options)
     return record

@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 from msc_france.download.plan import PLAN_FILE
 from msc_france.errors import UserError
 from msc_france.grid import TileId
+from msc_france.store.layout import GROUP_ORDER
 from msc_france.tiles.sources import SourceItem
 
-PLANNED = ("s2", "l8", "vhr", "labels")  # groups a plan may order (column `<group>_items`)
 UNUSED = np.iinfo(np.int16).max  # rank of an item on a tile whose plan does not list it
 
 
@@ -42,7 +42,7 @@ def read_plan(folder: Path) -> RegionOrders | None:
     if "tile" not in table.column_names:
         raise UserError(f"{path} has no `tile` column; download the region again")
     tiles = [TileId.parse(t) for t in table.column("tile").to_pylist()]
-    groups = frozenset(g for g in PLANNED if f"{g}_items" in table.column_names)
+    groups = frozenset(g for g in GROUP_ORDER if f"{g}_items" in table.column_names)  # the groups it orders
     orders = {(group, tile): tuple(ids or ())
               for group in groups
               for tile, ids in zip(tiles, table.column(f"{group}_items").to_pylist(), strict=True)}

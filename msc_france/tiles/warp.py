@@ -38,8 +38,8 @@ from rasterio.windows import Window
 
 from msc_france.errors import UserError, error_chain
 from msc_france.sensors import SENSORS
+from msc_france.store.layout import LABELS, Layer
 from msc_france.tiles.sources import SourceItem
-from msc_france.tiles.store import LABELS, Layer
 from msc_france.tiles.tileplan import UNUSED
 from msc_france.windows import padded_window
 

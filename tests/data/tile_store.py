@@ -15,10 +15,13 @@ import zarr
 
 from msc_france.config import load_recipe
 from msc_france.grid import TileId
-from msc_france.tiles.index import split_of
+from msc_france.store.done import write_done
+from msc_france.store.index import split_of
+from msc_france.store.layout import LABELS, layers, shard_box, shard_of, shard_tiles, tile_window
+from msc_france.store.records import ShardRecord, TileRecord
+from msc_france.tiles.create import create_or_open
 from msc_france.tiles.run import finish_store
-from msc_france.tiles.shard import _statistics, shard_box
-from msc_france.tiles.store import LABELS, create_or_open, layers, shard_of, shard_tiles, write_done
+from msc_france.tiles.shard import _sums
 
 START = (1176, 1932)  # a tile of the demo world, near Toulouse
 WAVES = 12  # sinusoids per band; wavelengths 120-600 m, so that 30 m Landsat pixels do not alias
@@ -87,17 +90,15 @@ def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2, splits: 
                 else:
                     value = reflectance(gx, gy, len(layer.bands), seed)
                     dn = np.clip(np.rint((value - layer.offset) / layer.scale), 1, info.max).astype(layer.dtype)
-                r0, c0 = (tile.row - shard[1] * k) * px, (tile.col - shard[0] * k) * px
-                data[:, r0:r0 + px, c0:c0 + px] = dn
-                valid[r0:r0 + px, c0:c0 + px] = 1
-                records[str(tile)] = {"tile": str(tile), "col": tile.col, "row": tile.row, "sensor": layer.group,
-                                      "region": "synthetic", "datetime": "2023-07-01T10:30:00Z",
-                                      "items": [f"SYNTHETIC_{layer.group.upper()}"], "valid_fraction": 1.0,
-                                      "cloud_fraction": 0.0}
+                window = tile_window(tile, shard, k, px)
+                data[(slice(None), *window)] = dn
+                valid[window] = 1
+                records[str(tile)] = TileRecord(tile.col, tile.row, layer.group, (f"SYNTHETIC_{layer.group.upper()}",),
+                                                ("2023-07-01T10:30:00Z",), "synthetic", "2023-07-01T10:30:00Z",
+                                                1.0, 0.0)
             root[layer.group]["data"][:, rows, cols] = data
             root[layer.group]["valid"][rows, cols] = valid
-            write_done(store, layer.group, shard, {"group": layer.group, "shard": list(shard), "tiles": records,
-                                                   "statistics": _statistics(data, valid.astype(bool), layer)})
+            write_done(store, ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer)))
     finish_store(store, grid, {})
     return tiles
 

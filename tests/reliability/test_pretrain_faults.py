@@ -5,6 +5,7 @@ would run code when unpickled."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ import torch
 from msc_france.errors import UserError
 from msc_france.lock import exclusive
 from msc_france.pretrain.checkpoint import load_checkpoint
-from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
+from msc_france.pretrain.trainer import PretrainRequest, _in_worker_ipc, run_pretrain
+from msc_france.store.atomic import PARTIAL_GLOB
 from tests.pretrain_fixtures import write_preset
 from tests.reliability.conftest import pages, resize
 
@@ -88,7 +90,8 @@ def test_a_killed_loader_worker_is_one_line_and_resume_finishes(tile_store: str,
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 2 and "Traceback" not in stderr, stderr
     message = stderr.strip().splitlines()[-1]
-    assert message.startswith("error: a data-loading worker stopped (DataLoader worker (pid") and "resume=1" in message
+    # torch's words when it saw the death first; "its connection closed" when the kill cut a batch's hand-over
+    assert message.startswith("error: a data-loading worker stopped (") and "resume=1" in message
     kept = int(load_checkpoint(run / "checkpoint.pt")["step"])
     assert 1 <= kept < 48 and f"the checkpoint of step {kept} is kept" in message
     resumed = run_pretrain(PretrainRequest(config=preset, data=tmp_path, run="worker", store=tile_store, resume=True,
@@ -111,7 +114,7 @@ def test_a_full_disk_is_a_one_line_error_and_resume_finishes(tile_store: str, tm
     message = full.stderr.strip().splitlines()[-1]
     assert message.startswith("error: no space left on device") and "rerun the same command" in message
     assert int(load_checkpoint(run / "checkpoint.pt")["step"]) == 2, "the last checkpoint is whole"
-    assert not list(run.glob(".*.tmp")), "no half-written checkpoint left behind"
+    assert not list(run.glob(PARTIAL_GLOB)), "no half-written checkpoint left behind"
     resize(small_fs, 1 << 30)
     resumed = run_pretrain(PretrainRequest(config=preset, data=small_fs, run="full", store=tile_store, resume=True,
                                            quiet=True))
@@ -144,3 +147,16 @@ def test_a_checkpoint_that_runs_code_is_refused_without_running_it(tmp_path: Pat
     with pytest.raises(UserError, match="is not a readable checkpoint"):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+def test_a_cut_hand_over_is_told_from_a_data_error() -> None:
+    """A worker killed mid-batch breaks multiprocessing's connection (ConnectionResetError, EOFError in
+    the main process): that is a dead worker; the same error from a data read is not."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    writer.close()
+    with pytest.raises(EOFError) as cut:
+        reader.recv_bytes()
+    assert _in_worker_ipc(cut.value)
+    with pytest.raises(ConnectionResetError) as data_error:
+        raise ConnectionResetError("the object store closed the connection")
+    assert not _in_worker_ipc(data_error.value)

@@ -19,10 +19,12 @@ import zarr
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
 from msc_france.lock import exclusive
+from msc_france.store.done import all_done
+from msc_france.store.index import read_index
+from msc_france.store.layout import BUILDING, lock_path
 from msc_france.tiles import run as tiles_run
-from msc_france.tiles.index import read_index
+from msc_france.tiles.create import create_or_open
 from msc_france.tiles.run import TilesRequest, run_tiles
-from msc_france.tiles.store import all_done, lock_path
 from tests.reliability import dask_faults
 from tests.reliability.conftest import pages, resize
 from tests.test_download import _catalog_file, _region
@@ -103,7 +105,7 @@ def test_a_damaged_cog_is_a_one_line_error_and_a_new_download_repairs_it(
     message = str(error.value)
     assert "unreadable" in message and str(b04.parent) in message and "\n" not in message
     kept = all_done(other)
-    assert "s2" not in {r["group"] for r in kept}, "the failed shard is not recorded as complete"
+    assert "s2" not in {r.group for r in kept}, "the failed shard is not recorded as complete"
     shutil.rmtree(b04.parent)  # what the message says to do
     catalog = _catalog_file(tmp_path, served_world.stac_url)
     summary = run_download(DownloadRequest(region=_region(tiny_world), catalog=str(catalog), recipe="demo",
@@ -133,7 +135,7 @@ def test_an_all_nodata_or_all_cloud_scene_gives_invalid_tiles_not_a_crash(
     _blank_s2(data, what)
     summary = run_tiles(TilesRequest(recipe="demo", data=data, store=str(tmp_path / "blank.zarr"), scheduler=cluster),
                         QUIET)
-    index = read_index(summary.index)
+    index = read_index(summary.store)
     assert len(index) == 4
     assert (index["s2_valid"] == 0).all() and (index["l8_valid"] > 0.5).all()
     assert not index["quality_ok"].any() and index["quality_reason"].str.contains("s2 valid 0.00").all()
@@ -169,7 +171,6 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
 
 def test_a_group_whose_creation_was_cut_short_is_created_again(tmp_path: Path) -> None:
     from msc_france.config import load_recipe
-    from msc_france.tiles.store import BUILDING, create_or_open
 
     path = str(tmp_path / "cut.zarr")
     root = create_or_open(path, load_recipe("demo"))

@@ -8,24 +8,22 @@ coordinates only, so they never depend on which tiles exist and never change as 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
-import os
-import uuid
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import geopandas as gpd
 import shapely
 
+from msc_france.errors import UserError
 from msc_france.grid import CRS, TileGrid, TileId
-from msc_france.sensors import SENSORS
+from msc_france.store.atomic import atomic_path, atomic_write, is_url, local_path
+from msc_france.store.layout import LABELS, group_rank, index_path
+from msc_france.store.records import TileRecord
 
 SPLITS: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
 
-LABELS = "labels"
-# Column order of the per-sensor groups: the known sensors first, labels last, then any others.
-_SENSOR_ORDER: tuple[str, ...] = (*SENSORS, LABELS)
 _PER_SENSOR = ("datetime", "items", "dates", "valid", "cloud")
 
 
@@ -57,19 +55,6 @@ def split_of(col: int, row: int, block: int = 4, seed: int = 0) -> str:
 
 
 # --- index -------------------------------------------------------------------------------------
-def _sensor_rank(sensor: str) -> tuple[int, str]:
-    order = list(_SENSOR_ORDER)
-    return (order.index(sensor) if sensor in order else len(order), sensor)
-
-
-def _fraction(value: Any) -> float:
-    """A record's fraction as a float; missing or unreadable values are NaN."""
-    try:
-        return float(value) if value is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _below(value: float, threshold: float) -> str:
     """``value`` printed with the fewest decimals (at least 2) that still read as below ``threshold``."""
     for digits in range(2, 7):
@@ -79,18 +64,13 @@ def _below(value: float, threshold: float) -> str:
     return repr(value)
 
 
-def _regions(records: Iterable[Mapping[str, Any]]) -> str | None:
+def _regions(records: Iterable[TileRecord]) -> str | None:
     """Distinct region slugs of ``records`` (which may already be comma-joined), sorted, comma-joined."""
-    slugs = {
-        part.strip()
-        for record in records
-        for part in str(record.get("region") or "").split(",")
-        if part.strip()
-    }
+    slugs = {part.strip() for record in records for part in (record.region or "").split(",") if part.strip()}
     return ",".join(sorted(slugs)) or None
 
 
-def _verdict(sensor: str, record: Mapping[str, Any] | None, valid: float, min_valid: float) -> str | None:
+def _verdict(sensor: str, record: TileRecord | None, valid: float, min_valid: float) -> str | None:
     """Why ``sensor`` fails the quality rule on a tile (its record, its valid share); None if it passes."""
     if record is None:
         return f"{sensor} missing"
@@ -98,7 +78,7 @@ def _verdict(sensor: str, record: Mapping[str, Any] | None, valid: float, min_va
         return None
     if math.isnan(valid):
         return f"{sensor} valid unknown"
-    shares = [f"{name} {share:.2f}" for name, share in (record.get("invalid_fractions") or {}).items() if share >= 0.005]
+    shares = [f"{name} {share:.2f}" for name, share in record.invalid_fractions.items() if share >= 0.005]
     return f"{sensor} valid {_below(valid, min_valid)} < {min_valid:g}" + (f" ({', '.join(shares)})" if shares else "")
 
 
@@ -109,7 +89,7 @@ def _columns(sensors: list[str]) -> list[str]:
 
 
 def build_index(
-    records: list[dict], grid: TileGrid, min_valid: float = 0.95, block: int = 4
+    records: list[TileRecord], grid: TileGrid, min_valid: float = 0.95, block: int = 4
 ) -> gpd.GeoDataFrame:
     """The tile index (``docs/store.md``) from per-(tile, sensor) records, given oldest first.
 
@@ -126,16 +106,11 @@ def build_index(
     ``invalid_fractions``), e.g. ``"s2 valid 0.62 < 0.95 (cloud 0.30, snow 0.05, nodata 0.03); l8 valid
     0.00 < 0.95 (nodata 1.00); vhr missing"``. Failing tiles keep their split.
     """
-    latest: dict[TileId, dict[str, Mapping[str, Any]]] = {}
+    latest: dict[TileId, dict[str, TileRecord]] = {}
     for record in records:
-        tile = TileId(int(record["col"]), int(record["row"]))
-        if "tile" in record and record["tile"] is not None and str(record["tile"]) != str(tile):
-            raise ValueError(
-                f"tile record says tile {record['tile']!r} but col/row {tile.col}/{tile.row} ({tile})"
-            )
-        latest.setdefault(tile, {})[str(record["sensor"])] = record  # later records replace earlier
+        latest.setdefault(record.tile, {})[record.sensor] = record  # later records replace earlier
 
-    sensors = sorted({s for per_tile in latest.values() for s in per_tile}, key=_sensor_rank)
+    sensors = sorted({s for per_tile in latest.values() for s in per_tile}, key=group_rank)
     imaging = [s for s in sensors if s != LABELS]
 
     rows: list[dict[str, Any]] = []
@@ -155,13 +130,12 @@ def build_index(
                 row.update({f"{s}_datetime": None, f"{s}_items": None, f"{s}_dates": None, f"{s}_valid": math.nan,
                             f"{s}_cloud": math.nan})
                 continue
-            items, dates = rec.get("items"), rec.get("dates")
             row.update({
-                f"{s}_datetime": None if rec.get("datetime") is None else str(rec["datetime"]),
-                f"{s}_items": ",".join(str(i) for i in items) if items is not None else None,
-                f"{s}_dates": ",".join(str(d or "") for d in dates) if dates is not None else None,
-                f"{s}_valid": _fraction(rec.get("valid_fraction")),
-                f"{s}_cloud": _fraction(rec.get("cloud_fraction")),
+                f"{s}_datetime": rec.datetime,
+                f"{s}_items": ",".join(rec.items),
+                f"{s}_dates": None if rec.dates is None else ",".join(d or "" for d in rec.dates),
+                f"{s}_valid": rec.valid_fraction,
+                f"{s}_cloud": rec.cloud_fraction,
             })
         reasons = [r for s in imaging if (r := _verdict(s, per_tile.get(s), row[f"{s}_valid"], min_valid))]
         row["quality_ok"] = not reasons
@@ -178,50 +152,28 @@ def build_index(
 
 
 # --- files -------------------------------------------------------------------------------------
-def _is_url(path_or_url: str) -> bool:
-    return "://" in path_or_url
+def write_index(gdf: gpd.GeoDataFrame, store: str, storage_options: dict[str, Any] | None = None) -> str:
+    """Write the index of ``store`` as GeoParquet, whole or not at all; return where."""
+    target = index_path(store)
+    if is_url(target):
+        buffer = io.BytesIO()
+        gdf.to_parquet(buffer, index=False)
+        atomic_write(target, buffer.getvalue(), storage_options)
+    else:
+        with atomic_path(local_path(target)) as tmp:
+            gdf.to_parquet(tmp, index=False)
+    return target
 
 
-def index_path(store: str | os.PathLike[str]) -> str:
-    """``STORE.tiles.parquet`` beside ``STORE.zarr`` (local paths and URLs such as ``s3://b/x.zarr``)."""
-    text = os.fspath(store).rstrip("/")
-    if text.endswith(".zarr"):
-        text = text[: -len(".zarr")]
-    if not text or text.endswith("/") or text.endswith(":"):
-        raise ValueError(f"cannot place a tile index beside store {os.fspath(store)!r}")
-    return f"{text}.tiles.parquet"
-
-
-def write_index(
-    gdf: gpd.GeoDataFrame, path_or_url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
-) -> None:
-    """Write the index as GeoParquet: atomically (temporary name, then rename) for local paths,
-    with fsspec for URLs (one object written whole, so readers never see a partial index)."""
-    target = os.fspath(path_or_url)
-    if _is_url(target):
-        import fsspec
-
-        with fsspec.open(target, "wb", **(storage_options or {})) as handle:
-            gdf.to_parquet(handle, index=False)
-        return
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+def read_index(store: str, storage_options: dict[str, Any] | None = None) -> gpd.GeoDataFrame:
+    """The tile index of ``store``; a missing one is a one-line error."""
+    target = index_path(store)
     try:
-        gdf.to_parquet(temp, index=False)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+        if is_url(target):
+            import fsspec
 
-
-def read_index(
-    path_or_url: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
-) -> gpd.GeoDataFrame:
-    """Read an index written by :func:`write_index`."""
-    target = os.fspath(path_or_url)
-    if _is_url(target):
-        import fsspec
-
-        with fsspec.open(target, "rb", **(storage_options or {})) as handle:
-            return gpd.read_parquet(handle)
-    return gpd.read_parquet(target)
+            with fsspec.open(target, "rb", **(storage_options or {})) as handle:
+                return gpd.read_parquet(handle)
+        return gpd.read_parquet(local_path(target))
+    except FileNotFoundError:
+        raise UserError(f"no tile index beside {store}; run `make tiles` to finish the store") from None

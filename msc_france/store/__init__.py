@@ -1,0 +1,22 @@
+"""The tile store's on-disk contract (docs/store.md): layout and group order, typed records, the
+tile index, completion records and lock paths, and the one way to read a store (:func:`open_store`)
+and to write a file (:func:`atomic_write`). The tiles stage writes it; everything else reads it here.
+
+    store = open_store("data/demo.zarr")
+    store.groups                          # ["s2", "l8", "vhr", "labels"]
+    store.read_tile("s2", col, row)       # (band, px, px) DN, one chunk
+    store.index()                         # the tile index, a GeoDataFrame
+"""
+
+from msc_france.store.atomic import atomic_path, atomic_write
+from msc_france.store.index import SPLITS, read_index
+from msc_france.store.layout import GROUP_ORDER, IMAGING, LABELS, STORE_VERSION, Layer, index_path, layers
+from msc_france.store.model_card import ModelCard, SensorCard, read_card
+from msc_france.store.reader import StoreMeta, TileStore, open_store, stores_in
+from msc_france.store.records import BandStatistics, Normalisation, ShardRecord, TileRecord
+
+__all__ = [
+    "GROUP_ORDER", "IMAGING", "LABELS", "SPLITS", "STORE_VERSION", "BandStatistics", "Layer", "ModelCard",
+    "Normalisation", "SensorCard", "ShardRecord", "StoreMeta", "TileRecord", "TileStore", "atomic_path",
+    "atomic_write", "index_path", "layers", "open_store", "read_card", "read_index", "stores_in",
+]
