@@ -27,13 +27,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.timing import median_seconds  # noqa: E402
-from msc_france.config import load_recipe  # noqa: E402
-from msc_france.regions import resolve_region  # noqa: E402
-from msc_france.tiles.shard import shard_box  # noqa: E402
-from msc_france.tiles.sources import read_items  # noqa: E402
-from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_shard  # noqa: E402
-from msc_france.tiles.warp import render  # noqa: E402
+from bench.timing import median_seconds
+from msc_france.config import load_recipe
+from msc_france.regions import resolve_region
+from msc_france.tiles.shard import shard_box
+from msc_france.tiles.sources import read_items
+from msc_france.tiles.store import create_or_open, layers, shard_of, shard_tiles, write_shard
+from msc_france.tiles.warp import render
 
 
 def main() -> None:

@@ -40,8 +40,8 @@ def fetch_bytes(plan: RegionPlan, recipe: Recipe) -> dict[str, int]:
             out[key] = tiles * grid.tile_px(key) ** 2 * bands
             continue
         total = 0.0
-        for tiles in plan.item_tiles(key).values():
-            box = tiles_between(grid, tiles)
+        for item_tiles in plan.item_tiles(key).values():
+            box = tiles_between(grid, item_tiles)
             total += box.span_x * box.span_y / gsd**2 * per_pixel
         out[key] = round(total)
     return out

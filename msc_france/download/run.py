@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -299,7 +300,8 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
     fetched leaves the scene's figure in place (the item's files are fetched, or fail, later)."""
     grid = recipe.tile_grid
     references = {dt.date.fromisoformat(d) for d in plan.tiles["reference_date"].dropna().unique()}
-    boxes = grid.tile_boxes(plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy())
+    cols, rows = plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy()
+    boxes = grid.tile_boxes(cols, rows)
     tree = shapely.STRtree(boxes)
     jobs: list[tuple[AssetJob, BoundingBox]] = []
     served: dict[str, list[TileId]] = {}
@@ -309,7 +311,7 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
             if cand.date is None or not any(abs((cand.date - r).days) <= plan.window_days for r in references):
                 continue
             hits = tree.query(cand.footprint.geom, predicate="intersects")
-            tiles = [TileId(int(plan.tiles["col"].iat[i]), int(plan.tiles["row"].iat[i])) for i in sorted(hits)]
+            tiles = [TileId(int(cols[i]), int(rows[i])) for i in sorted(hits)]
             if tiles:
                 served[cand.item_id] = tiles
                 jobs.append((_mask_job(cand, recipe, root), tiles_between(grid, tiles)))
@@ -437,8 +439,9 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         summary.failed += failed
         items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, root, summary)
 
-        def provenance(url: str, key: str) -> str:
+        def provenance(key: str, href: str) -> str:
             """The catalog's own URL for demo sources (the loopback port changes every run)."""
+            url = strip_query(href)
             configured = base_catalog.sources[key]
             return "demo://" + url.split("://", 1)[1].split("/", 1)[-1] if (
                 isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
@@ -448,7 +451,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
             if item_id in results and item_id not in failed_items:
                 items.append(local_item(cand, sorted(results[item_id], key=lambda f: f.job.key), root,
                                         strip_query(base_catalog.sources[cand.sensor].url),
-                                        lambda href, key=cand.sensor: provenance(strip_query(href), key)))
+                                        functools.partial(provenance, cand.sensor)))
         summary.plan = _with_windows(plan, catalog.sources.get("vhr"), recipe)
         summary.plan_files = write_plan(summary.plan, root)
         if items:
