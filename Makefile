@@ -18,7 +18,7 @@ config  ?= $(if $(recipe),pretrain-$(recipe))
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: install download tiles pretrain eval demo test bench grid plan clean
+.PHONY: install download tiles pretrain eval demo lint test bench grid plan clean
 
 install: $(STAMP)
 
@@ -64,7 +64,13 @@ plan: $(STAMP)
 	$(BIN)/msc-france plan --region "$(region)" $(call opt,recipe,recipe) --catalog "$(catalog)" $(call opt,store,store) \
 	  --data "$(data)" $(call opt,window_days,window-days)
 
-test: $(STAMP)
+# Static checks, also the first step of `make test`: ruff (rule set in pyproject.toml) over the code, the
+# tests, the benchmarks and tools/, then mypy over the package (strict; README "Static checks").
+lint: $(STAMP)
+	$(BIN)/ruff check msc_france tests bench tools
+	$(BIN)/mypy msc_france
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -72,4 +78,4 @@ bench: $(STAMP)
 	  || echo "no benchmarks yet: they come with the download, tiles and pretrain stages"
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

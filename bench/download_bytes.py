@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pystac
 import rasterio
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import from_bounds
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from msc_france.config import load_catalog  # noqa: E402
-from msc_france.demo.server import rustac_binary, serve_world, served_item_files, stop_process, wait_ready, free_port  # noqa: E402
-from msc_france.demo.world import generate_world  # noqa: E402
-from msc_france.download.run import DownloadRequest, run_download  # noqa: E402
-from tests.faultproxy import fault_proxy  # noqa: E402
+from msc_france.config import load_catalog
+from msc_france.demo.server import free_port, rustac_binary, serve_world, served_item_files, stop_process, wait_ready
+from msc_france.demo.world import generate_world
+from msc_france.download.run import DownloadRequest, run_download
+from tests.faultproxy import fault_proxy
 
 
 def needed_bytes(source: Path, local: Path) -> int:

@@ -24,11 +24,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from msc_france.config import DateRange, load_recipe  # noqa: E402
-from msc_france.demo.footprints import footprints  # noqa: E402
-from msc_france.download.candidates import Candidate, one_per_acquisition  # noqa: E402
-from msc_france.download.plan import SensorCandidates, plan_tiles  # noqa: E402
-from msc_france.regions import resolve_region  # noqa: E402
+from msc_france.config import DateRange, load_recipe
+from msc_france.demo.footprints import footprints
+from msc_france.download.candidates import Candidate, one_per_acquisition
+from msc_france.download.plan import SensorCandidates, plan_tiles
+from msc_france.regions import resolve_region
 
 
 def _candidates(season: DateRange) -> dict[str, list[Candidate]]:
@@ -63,7 +63,8 @@ def main() -> None:
     start = time.perf_counter()
     found = _candidates(season)
     made = time.perf_counter() - start
-    sensors = {"s2": SensorCandidates("s2", found["s2"], "reference"), "l8": SensorCandidates("l8", found["l8"], "nearest")}
+    sensors = {"s2": SensorCandidates("s2", found["s2"], "reference"),
+               "l8": SensorCandidates("l8", found["l8"], "nearest")}
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     plan = plan_tiles(resolve_region("France"), grid, tiles, sensors, 30)
@@ -79,7 +80,8 @@ def main() -> None:
     for column in ("", "seconds", "ratio"):
         table.add_column(column, justify="left" if not column else "right")
     table.add_row("plan_tiles (STRtree, chunks, pandas)", f"{planned:,.1f}", "1.0")
-    table.add_row(f"pair loop, timed on {len(pick):,} tiles, scaled", f"{baseline:,.0f}", f"{baseline / planned:,.1f}x slower")
+    table.add_row(f"pair loop, timed on {len(pick):,} tiles, scaled", f"{baseline:,.0f}",
+                  f"{baseline / planned:,.1f}x slower")
     Console(width=140).print(table)
     print(f"full triplets (S2 + Landsat only): {plan.triplets:,} of {plan.coverable:,} coverable tiles "
           f"({100 * plan.triplets / max(plan.coverable, 1):.1f} %); peak RSS {rss_after:,.0f} MB "

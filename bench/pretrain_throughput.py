@@ -30,12 +30,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from msc_france.pretrain.augment import MultiCrop, Views  # noqa: E402
-from msc_france.pretrain.backbone import import_timm  # noqa: E402
-from msc_france.pretrain.config import PretrainConfig, load_pretrain_config  # noqa: E402
-from msc_france.pretrain.dataset import TileDataset  # noqa: E402
-from msc_france.pretrain.meta_arch import XStars  # noqa: E402
-from msc_france.pretrain.trainer import _bands, _param_groups  # noqa: E402
+from msc_france.pretrain.augment import MultiCrop, Views
+from msc_france.pretrain.backbone import import_timm
+from msc_france.pretrain.config import PretrainConfig, load_pretrain_config
+from msc_france.pretrain.dataset import TileDataset
+from msc_france.pretrain.meta_arch import XStars
+from msc_france.pretrain.trainer import _bands, _param_groups
 
 import_timm()
 from torchvision import transforms  # noqa: E402
@@ -81,8 +81,8 @@ class PILMultiCrop(Dataset):
     def __getitem__(self, index: int) -> dict[str, object]:
         sample = {s: self._pil(t) for s, t in self.tiles[index].items()}
         source = sample[self.dino_sensor]
-        return {"crops": [self.global1(source), self.global2(source)] + [self.local(source) for _ in range(self.c.local_number)],
-                "aligned": {s: self.resize(im) for s, im in sample.items()}}
+        crops = [self.global1(source), self.global2(source)] + [self.local(source) for _ in range(self.c.local_number)]
+        return {"crops": crops, "aligned": {s: self.resize(im) for s, im in sample.items()}}
 
 
 def _loader(dataset: Dataset, config: PretrainConfig, device: torch.device) -> DataLoader:
@@ -165,7 +165,8 @@ def main() -> None:
                                       ("local_number", args.local_number)) if v is not None}
     optim_update = {"batch_size": args.batch} if args.batch else {}
     data_update = {"workers": args.workers} if args.workers is not None else {}
-    config = PretrainConfig.model_validate({**config.model_dump(), "model": {**config.model.model_dump(), **model_update},
+    config = PretrainConfig.model_validate({**config.model_dump(),
+                                            "model": {**config.model.model_dump(), **model_update},
                                             "crops": {**config.crops.model_dump(), **crops_update},
                                             "optim": {**config.optim.model_dump(), **optim_update},
                                             "data": {**config.data.model_dump(), **data_update}})
@@ -180,7 +181,7 @@ def main() -> None:
 
     def fresh_model() -> XStars:
         torch.manual_seed(0)
-        model = XStars(config, {s: 3 for s in sensors}).to(device)
+        model = XStars(config, dict.fromkeys(sensors, 3)).to(device)
         if args.compile:
             model.student.backbone.compile()
             model.teacher.backbone.compile()
@@ -201,7 +202,9 @@ def main() -> None:
 
     ours = run("msc-france", config, fresh_model(), _cycle(_loader(tiles, config, device)), ours_views,
                args.steps, device, fp16=False, peak=args.peak_tflops)
-    reference = run("reference", config, fresh_model(), _cycle(_loader(PILMultiCrop(tiles, config, dino_sensor), config, device)),
+    reference_model = fresh_model()
+    reference_batches = _cycle(_loader(PILMultiCrop(tiles, config, dino_sensor), config, device))
+    reference = run("reference", config, reference_model, reference_batches,
                     reference_views, args.steps, device, fp16=True, peak=args.peak_tflops)
     print(f"ratio: msc-france is {ours / reference:.2f}x the reference loop's images/s")
 

@@ -27,14 +27,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.timing import median_seconds  # noqa: E402
-from msc_france.config import load_recipe  # noqa: E402
-from msc_france.regions import resolve_region  # noqa: E402
-from msc_france.tiles.sources import read_items  # noqa: E402
-from msc_france.store.layout import layers, shard_box, shard_of, shard_tiles  # noqa: E402
-from msc_france.tiles.create import create_or_open  # noqa: E402
-from msc_france.tiles.shard_codec import write_shard  # noqa: E402
-from msc_france.tiles.warp import render  # noqa: E402
+from bench.timing import median_seconds
+from msc_france.config import load_recipe
+from msc_france.regions import resolve_region
+from msc_france.store.layout import layers, shard_box, shard_of, shard_tiles
+from msc_france.tiles.create import create_or_open
+from msc_france.tiles.shard_codec import write_shard
+from msc_france.tiles.sources import read_items
+from msc_france.tiles.warp import render
 
 
 def main() -> None:

@@ -38,9 +38,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from msc_france.config import load_recipe  # noqa: E402
-from msc_france.tiles.run import TilesRequest, run_tiles  # noqa: E402
-from msc_france.store.layout import layers  # noqa: E402
+from msc_france.config import load_recipe
+from msc_france.store.layout import layers
+from msc_france.tiles.run import TilesRequest, run_tiles
 
 L93 = "EPSG:2154"
 
@@ -69,7 +69,7 @@ def _shift_item(folder: Path, assets: dict, centre: tuple[float, float], dx: flo
     to_native = Transformer.from_crs(L93, crs, always_xy=True)
     (x0, y0), (x1, y1) = to_native.transform(*centre), to_native.transform(centre[0] + dx, centre[1] + dy)
     shift = Affine.translation(round((x1 - x0) / step) * step, round((y1 - y0) / step) * step)
-    for asset, path in zip(assets.values(), paths):
+    for asset, path in zip(assets.values(), paths, strict=True):
         with rasterio.open(path, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:  # only the georeferencing changes
             ds.transform = shift * ds.transform
             asset["proj:transform"] = list(ds.transform)[:6]
@@ -163,8 +163,8 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work)
-    table = Table(title=f"tiles stage load test: recipe demo, {runs[0]['tiles']:,} tiles, {runs[0]['tasks']} shard tasks, "
-                        f"{psutil.cpu_count()} CPUs (shared with other jobs)")
+    table = Table(title=f"tiles stage load test: recipe demo, {runs[0]['tiles']:,} tiles, "
+                        f"{runs[0]['tasks']} shard tasks, {psutil.cpu_count()} CPUs (shared with other jobs)")
     for column in ("workers", "wall s", "tasks s", "tiles/s", "band-MP/s", "speed-up", "CPU s", "cores held",
                    "tiles/CPU s", "idle RSS MB", "peak RSS MB per worker"):
         table.add_column(column, justify="right")

@@ -37,15 +37,15 @@ from zarr.codecs import ZstdCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.timing import median_seconds  # noqa: E402
-from msc_france.config import load_recipe  # noqa: E402
-from msc_france.grid import tiles_between  # noqa: E402
-from msc_france.sensors import SENSORS  # noqa: E402
-from msc_france.tiles.sources import read_items, region_geometry  # noqa: E402
-from msc_france.store.layout import layers  # noqa: E402
-from msc_france.tiles.create import ZSTD_LEVEL  # noqa: E402
-from msc_france.tiles.shard_codec import write_shard  # noqa: E402
-from msc_france.tiles.warp import kernel, render  # noqa: E402
+from bench.timing import median_seconds
+from msc_france.config import load_recipe
+from msc_france.grid import tiles_between
+from msc_france.sensors import SENSORS
+from msc_france.store.layout import layers
+from msc_france.tiles.create import ZSTD_LEVEL
+from msc_france.tiles.shard_codec import write_shard
+from msc_france.tiles.sources import read_items, region_geometry
+from msc_france.tiles.warp import kernel, render
 
 
 def measure(run: Callable[[], None], repeat: int) -> tuple[float, float]:

@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from odc.geo.geom import box
@@ -44,11 +44,11 @@ RecipeName = Annotated[str, typer.Option("--recipe", help="dataset recipe: a nam
 def download(
     region: Annotated[str, typer.Option(help="named place, lon/lat box, or GeoJSON/GeoPackage file")] = "demo",
     catalog: Annotated[str, typer.Option(help="catalog name in catalogs/ or a YAML file")] = "planetary-computer",
-    start: Annotated[Optional[str], typer.Option(help="first date, YYYY-MM-DD")] = None,
-    end: Annotated[Optional[str], typer.Option(help="last date, YYYY-MM-DD")] = None,
-    max_cloud: Annotated[Optional[float], typer.Option(help="maximum cloud cover, percent")] = None,
+    start: Annotated[str | None, typer.Option(help="first date, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option(help="last date, YYYY-MM-DD")] = None,
+    max_cloud: Annotated[float | None, typer.Option(help="maximum cloud cover, percent")] = None,
     window: Annotated[int, typer.Option(help="pairing window around the Sentinel-2 date, days")] = 30,
-    recipe: Annotated[Optional[str], typer.Option(help="dataset recipe: a name in pipelines/ or a YAML file "
+    recipe: Annotated[str | None, typer.Option(help="dataset recipe: a name in pipelines/ or a YAML file "
                                                   "(default: demo for the demo catalog, else msc-france)")] = None,
     data: DataDir = Path("data"),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and stop")] = False,
@@ -96,12 +96,12 @@ def _date(text: str | None, name: str) -> dt.date | None:
 
 @app.command()
 def tiles(
-    region: Annotated[Optional[str], typer.Option(help="only the downloaded region with this slug")] = None,
-    recipe: Annotated[Optional[str], typer.Option(help="dataset recipe: a name in pipelines/ or a YAML file "
+    region: Annotated[str | None, typer.Option(help="only the downloaded region with this slug")] = None,
+    recipe: Annotated[str | None, typer.Option(help="dataset recipe: a name in pipelines/ or a YAML file "
                                                   "(default: the one the download used)")] = None,
-    store: Annotated[Optional[str], typer.Option(help="Zarr store path or fsspec URL (default DATA/RECIPE.zarr)")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of an existing Dask cluster")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes (default 2)")] = None,
+    store: Annotated[str | None, typer.Option(help="Zarr store path or fsspec URL (default DATA/RECIPE.zarr)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="tcp://HOST:PORT of an existing Dask cluster")] = None,
+    workers: Annotated[int | None, typer.Option(help="local Dask worker processes (default 2)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
     """Reproject the local catalogs onto the France tile grid into a Zarr v3 store and a tile index."""
@@ -115,13 +115,13 @@ def tiles(
 
 @app.command()
 def pretrain(
-    config: Annotated[Optional[str], typer.Option(help="training preset in pipelines/ or a YAML file "
+    config: Annotated[str | None, typer.Option(help="training preset in pipelines/ or a YAML file "
                                                   "(default: pretrain-RECIPE of the tile store)")] = None,
-    run: Annotated[Optional[str], typer.Option("--run-name", help="run name (default: the preset's); "
+    run: Annotated[str | None, typer.Option("--run-name", help="run name (default: the preset's); "
                                                "not --run, which torchrun would take for its --run-path")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
-    store: Annotated[Optional[str], typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="stop after this many steps (checkpointed)")] = None,
+    store: Annotated[str | None, typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after this many steps (checkpointed)")] = None,
     baselines: Annotated[bool, typer.Option(help="then train the DINO-alone baseline (MSAD weight 0) as run NAME-dino")] = False,
     data: DataDir = Path("data"),
 ) -> None:
@@ -139,11 +139,11 @@ def pretrain(
 
 @app.command(name="eval")
 def evaluate(
-    run: Annotated[Optional[str], typer.Option(help="run name, a folder of DATA/runs "
+    run: Annotated[str | None, typer.Option(help="run name, a folder of DATA/runs "
                                                "(default: that of the preset pretrain-RECIPE of the tile store)")] = None,
-    store: Annotated[Optional[str], typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
+    store: Annotated[str | None, typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
     baselines: Annotated[bool, typer.Option(help="also evaluate a random backbone and the run NAME-dino")] = True,
-    downstream: Annotated[Optional[list[str]], typer.Option(help="NAME=FOLDER of a labelled dataset on disk "
+    downstream: Annotated[list[str] | None, typer.Option(help="NAME=FOLDER of a labelled dataset on disk "
                                                             "(eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
@@ -181,7 +181,7 @@ def _print_headline(summary: Any) -> None:
 @app.command()
 def grid(
     recipe: RecipeName = "msc-france",
-    bbox: Annotated[Optional[str], typer.Option(help="minlon,minlat,maxlon,maxlat: count its tiles")] = None,
+    bbox: Annotated[str | None, typer.Option(help="minlon,minlat,maxlon,maxlat: count its tiles")] = None,
 ) -> None:
     """Describe the France tile grid of a recipe, and the tiles over a box."""
     tile_grid = load_recipe(recipe).tile_grid
@@ -203,7 +203,7 @@ def plan(
     region: Annotated[str, typer.Option(help="named place (France, a région...), lon/lat box, or GeoJSON/GeoPackage file")] = "France",
     recipe: RecipeName = "msc-france",
     catalog: Annotated[str, typer.Option(help="catalog name in catalogs/ or a YAML file")] = "planetary-computer",
-    store: Annotated[Optional[str], typer.Option(help="a finished tile store to measure compression on "
+    store: Annotated[str | None, typer.Option(help="a finished tile store to measure compression on "
                                                  "(default: figures measured on the demo store)")] = None,
     data: Annotated[Path, typer.Option(help="data folder (where the demo world is, for demo catalogs)")] = Path("data"),
     window_days: Annotated[int, typer.Option(help="days between a tile's Sentinel-2 reference and its Landsat")] = 30,

@@ -121,7 +121,8 @@ class StacSource(Strict):
     signing: Literal["none", "planetary-computer"] = "none"
     asset: str | None = Field(default=None, description="asset key for single-asset sources (labels, VHR)")
     bands: dict[str, PositiveInt] | None = Field(
-        default=None, description="VHR: recipe band name -> 1-based band index in the asset (default R, G, B, NIR = 1..4)")
+        default=None,
+        description="VHR: recipe band name -> 1-based band index in the asset (default R, G, B, NIR = 1..4)")
 
     @field_validator("bands")
     @classmethod
@@ -223,7 +224,7 @@ class Catalog(Strict):
 
     @field_validator("world", mode="before")
     @classmethod
-    def _shared_world(cls, value: Any) -> Any:
+    def _shared_world(cls, value: object) -> object:
         """``world: demo``: the world section of catalogs/demo.yaml, so both catalogs run on one world."""
         if not isinstance(value, str):
             return value
@@ -247,7 +248,8 @@ class Catalog(Strict):
         for key, source in self.sources.items():
             mapping = getattr(source, "bands", None) or {}
             if mapping and key != "vhr":
-                raise ValueError(f"sources.{key}.bands: only the vhr source maps bands (the others have one asset a band)")
+                raise ValueError(
+                    f"sources.{key}.bands: only the vhr source maps bands (the others have one asset a band)")
             allowed = SENSORS["vhr"].band_names
             unknown = sorted(set(mapping) - set(allowed))
             if unknown:
@@ -262,7 +264,7 @@ Model = TypeVar("Model", bound=BaseModel)
 _SOURCE_TYPES: dict[str, type[BaseModel]] = {"stac": StacSource, "wms": WmsSource}
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def _models_in(annotation: object) -> list[type[BaseModel]]:
     """Pydantic models named by a (possibly nested, annotated) type annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]

@@ -164,7 +164,7 @@ class TileGrid:
         y1 = ORIGIN[1] - rr.ravel() * self.footprint
         boxes = shapely.box(x0, y1 - self.footprint, x0 + self.footprint, y1)
         hit = _hits(boxes, geom.geom, x0 + self.footprint / 2, y1 - self.footprint / 2)
-        return [TileId(int(c), int(r)) for c, r in zip(cc.ravel()[hit], rr.ravel()[hit])]
+        return [TileId(int(c), int(r)) for c, r in zip(cc.ravel()[hit], rr.ravel()[hit], strict=True)]
 
     # --- pixel grids ---------------------------------------------------------------------------
     def geobox(self, sensor: str) -> GeoBox:
@@ -197,7 +197,10 @@ class TileGrid:
     def pixel_to_pixel(self, src: str, rows: np.ndarray, cols: np.ndarray, dst: str) -> tuple[np.ndarray, np.ndarray]:
         """Tile pixel indices of ``src`` to the ``dst`` pixels that contain their centres."""
         scale = self.gsd(src) / self.gsd(dst)
-        to_dst = lambda i: np.floor((np.asarray(i) + 0.5) * scale).astype(np.int64)  # noqa: E731
+
+        def to_dst(i: np.ndarray) -> np.ndarray:
+            return np.floor((np.asarray(i) + 0.5) * scale).astype(np.int64)
+
         return to_dst(rows), to_dst(cols)
 
 
@@ -207,7 +210,9 @@ def _hits(boxes: np.ndarray, target: shapely.Geometry, cx: np.ndarray, cy: np.nd
     A box that meets no edge of ``target`` lies wholly inside or outside it, so its centre decides;
     only the boxes near an edge go through the exact (slow) predicates: France in a second, not 15.
     """
-    exact = lambda b: shapely.intersects(b, target) & ~shapely.touches(b, target)  # noqa: E731
+    def exact(b: np.ndarray) -> np.ndarray:
+        return shapely.intersects(b, target) & ~shapely.touches(b, target)
+
     if shapely.get_type_id(target) not in (3, 6):  # not (multi)polygon: the exact test everywhere
         return exact(boxes)
     lines = shapely.get_parts(shapely.boundary(target))

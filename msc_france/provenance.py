@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from msc_france.config import Recipe, Strict
 from msc_france.errors import UserError
 
-
 CATALOG_KEY = "msc:download"  # the record's key in a local catalog's catalog.json
 STORE_KEY = "recipe_record"  # its key in the store's root attrs ``msc_france``
 

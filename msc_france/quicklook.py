@@ -6,10 +6,11 @@ nothing opens a window and no global backend state is touched.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import xarray as xr
@@ -20,18 +21,29 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Polygon
 
+from msc_france.grid import TileId
 from msc_france.landcover import WORLDCOVER, WORLDCOVER_NODATA
 from msc_france.sensors import SENSORS
 from msc_france.store.layout import LABELS, group_rank
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry.base import BaseGeometry
 
 INVALID_RGBA = (1.0, 0.0, 1.0, 0.5)  # semi-transparent magenta over pixels with valid == 0
 SPLIT_COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
 
 
+TileKey = str | int | TileId  # a tile id ("0297_0481"), a row of the index, or a TileId
+Origin = Literal["upper", "lower"]
+Extent = tuple[float, float, float, float]
+
+
 class PairsLike(Protocol):
     sensors: list[str]
 
-    def tile(self, tile_id: Any) -> dict[str, xr.Dataset]: ...
+    def tile(self, tile_id: TileKey) -> dict[str, xr.Dataset]: ...
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -41,7 +53,7 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
 
 
 # --- true colour -------------------------------------------------------------------------------
-def robust_rgb(data: np.ndarray, nodata: Any, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
+def robust_rgb(data: np.ndarray, nodata: float | None, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
     """A (y, x, 3) float32 image in [0, 1] from a (3, y, x) array of red, green, blue.
 
     Each band is stretched linearly between its ``percentiles`` over the valid pixels (finite and
@@ -54,7 +66,7 @@ def robust_rgb(data: np.ndarray, nodata: Any, percentiles: tuple[float, float] =
     invalid = ~np.isfinite(values).all(axis=0)
     if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
         invalid |= (array == nodata).any(axis=0)
-    out = np.zeros(array.shape[1:] + (3,), dtype=np.float32)
+    out = np.zeros((*array.shape[1:], 3), dtype=np.float32)
     if invalid.all():
         return out
     for band in range(3):
@@ -88,12 +100,12 @@ def worldcover_colormap() -> tuple[ListedColormap, BoundaryNorm]:
     """Colour map and norm of the WorldCover legend; code 0 (nodata) is black."""
     codes = [WORLDCOVER_NODATA, *(c.code for c in WORLDCOVER)]
     colors = ["#000000", *(c.color for c in WORLDCOVER)]
-    edges = [codes[0] - 0.5, *((a + b) / 2 for a, b in zip(codes[:-1], codes[1:])), codes[-1] + 0.5]
-    cmap = ListedColormap(colors, name="worldcover").with_extremes(under="#000000", over="#000000")
+    edges = [codes[0] - 0.5, *((a + b) / 2 for a, b in itertools.pairwise(codes)), codes[-1] + 0.5]
+    cmap = ListedColormap(colors, name="worldcover", under="#000000", over="#000000")
     return cmap, BoundaryNorm(edges, cmap.N)
 
 
-def _extent(array: xr.DataArray) -> tuple[list[float] | None, str, float | None]:
+def _extent(array: xr.DataArray) -> tuple[Extent | None, Origin, float | None]:
     """imshow extent, origin and GSD from the x / y pixel-centre coordinates (None when absent)."""
     if "x" not in array.coords or "y" not in array.coords:
         return None, "upper", None
@@ -104,15 +116,18 @@ def _extent(array: xr.DataArray) -> tuple[list[float] | None, str, float | None]
     dx, dy = abs(x[1] - x[0]), abs(y[1] - y[0])
     left, right = x.min() - dx / 2, x.max() + dx / 2
     bottom, top = y.min() - dy / 2, y.max() + dy / 2
-    origin = "upper" if y[0] > y[-1] else "lower"
-    return [left, right, bottom, top], origin, float(dx)
+    origin: Origin = "upper" if y[0] > y[-1] else "lower"
+    return (left, right, bottom, top), origin, float(dx)
 
 
-def _nodata(array: xr.DataArray) -> Any:
+def _nodata(array: xr.DataArray) -> float | None:
+    value: float | None
     for key in ("nodata", "_FillValue"):
         if array.attrs.get(key) is not None:
-            return array.attrs[key]
-    return array.encoding.get("_FillValue")
+            value = array.attrs[key]
+            return value
+    value = array.encoding.get("_FillValue")
+    return value
 
 
 def _plane(array: xr.DataArray) -> np.ndarray:
@@ -142,7 +157,7 @@ def _panel(ax: Axes, sensor: str, array: xr.DataArray, valid: xr.DataArray | Non
     if valid is not None:
         bad = _plane(valid) == 0
         if bad.any():
-            overlay = np.zeros(bad.shape + (4,), dtype=np.float32)
+            overlay = np.zeros((*bad.shape, 4), dtype=np.float32)
             overlay[bad] = INVALID_RGBA
             ax.imshow(overlay, interpolation="nearest", extent=extent, origin=origin)
     lines = [f"{sensor}  {gsd:g} m" if gsd is not None else sensor]
@@ -181,13 +196,13 @@ def plot_triplet(
         if len(axes) != len(sensors):
             raise ValueError(f"plot_triplet: {len(sensors)} panels need {len(sensors)} axes, got {len(axes)}")
         fig = axes[0].figure
-    for axis, sensor in zip(axes, sensors):
+    for axis, sensor in zip(axes, sensors, strict=True):
         _panel(axis, sensor, arrays[sensor], (valid or {}).get(sensor))
     fig.suptitle(title)
     return fig
 
 
-def save_triplets(pairs_like: PairsLike, tile_ids: Sequence[Any], out_dir: str | os.PathLike[str]) -> list[Path]:
+def save_triplets(pairs_like: PairsLike, tile_ids: Sequence[TileKey], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write ``triplet_<tile>.png`` for each tile of ``tile_ids``; returns the paths.
 
     ``pairs_like.tile(tile_id)`` gives ``{sensor: Dataset}`` with variables ``data`` (band, y, x)
@@ -214,12 +229,12 @@ def save_triplets(pairs_like: PairsLike, tile_ids: Sequence[Any], out_dir: str |
 
 
 # --- coverage map ------------------------------------------------------------------------------
-def _polygons(geometry: Any) -> list[np.ndarray]:
+def _polygons(geometry: BaseGeometry) -> list[np.ndarray]:
     parts = getattr(geometry, "geoms", [geometry])
     return [np.asarray(p.exterior.coords) for p in parts if not p.is_empty]
 
 
-def coverage_map(gdf: Any, path: str | os.PathLike[str]) -> Path:
+def coverage_map(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> Path:
     """A PNG map of the tile index: tiles coloured by split, grey and hatched where not quality_ok."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +250,7 @@ def coverage_map(gdf: Any, path: str | os.PathLike[str]) -> Path:
         geoms = list(gdf.geometry)
         for good in (True, False):
             patches, faces, edges = [], [], []
-            for geom, split, is_ok in zip(geoms, splits, ok):
+            for geom, split, is_ok in zip(geoms, splits, ok, strict=True):
                 if bool(is_ok) != good or geom is None:
                     continue
                 colour = SPLIT_COLORS.get(split, "#7f7f7f")
@@ -270,7 +285,7 @@ def coverage_map(gdf: Any, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def plan_map(tiles: Any, path: str | os.PathLike[str], title: str) -> Path:
+def plan_map(tiles: pd.DataFrame, path: str | os.PathLike[str], title: str) -> Path:
     """A PNG map of a download plan: one pixel per grid tile, green where the tile has a full triplet,
     else coloured by its reason (the legend counts tiles)."""
     out = Path(path)

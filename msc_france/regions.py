@@ -125,12 +125,12 @@ def _places() -> tuple[dict[str, _Place], dict[str, _Place], tuple[_Place, ...]]
     by_name: dict[str, _Place] = {}
     # Later kinds win a shared name: the city of Paris over the département of Paris.
     for place, plain in [*((p, p.name) for p in regions),
-                         *((p, d["name"]) for p, d in zip(deps, data["departements"])),
+                         *((p, d["name"]) for p, d in zip(deps, data["departements"], strict=True)),
                          *((p, p.name) for p in cities)]:
         by_name[normalise(plain)] = place
     for place in deps:  # "Haute-Garonne (31)", as list_regions shows it, resolves too
         by_name.setdefault(normalise(place.name), place)
-    by_code = {d["code"]: p for p, d in zip(deps, data["departements"])}
+    by_code = {d["code"]: p for p, d in zip(deps, data["departements"], strict=True)}
     return by_name, by_code, (*cities, *regions, *deps)
 
 
@@ -255,7 +255,7 @@ def _polygons(geom: BaseGeometry | None) -> list[BaseGeometry]:
         return []
     if geom.geom_type in ("Polygon", "MultiPolygon"):
         return [geom] if geom.is_valid else _polygons(shapely.make_valid(geom))
-    if geom.geom_type == "GeometryCollection":
+    if isinstance(geom, shapely.GeometryCollection):
         return [p for part in geom.geoms for p in _polygons(part)]
     return []
 
@@ -280,7 +280,7 @@ def _geojson_geometries(path: Path) -> tuple[list[BaseGeometry | None], str]:
         items = [data.get("geometry")]
     else:
         items = [data]
-    geoms = []
+    geoms: list[BaseGeometry | None] = []
     for i, item in enumerate(items):
         if item is None:
             geoms.append(None)

@@ -82,7 +82,8 @@ class ClassMask:
 
     def missing(self, codes: np.ndarray) -> np.ndarray:
         """True where the layer says no data."""
-        return codes == self.nodata
+        missing: np.ndarray = codes == self.nodata
+        return missing
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class BitMask:
 
     def _any_bit(self, qa: np.ndarray, bits: tuple[int, ...]) -> np.ndarray:
         word = np.uint32(sum(1 << b for b in bits))
-        return (qa.astype(np.uint32) & word) != 0
+        hit: np.ndarray = (qa.astype(np.uint32) & word) != 0
+        return hit
 
     def invalid(self, qa: np.ndarray) -> np.ndarray:
         """True where a pixel is fill, cloud (incl. dilated and cirrus), shadow or snow."""
@@ -182,7 +184,7 @@ def display_scale(dtype: str, bits: int | None = None) -> float:
     """Scale of a display product: its largest DN (``2**bits - 1``, bits of ``dtype`` by default) is 1."""
     if np.dtype(dtype).kind not in "iu":
         raise UserError(f"VHR data type {dtype} is not an integer type; the store keeps integer DN")
-    return 1 / (2 ** int(bits or np.iinfo(dtype).bits) - 1)
+    return 1 / ((1 << int(bits or np.iinfo(dtype).bits)) - 1)
 
 
 def s2_encoding(processing_baseline: str) -> Encoding:

@@ -62,11 +62,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-
-from msc_france.demo.server import stop_process
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msc_france.demo.server import stop_process
 
 CONTROL_PREFIX = "/_faults"
 NAMED_FAULTS = {"truncate", "slow", "reset"}
@@ -92,7 +92,7 @@ REASONS = {
 # --------------------------------------------------------------------------------------------
 
 
-def validate_rule(raw: Any) -> dict[str, Any]:
+def validate_rule(raw: object) -> dict[str, Any]:
     """A normalised copy of one rule; ``ValueError`` with a readable message when it is wrong."""
     if not isinstance(raw, dict):
         raise ValueError(f"a rule is a JSON object, not {raw!r}")
@@ -186,7 +186,7 @@ class Request:
         return "close" not in connection
 
 
-class BadRequest(Exception):
+class BadRequestError(Exception):
     pass
 
 
@@ -197,7 +197,7 @@ def parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
         if not line:
             continue
         if ":" not in line:
-            raise BadRequest(f"bad header line {line!r}")
+            raise BadRequestError(f"bad header line {line!r}")
         name, value = line.split(":", 1)
         headers.append((name.strip(), value.strip()))
     return lines[0], headers
@@ -242,7 +242,7 @@ class Proxy:
                     break
                 try:
                     request = await self.read_request(head, reader, writer)
-                except BadRequest as exc:
+                except BadRequestError as exc:
                     await self.simple(writer, 400, str(exc).encode(), keep_alive=False)
                     break
                 if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
@@ -264,13 +264,13 @@ class Proxy:
         start, headers = parse_head(head)
         parts = start.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise BadRequest(f"bad request line {start!r}")
+            raise BadRequestError(f"bad request line {start!r}")
         request = Request(parts[0].upper(), parts[1], parts[2], headers)
         if urllib.parse.urlsplit(request.target).scheme:  # absolute-form target
             split = urllib.parse.urlsplit(request.target)
             request.target = split.path + (f"?{split.query}" if split.query else "")
         if "chunked" in (request.header("transfer-encoding") or "").lower():
-            raise BadRequest("chunked request bodies are not supported; send Content-Length")
+            raise BadRequestError("chunked request bodies are not supported; send Content-Length")
         length = int(request.header("content-length") or 0)
         if length:
             if (request.header("expect") or "").lower() == "100-continue":
@@ -399,7 +399,7 @@ class Proxy:
 
         try:
             up_reader, up_writer, status, reason, headers = await self.open_upstream(request)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadRequest) as exc:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadRequestError) as exc:
             body = f"upstream error: {exc!r}\n".encode()
             self.stamp(entry, "head")
             await self.simple(writer, 502, body, keep_alive=False)
@@ -577,7 +577,7 @@ class FaultProxy:
     upstream: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
-    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+    def _call(self, method: str, path: str, payload: object = None) -> Any:  # noqa: ANN401 - a JSON value
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(self.url + CONTROL_PREFIX + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"} if data else {})

@@ -30,7 +30,8 @@ D0 = dt.date(2023, 7, 1)
 
 def _bounds(tiles: list[TileId]) -> tuple[float, float, float, float]:
     boxes = [GRID.tile_bounds(t) for t in tiles]
-    return (min(b.left for b in boxes), min(b.bottom for b in boxes), max(b.right for b in boxes), max(b.top for b in boxes))
+    return (min(b.left for b in boxes), min(b.bottom for b in boxes),
+            max(b.right for b in boxes), max(b.top for b in boxes))
 
 
 def _cand(sensor: str, item_id: str, date: dt.date, cloud: float, tiles: list[TileId] | None = None,

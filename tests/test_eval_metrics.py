@@ -19,7 +19,8 @@ def test_identical_embeddings_retrieve_every_tile() -> None:
 def test_random_embeddings_score_chance() -> None:
     n, draws = 100, 60
     generator = torch.Generator().manual_seed(1)
-    r1 = [recall_at(torch.randn(n, 16, generator=generator), torch.randn(n, 16, generator=generator)) for _ in range(draws)]
+    r1 = [recall_at(torch.randn(n, 16, generator=generator), torch.randn(n, 16, generator=generator))
+          for _ in range(draws)]
     mean1 = sum(r["R@1"] for r in r1) / draws
     mean5 = sum(r["R@5"] for r in r1) / draws
     assert abs(mean1 - chance(n)["R@1"]) < 0.01  # chance 0.01; the mean of 6000 trials is within +-0.004 (3 sd)

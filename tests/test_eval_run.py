@@ -42,7 +42,8 @@ def test_report_scores_every_model_pair_and_probe(trained: tuple[Path, str]) -> 
     assert set(report["classes"]) == {"tree cover", "cropland", "built-up"}
     pairs = {f"{a}->{b}" for a in SENSORS for b in SENSORS if a != b}
     for name, scores in report["models"].items():
-        assert set(scores["retrieval"]) == set(scores["transfer"]) == set(scores["segmentation_transfer"]) == pairs, name
+        assert set(scores["retrieval"]) == set(scores["transfer"]) == set(scores["segmentation_transfer"]) == pairs, \
+            name
         assert set(scores["knn"]) == set(scores["linear"]) == set(scores["segmentation"]) == set(SENSORS)
         for value in scores["summary"].values():
             assert 0.0 <= value <= 1.0, (name, scores["summary"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def test_landsat_paths_rows_and_platforms(prints: Footprints) -> None:
     assert {s.platform for s in prints.landsat} == {"landsat-8", "landsat-9"}
     toulouse = sorted((s.when.date(), s.platform) for s in prints.landsat if (s.path, s.row) == (198, 30))
     assert (dt.date(2023, 7, 5), "landsat-8") in toulouse and (dt.date(2023, 7, 13), "landsat-9") in toulouse
-    assert {(b[0] - a[0]).days for a, b in zip(toulouse, toulouse[1:])} == {8}
+    assert {(b[0] - a[0]).days for a, b in itertools.pairwise(toulouse)} == {8}
     assert len(prints.worldcover) > 10
 
 

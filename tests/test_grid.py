@@ -29,7 +29,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module", params=RECIPES)
-def grid(request) -> TileGrid:
+def grid(request: pytest.FixtureRequest) -> TileGrid:
     return load_recipe(request.param).tile_grid
 
 
@@ -41,13 +41,13 @@ def msc() -> TileGrid:
 def random_tiles(grid: TileGrid, n: int, seed: int = 2154) -> list[TileId]:
     rows, cols = grid.shape
     rng = np.random.default_rng(seed)
-    picked = zip(rng.integers(0, cols, n).tolist(), rng.integers(0, rows, n).tolist())
+    picked = zip(rng.integers(0, cols, n).tolist(), rng.integers(0, rows, n).tolist(), strict=True)
     corners = [(0, 0), (cols - 1, 0), (0, rows - 1), (cols - 1, rows - 1)]
     return [TileId(c, r) for c, r in [*corners, *picked]]
 
 
 # --- tile ids ------------------------------------------------------------------------------------
-def test_tile_id_text():
+def test_tile_id_text() -> None:
     assert str(TileId(297, 481)) == "0297_0481"
     assert str(TileId(0, 7)) == "0000_0007"
     assert TileId.parse("0297_0481") == TileId(297, 481)
@@ -56,24 +56,24 @@ def test_tile_id_text():
 
 
 @pytest.mark.parametrize("bad", ["297_481", "0297-0481", "abcd_efgh", "", "0297_0481_0001", "-001_0002"])
-def test_tile_id_parse_rejects(bad):
+def test_tile_id_parse_rejects(bad: str) -> None:
     with pytest.raises(UserError, match="tile id"):
         TileId.parse(bad)
 
 
-def test_tile_id_round_trip(grid):
+def test_tile_id_round_trip(grid: TileGrid) -> None:
     for tile in random_tiles(grid, 300):
         assert TileId.parse(str(tile)) == tile
 
 
 # --- bounds ----------------------------------------------------------------------------------------
-def test_shape_covers_extent(grid):
+def test_shape_covers_extent(grid: TileGrid) -> None:
     rows, cols = grid.shape
     assert cols * grid.footprint >= EXTENT_SIZE[0] > (cols - 1) * grid.footprint
     assert rows * grid.footprint >= EXTENT_SIZE[1] > (rows - 1) * grid.footprint
 
 
-def test_tile_at_center_round_trip(grid):
+def test_tile_at_center_round_trip(grid: TileGrid) -> None:
     for tile in random_tiles(grid, 1000, seed=1):
         b = grid.tile_bounds(tile)
         assert grid.tile_at((b.left + b.right) / 2, (b.bottom + b.top) / 2) == tile
@@ -82,7 +82,7 @@ def test_tile_at_center_round_trip(grid):
         assert grid.tile_at(b.right - 1e-3, b.bottom + 1e-3) == tile
 
 
-def test_bounds_are_footprint_sized_and_shared(grid):
+def test_bounds_are_footprint_sized_and_shared(grid: TileGrid) -> None:
     rows, cols = grid.shape
     for tile in random_tiles(grid, 300, seed=2):
         b = grid.tile_bounds(tile)
@@ -102,7 +102,7 @@ def test_bounds_are_footprint_sized_and_shared(grid):
             assert grid.tile_at((b.left + b.right) / 2, b.bottom) == TileId(tile.col, tile.row + 1)
 
 
-def test_tiles_outside_grid_rejected(grid):
+def test_tiles_outside_grid_rejected(grid: TileGrid) -> None:
     rows, cols = grid.shape
     for tile in (TileId(cols, 0), TileId(0, rows), TileId(-1, 0), TileId(0, -1)):
         with pytest.raises(UserError, match="outside"):
@@ -111,7 +111,7 @@ def test_tiles_outside_grid_rejected(grid):
             grid.tile_geobox(tile, grid.sensors[0])
 
 
-def test_tiles_between(msc):
+def test_tiles_between(msc: TileGrid) -> None:
     tiles = [TileId(10, 20), TileId(12, 21), TileId(11, 25)]
     b = tiles_between(msc, tiles)
     assert (b.left, b.right) == (msc.tile_bounds(TileId(10, 0)).left, msc.tile_bounds(TileId(12, 0)).right)
@@ -121,7 +121,7 @@ def test_tiles_between(msc):
 
 
 # --- per-sensor pixel grids ----------------------------------------------------------------------
-def test_recipe_tile_sizes():
+def test_recipe_tile_sizes() -> None:
     assert {s: load_recipe("msc-france").tile_grid.tile_px(s) for s in ("s2", "l8", "vhr")} == {
         "s2": 192, "l8": 64, "vhr": 1280,
     }
@@ -130,7 +130,7 @@ def test_recipe_tile_sizes():
     }
 
 
-def test_tile_geobox_matches_bounds(grid):
+def test_tile_geobox_matches_bounds(grid: TileGrid) -> None:
     for tile in random_tiles(grid, 40, seed=3):
         bounds = grid.tile_bounds(tile)
         boxes = {s: grid.tile_geobox(tile, s) for s in grid.sensors}
@@ -143,7 +143,7 @@ def test_tile_geobox_matches_bounds(grid):
         assert len({tuple(g.boundingbox) for g in boxes.values()}) == 1
 
 
-def test_tile_geobox_is_slice_of_mosaic(grid):
+def test_tile_geobox_is_slice_of_mosaic(grid: TileGrid) -> None:
     for sensor in grid.sensors:
         mosaic = grid.geobox(sensor)
         px = grid.tile_px(sensor)
@@ -159,7 +159,7 @@ def test_tile_geobox_is_slice_of_mosaic(grid):
 
 
 # --- nesting between sensors --------------------------------------------------------------------
-def test_ratio(msc):
+def test_ratio(msc: TileGrid) -> None:
     assert msc.ratio("s2", "l8") == 3
     assert msc.ratio("vhr", "l8") == 20
     assert msc.ratio("s2", "s2") == 1
@@ -174,7 +174,7 @@ def test_ratio(msc):
 
 
 @pytest.mark.parametrize("fine, coarse, k", [("s2", "l8", 3), ("vhr", "l8", 20)])
-def test_nested_slices_cover_coarse_pixel(msc, fine, coarse, k):
+def test_nested_slices_cover_coarse_pixel(msc: TileGrid, fine: str, coarse: str, k: int) -> None:
     tile = TileId(340, 290)
     g_coarse, g_fine = msc.tile_geobox(tile, coarse), msc.tile_geobox(tile, fine)
     n = msc.tile_px(coarse)
@@ -183,19 +183,19 @@ def test_nested_slices_cover_coarse_pixel(msc, fine, coarse, k):
     for row, col in pixels:
         rs, cs = msc.nested_slices(coarse, row, col, fine)
         assert rs.stop - rs.start == k and cs.stop - cs.start == k
-        assert 0 <= rs.start and rs.stop <= msc.tile_px(fine) and cs.stop <= msc.tile_px(fine)
+        assert rs.start >= 0 and rs.stop <= msc.tile_px(fine) and cs.stop <= msc.tile_px(fine)
         # same ground: corners through the affines, and the sliced GeoBoxes
         assert g_fine.affine @ (cs.start, rs.start) == g_coarse.affine @ (col, row)
         assert g_fine.affine @ (cs.stop, rs.stop) == g_coarse.affine @ (col + 1, row + 1)
         assert tuple(g_fine[rs, cs].boundingbox) == tuple(g_coarse[row : row + 1, col : col + 1].boundingbox)
 
 
-def test_nested_slices_refuse_non_nesting(msc):
+def test_nested_slices_refuse_non_nesting(msc: TileGrid) -> None:
     with pytest.raises(UserError):
         msc.nested_slices("s2", 0, 0, "vhr")
 
 
-def test_pixel_to_pixel_examples(msc):
+def test_pixel_to_pixel_examples(msc: TileGrid) -> None:
     rows, cols = msc.pixel_to_pixel("s2", np.array([5]), np.array([7]), "l8")
     assert (rows[0], cols[0]) == (1, 2)
     rows, cols = msc.pixel_to_pixel("l8", np.array([1]), np.array([2]), "s2")
@@ -204,7 +204,7 @@ def test_pixel_to_pixel_examples(msc):
     assert rows.tolist() == [0, 0, 1] and cols.tolist() == [63, 63, 62]
 
 
-def test_pixel_to_pixel_centres(grid):
+def test_pixel_to_pixel_centres(grid: TileGrid) -> None:
     """Each source pixel centre lies in the destination pixel it maps to, for every sensor pair."""
     tile = TileId(*(s // 2 for s in reversed(grid.shape)))
     for src, dst in itertools.permutations(grid.sensors, 2):
@@ -226,7 +226,7 @@ def test_pixel_to_pixel_centres(grid):
             assert left <= x <= right and bottom <= y <= top
 
 
-def test_footprint_must_divide():
+def test_footprint_must_divide() -> None:
     with pytest.raises(UserError, match="footprint") as info:
         TileGrid.create(1920, {"s2": 7})
     assert "1920" in str(info.value) and "s2" in str(info.value)
@@ -238,7 +238,7 @@ def test_footprint_must_divide():
     assert TileGrid.create(1920, {"vhr": 0.3}).tile_px("vhr") == 6400
 
 
-def test_unknown_sensor(msc):
+def test_unknown_sensor(msc: TileGrid) -> None:
     with pytest.raises(UserError, match="s2, l8, vhr"):
         msc.gsd("s3")
 
@@ -256,14 +256,14 @@ CITIES = {
 
 
 @pytest.mark.parametrize("city", list(CITIES))
-def test_french_cities_inside(grid, city):
+def test_french_cities_inside(grid: TileGrid, city: str) -> None:
     x, y = TO_L93.transform(*CITIES[city])
     tile = grid.tile_at(x, y)
     b = grid.tile_bounds(tile)
     assert b.left <= x < b.right and b.bottom < y <= b.top
 
 
-def test_cities_relative_positions(msc):
+def test_cities_relative_positions(msc: TileGrid) -> None:
     tile = {c: msc.tile_at(*TO_L93.transform(*ll)) for c, ll in CITIES.items()}
     assert tile["Brest"].col < tile["Paris"].col < tile["Strasbourg"].col
     assert tile["Dunkerque"].row < tile["Paris"].row < tile["Nice"].row < tile["Bonifacio"].row
@@ -272,13 +272,13 @@ def test_cities_relative_positions(msc):
 @pytest.mark.parametrize(
     "x, y", [(-500_000, 6_600_000), (700_000, 8_000_000), (700_000, 5_000_000), (2_000_000, 6_600_000)]
 )
-def test_far_points_outside(grid, x, y):
+def test_far_points_outside(grid: TileGrid, x: float, y: float) -> None:
     with pytest.raises(UserError, match="outside"):
         grid.tile_at(x, y)
 
 
 # --- regions -------------------------------------------------------------------------------------
-def _lonlat_box_inside(grid: TileGrid, first: TileId, ncols: int, nrows: int, margin: float):
+def _lonlat_box_inside(grid: TileGrid, first: TileId, ncols: int, nrows: int, margin: float) -> Geometry:
     """A lon/lat box inside the block of tiles starting at ``first``, ``margin`` metres from its edges."""
     a = grid.tile_bounds(first)
     left, top = a.left + margin, a.top - margin
@@ -287,13 +287,13 @@ def _lonlat_box_inside(grid: TileGrid, first: TileId, ncols: int, nrows: int, ma
     return box(min(lon), min(lat), max(lon), max(lat), "EPSG:4326")
 
 
-def test_tiles_in_exact_tile(grid):
+def test_tiles_in_exact_tile(grid: TileGrid) -> None:
     for tile in random_tiles(grid, 10, seed=6)[4:]:
         b = grid.tile_bounds(tile)
         assert grid.tiles_in(box(b.left, b.bottom, b.right, b.top, CRS)) == [tile]
 
 
-def test_tiles_in_polygon_with_hole_and_island_matches_the_exact_predicates(msc):
+def test_tiles_in_polygon_with_hole_and_island_matches_the_exact_predicates(msc: TileGrid) -> None:
     # the centre shortcut for tiles away from every edge must give what the exact test on every tile gives
     x, y = 600_000.0, 6_500_000.0
     ring = shapely.Point(x, y).buffer(20_000, quad_segs=8)
@@ -308,7 +308,7 @@ def test_tiles_in_polygon_with_hole_and_island_matches_the_exact_predicates(msc)
     assert msc.tile_at(x + 2_100, y) in tiles and msc.tile_at(x + 3_000, y + 4_000) not in tiles
 
 
-def test_tiles_in_block_sorted(grid):
+def test_tiles_in_block_sorted(grid: TileGrid) -> None:
     first = TileId(1456, 1600) if grid.footprint < 1000 else TileId(363, 300)
     a = grid.tile_bounds(first)
     region = box(a.left, a.top - 2 * grid.footprint, a.left + 3 * grid.footprint, a.top, CRS)
@@ -318,7 +318,7 @@ def test_tiles_in_block_sorted(grid):
     assert grid.tiles_in(_lonlat_box_inside(grid, first, 3, 2, margin=50)) == expected
 
 
-def test_tiles_in_lonlat_single_tile(grid):
+def test_tiles_in_lonlat_single_tile(grid: TileGrid) -> None:
     tile = TileId(364, 400) if grid.footprint > 1000 else TileId(1458, 1600)
     assert grid.tiles_in(_lonlat_box_inside(grid, tile, 1, 1, margin=50)) == [tile]
     x, y = TO_L93.transform(2.35, 48.86)
@@ -330,21 +330,21 @@ def test_tiles_in_lonlat_single_tile(grid):
     "bbox", [(12.0, 41.5, 12.8, 42.2), (-4.0, 40.0, -3.5, 40.5), (-40.0, 30.0, -39.0, 31.0)],
     ids=["Rome", "Madrid", "Atlantic"],
 )
-def test_tiles_in_outside_france(grid, bbox):
+def test_tiles_in_outside_france(grid: TileGrid, bbox: tuple[float, float, float, float]) -> None:
     assert grid.tiles_in(box(*bbox, "EPSG:4326")) == []
 
 
-def test_tiles_in_outside_extent_lambert(grid):
+def test_tiles_in_outside_extent_lambert(grid: TileGrid) -> None:
     assert grid.tiles_in(box(-600_000, 6_500_000, -400_000, 6_600_000, CRS)) == []
     assert grid.tiles_in(box(600_000, 7_300_000, 700_000, 7_400_000, CRS)) == []
 
 
-def test_tiles_in_clipped_to_grid(msc):
+def test_tiles_in_clipped_to_grid(msc: TileGrid) -> None:
     region = box(-10_000, 7_199_000, 5_000, 7_210_000, CRS)  # straddles the north-west corner
     assert msc.tiles_in(region) == [TileId(0, 0), TileId(1, 0), TileId(2, 0)]
 
 
-def test_tile_ids_are_global(grid):
+def test_tile_ids_are_global(grid: TileGrid) -> None:
     big = box(1.0, 43.3, 1.6, 43.7, "EPSG:4326")
     small = box(1.30, 43.48, 1.42, 43.58, "EPSG:4326")
     tiles_big, tiles_small = grid.tiles_in(big), grid.tiles_in(small)
@@ -359,7 +359,7 @@ def test_tile_ids_are_global(grid):
     assert grid.tile_at(x, y) in tiles_small
 
 
-def test_demo_tiles_nest_in_msc_tiles(msc):
+def test_demo_tiles_nest_in_msc_tiles(msc: TileGrid) -> None:
     demo = load_recipe("demo").tile_grid
     k = round(msc.footprint / demo.footprint)
     assert k == 4
@@ -371,17 +371,17 @@ def test_demo_tiles_nest_in_msc_tiles(msc):
         assert outer.bottom <= inner.bottom < inner.top <= outer.top
 
 
-def test_tiles_in_lonlat_box_covers_its_southern_edge(msc):
+def test_tiles_in_lonlat_box_covers_its_southern_edge(msc: TileGrid) -> None:
     lon0, lat0, lon1, lat1 = 0.0, 45.0, 5.0, 45.05
     tiles = set(msc.tiles_in(box(lon0, lat0, lon1, lat1, "EPSG:4326")))
     lons = np.linspace(lon0 + 1e-3, lon1 - 1e-3, 400)
     xs, ys = TO_L93.transform(lons, np.full_like(lons, lat0 + 1e-4))
-    inside = {msc.tile_at(x, y) for x, y in zip(xs, ys)}  # tiles holding points of the region
+    inside = {msc.tile_at(x, y) for x, y in zip(xs, ys, strict=True)}  # tiles holding points of the region
     assert inside <= tiles, f"{len(inside - tiles)} tiles missing"
 
 
 # --- description and equality ---------------------------------------------------------------------
-def test_to_dict_round_trip(grid):
+def test_to_dict_round_trip(grid: TileGrid) -> None:
     data = grid.to_dict()
     assert data["crs"] == "EPSG:2154" and data["origin"] == list(ORIGIN) and data["footprint"] == grid.footprint
     assert TileGrid.from_dict(data) == grid
@@ -389,7 +389,7 @@ def test_to_dict_round_trip(grid):
     assert hash(TileGrid.from_dict(data)) == hash(grid)
 
 
-def test_from_dict_rejects_other_grids(msc):
+def test_from_dict_rejects_other_grids(msc: TileGrid) -> None:
     data = msc.to_dict()
     with pytest.raises(UserError):
         TileGrid.from_dict({**data, "crs": "EPSG:3857"})
@@ -397,7 +397,7 @@ def test_from_dict_rejects_other_grids(msc):
         TileGrid.from_dict({**data, "origin": [0.0, 7_100_000.0]})
 
 
-def test_different_grids_differ():
+def test_different_grids_differ() -> None:
     a = TileGrid.create(1920, {"s2": 10, "l8": 30})
     assert a == TileGrid.create(1920.0, {"s2": 10.0, "l8": 30.0})
     assert a != TileGrid.create(3840, {"s2": 10, "l8": 30})
@@ -407,7 +407,7 @@ def test_different_grids_differ():
     assert load_recipe("demo").tile_grid != load_recipe("msc-france").tile_grid
 
 
-def test_grid_equality_ignores_sensor_order(msc):
+def test_grid_equality_ignores_sensor_order(msc: TileGrid) -> None:
     resorted = TileGrid.from_dict(json.loads(json.dumps(msc.to_dict(), sort_keys=True)))
     assert resorted.to_dict() == msc.to_dict()
     assert resorted == msc

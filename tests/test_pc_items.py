@@ -9,8 +9,8 @@ from pathlib import Path
 import pystac
 import pytest
 
-from msc_france.download.fetch import AssetJob, Fetched, declared_crs
 from msc_france.download.candidates import candidate
+from msc_france.download.fetch import AssetJob, Fetched, declared_crs
 from msc_france.download.local_catalog import local_item
 from tests.data.pc_items import landsat_item, sentinel2_item
 

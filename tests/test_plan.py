@@ -18,7 +18,7 @@ from msc_france.errors import UserError
 from msc_france.plan import DEMO_STORE_RATIOS, make_plan, store_ratios
 from msc_france.store.index import build_index, write_index
 from msc_france.store.records import TileRecord
-from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S
+from msc_france.throughput import TILES_MP_PER_CORE_S
 from msc_france.tiles.create import create_or_open
 from tests.test_download import World, _catalog_file, _region
 

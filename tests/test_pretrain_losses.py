@@ -3,6 +3,8 @@ optimised, global variant), the EMA teacher."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,7 +119,7 @@ def test_multispectral_mode_has_one_patch_embedding_per_sensor() -> None:
     ({"crops": {"global_size": 30}}, "multiple of the patch size"),
     ({"model": {"arch": "vit_huge_patch14"}}, "model.arch"),
 ])
-def test_bad_presets_fail_on_one_line(bad: dict, message: str, tmp_path) -> None:
+def test_bad_presets_fail_on_one_line(bad: dict, message: str, tmp_path: Path) -> None:
     from msc_france.errors import UserError
     from msc_france.pretrain.config import load_pretrain_config
     from tests.pretrain_fixtures import write_preset

@@ -44,7 +44,8 @@ def test_a_few_steps_train_and_write_everything(full_run: tuple[Path, Path]) -> 
     assert all(r["processes"] == 1 and 0 <= r["data_wait"] <= 1 and r["images_per_s"] > 0 for r in logged)
     assert logged[-1]["msad"] < logged[0]["msad"]  # alignment is learnt
     assert logged[0]["lr"] < logged[3]["lr"]  # warm-up
-    for name in ("checkpoint.pt", "metrics.csv", "curves.png", "export/model_card.json", "export/backbone-vhr.safetensors"):
+    for name in ("checkpoint.pt", "metrics.csv", "curves.png", "export/model_card.json",
+                 "export/backbone-vhr.safetensors"):
         assert (run / name).stat().st_size > 0, name
     assert list((run / "tensorboard").iterdir())
 
@@ -59,7 +60,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(full_run: tuple[Path
     run_pretrain(PretrainRequest(config=preset, data=folder, run="split", store=tile_store, resume=True, quiet=True))
     whole, split = records(folder / "runs" / "full"), records(folder / "runs" / "split")
     assert [r["step"] for r in split] == [r["step"] for r in whole]
-    for a, b in zip(whole, split):
+    for a, b in zip(whole, split, strict=True):
         for key in ("loss", "dino", "msad", "lr"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (a["step"], key)
     ours = load_checkpoint(folder / "runs" / "split" / "checkpoint.pt")["model"]
@@ -89,7 +90,8 @@ def test_exported_backbone_loads_into_timm_in_one_call(full_run: tuple[Path, Pat
     assert card["sensors"]["s2"]["bands"] == ["B04", "B03", "B02"] and len(card["sensors"]["s2"]["mean"]) == 3
 
 
-def test_continual_mode_freezes_the_reference_and_adapts_the_student(full_run: tuple[Path, Path], tile_store: str) -> None:
+def test_continual_mode_freezes_the_reference_and_adapts_the_student(full_run: tuple[Path, Path],
+                                                                     tile_store: str) -> None:
     folder, _ = full_run
     init = folder / "runs" / "full" / "checkpoint.pt"
     preset = write_preset(folder, name="continual", data={"sensors": ["s2", "vhr"], "workers": 0},
@@ -100,7 +102,8 @@ def test_continual_mode_freezes_the_reference_and_adapts_the_student(full_run: t
     after = load_checkpoint(folder / "runs" / "continual" / "checkpoint.pt")["model"]
     frozen = {k.removeprefix("frozen."): v for k, v in after.items() if k.startswith("frozen.")}
     assert frozen and all(torch.equal(v, before[f"student.{k}"]) for k, v in frozen.items())
-    moved = after["student.backbone.vit.blocks.0.attn.qkv.weight"] - before["student.backbone.vit.blocks.0.attn.qkv.weight"]
+    qkv = "student.backbone.vit.blocks.0.attn.qkv.weight"
+    moved = after[qkv] - before[qkv]
     assert moved.abs().max() > 0
     model = XStars(load_pretrain_config(preset), {"s2": 3, "vhr": 3})
     model.start_continual()
@@ -122,3 +125,21 @@ def test_two_process_ddp_run_with_gloo(tile_store: str, tmp_path: Path) -> None:
     assert [r["step"] for r in logged] == list(range(1, 9))  # 32 tiles / (4 x 2 processes) = 4 steps per epoch
     assert all(r["processes"] == 2 for r in logged)
     assert (tmp_path / "runs" / "ddp" / "export" / "backbone-s2.safetensors").exists()
+
+
+def test_two_process_ddp_run_accumulates_gradients(tile_store: str, tmp_path: Path) -> None:
+    """optim.accumulate > 1 under DDP: micro-steps between two optimizer steps run under ``no_sync``, a
+    fresh context for the forward and one for the backward (one generator-based context cannot be entered
+    twice: that was an AttributeError on the first such micro-step)."""
+    preset = write_preset(tmp_path, optim={"epochs": 1, "batch_size": 4, "accumulate": 2},
+                          runtime={"max_steps": 2})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "msc_france", "pretrain", "--config", str(preset),
+         "--data", str(tmp_path), "--store", tile_store, "--run-name", "ddp-accumulate"],
+        env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    logged = records(tmp_path / "runs" / "ddp-accumulate")
+    assert [r["step"] for r in logged] == [1, 2]  # 4 micro-batches of 4 x 2 processes, 2 a step
+    assert all(r["processes"] == 2 for r in logged)

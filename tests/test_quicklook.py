@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from msc_france.grid import TileGrid, TileId
-from msc_france.quicklook import coverage_map, plot_triplet, robust_rgb, save_triplets, worldcover_colormap
+from msc_france.quicklook import TileKey, coverage_map, plot_triplet, robust_rgb, save_triplets, worldcover_colormap
 from msc_france.sensors import SENSORS
 from msc_france.store.index import build_index
 from msc_france.store.records import TileRecord
@@ -21,7 +22,7 @@ GSD = {"s2": 10.0, "l8": 30.0, "vhr": 6.0, "labels": 10.0}
 X0, Y1 = 1440.0, 7_198_080.0  # upper-left corner of tile (3, 4) of a 480 m grid
 
 
-def is_png(path) -> bool:
+def is_png(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -109,7 +110,7 @@ def test_plot_triplet_panels_titles_and_overlay() -> None:
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4
     titles = [ax.get_title() for ax in fig.axes]
-    for title, sensor in zip(titles, ["s2", "l8", "vhr", "labels"]):
+    for title, sensor in zip(titles, ["s2", "l8", "vhr", "labels"], strict=True):
         assert title.startswith(sensor)
     assert "10 m" in titles[0] and "30 m" in titles[1] and "6 m" in titles[2]
     assert "2023-06-01T10:30:00Z" in titles[0] and "2023-06-02" in titles[1]
@@ -148,7 +149,7 @@ class FakePairs:
     sensors: list[str] = field(default_factory=lambda: ["s2", "l8", "vhr", "labels"])
     asked: list = field(default_factory=list)
 
-    def tile(self, tile_id) -> dict[str, xr.Dataset]:
+    def tile(self, tile_id: TileKey) -> dict[str, xr.Dataset]:
         self.asked.append(tile_id)
         out = {}
         for i, sensor in enumerate(self.sensors, start=1):
@@ -162,7 +163,7 @@ class FakePairs:
         return out
 
 
-def test_save_triplets_writes_pngs(tmp_path) -> None:
+def test_save_triplets_writes_pngs(tmp_path: Path) -> None:
     pairs = FakePairs()
     tiles = [TileId(3, 4), TileId(4, 4)]
     paths = save_triplets(pairs, tiles, tmp_path / "ql")
@@ -176,7 +177,7 @@ def test_save_triplets_writes_pngs(tmp_path) -> None:
         assert width > 2 * height  # four panels side by side
 
 
-def test_coverage_map_writes_png(tmp_path) -> None:
+def test_coverage_map_writes_png(tmp_path: Path) -> None:
     grid = TileGrid.create(FOOTPRINT, GSD)
     records = []
     for col in range(6):

@@ -45,7 +45,7 @@ ENCODINGS = {
 }
 
 
-def test_s2_baselines_offsets():
+def test_s2_baselines_offsets() -> None:
     assert s2_encoding("03.01").offset == 0.0
     assert s2_encoding("02.14").offset == 0.0
     for baseline in ("04.00", "05.09", "05.10", "05.11"):
@@ -57,19 +57,19 @@ def test_s2_baselines_offsets():
 @pytest.mark.parametrize(
     "baseline, expected", [("03.01", 0.1), ("04.00", 0.0), ("05.10", 0.0)]
 )
-def test_s2_dn_1000(baseline, expected):
+def test_s2_dn_1000(baseline: str, expected: float) -> None:
     value = s2_encoding(baseline).decode(np.array([1000], dtype=np.uint16))
     assert value[0] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("bad", ["N0510", "5", "05.10.1", "", "v5.x"])
-def test_s2_bad_baseline(bad):
+def test_s2_bad_baseline(bad: str) -> None:
     with pytest.raises(UserError, match="processing_baseline"):
         s2_encoding(bad)
 
 
 @pytest.mark.parametrize("name", list(ENCODINGS))
-def test_encode_decode_round_trip(name):
+def test_encode_decode_round_trip(name: str) -> None:
     enc = ENCODINGS[name]
     rng = np.random.default_rng(42)
     low, high = _valid_range(enc)
@@ -87,7 +87,7 @@ def test_encode_decode_round_trip(name):
 
 
 @pytest.mark.parametrize("name", list(ENCODINGS))
-def test_decode_encode_dn_round_trip(name):
+def test_decode_encode_dn_round_trip(name: str) -> None:
     """Every valid DN survives decode then encode exactly."""
     enc = ENCODINGS[name]
     info = np.iinfo(enc.dtype)
@@ -96,7 +96,7 @@ def test_decode_encode_dn_round_trip(name):
     assert np.array_equal(enc.encode(enc.decode(dn)), dn)
 
 
-def test_landsat_decode_known_values():
+def test_landsat_decode_known_values() -> None:
     values = LANDSAT_SR.decode(np.array([0, 10000, 43636], dtype=np.uint16))
     assert np.isnan(values[0])
     assert values[1] == pytest.approx(0.075, abs=1e-6)
@@ -106,7 +106,7 @@ def test_landsat_decode_known_values():
     assert L8.encoding == LANDSAT_SR
 
 
-def test_nodata_and_nan():
+def test_nodata_and_nan() -> None:
     for enc in ENCODINGS.values():
         dn = enc.encode(np.array([np.nan, 0.3, np.nan]))
         assert dn[0] == enc.nodata and dn[2] == enc.nodata
@@ -116,7 +116,7 @@ def test_nodata_and_nan():
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # +-inf through nan_to_num
-def test_encode_clips_and_never_hits_nodata():
+def test_encode_clips_and_never_hits_nodata() -> None:
     for name, enc in ENCODINGS.items():
         info = np.iinfo(enc.dtype)
         dn = enc.encode(np.array([50.0, np.inf, -50.0, -np.inf]))
@@ -128,14 +128,14 @@ def test_encode_clips_and_never_hits_nodata():
     assert s2_encoding("03.01").encode(np.array([0.0]))[0] == 1
 
 
-def test_encode_avoids_nodata_at_top_of_range():
+def test_encode_avoids_nodata_at_top_of_range() -> None:
     enc = Encoding(dtype="uint8", nodata=255, scale=1 / 254, offset=0.0)
     dn = enc.encode(np.array([0.0, 1.0, 5.0, np.nan]))
     assert dn.tolist() == [0, 254, 254, 255]
 
 
 # --- Sensor.encoding_for ------------------------------------------------------------------------
-def test_encoding_for_s2_by_baseline():
+def test_encoding_for_s2_by_baseline() -> None:
     new = S2.encoding_for({"s2:processing_baseline": "05.10"})
     old = S2.encoding_for({"s2:processing_baseline": "03.01"})
     assert new.offset == pytest.approx(-0.1) and old.offset == 0.0
@@ -145,7 +145,7 @@ def test_encoding_for_s2_by_baseline():
     assert old.decode(dn)[0] == pytest.approx(0.1, abs=1e-6)
 
 
-def test_encoding_for_landsat_from_raster_bands():
+def test_encoding_for_landsat_from_raster_bands() -> None:
     asset = {"raster:bands": [{"scale": 2.75e-05, "offset": -0.2, "nodata": 0, "data_type": "uint16"}]}
     assert L8.encoding_for({}, asset) == LANDSAT_SR
     other = {"raster:bands": [{"scale": 0.01, "offset": 1.5, "nodata": 7, "data_type": "int16"}]}
@@ -158,14 +158,14 @@ def test_encoding_for_landsat_from_raster_bands():
     assert L8.encoding_for({}, {"href": "x"}) == L8.encoding
 
 
-def test_encoding_for_vhr_default():
+def test_encoding_for_vhr_default() -> None:
     enc = VHR.encoding_for({})
     assert enc == VHR.encoding
     assert (enc.dtype, enc.nodata, enc.offset) == ("uint8", 0, 0.0)
     assert enc.decode(np.array([255], dtype=np.uint8))[0] == pytest.approx(1.0)
 
 
-def test_encoding_for_vhr_per_band_and_bit_depth():
+def test_encoding_for_vhr_per_band_and_bit_depth() -> None:
     twelve_bit = {"raster:bands": [{"data_type": "uint16", "nodata": 0, "bits_per_sample": 12},
                                    {"data_type": "uint16", "nodata": 0, "scale": 2.5e-4, "offset": -0.01}]}
     assert VHR.encoding_for({}, twelve_bit, band=1) == Encoding("uint16", 0, 1 / 4095, 0.0), "display: 4095 is 1"
@@ -178,14 +178,14 @@ def test_encoding_for_vhr_per_band_and_bit_depth():
 
 
 # --- Planetary Computer shaped items ------------------------------------------------------------
-def test_pc_items_are_deterministic():
+def test_pc_items_are_deterministic() -> None:
     assert pc_items.sentinel2_item(3) == pc_items.sentinel2_item(3)
     assert pc_items.landsat_item(2) == pc_items.landsat_item(2)
     assert pc_items.sentinel2_item(0)["id"] != pc_items.sentinel2_item(1)["id"]
 
 
 @pytest.mark.parametrize("baseline, offset", [("05.10", -0.1), ("04.00", -0.1), ("03.01", 0.0)])
-def test_s2_pc_item(baseline, offset):
+def test_s2_pc_item(baseline: str, offset: float) -> None:
     item = pc_items.sentinel2_item(1, processing_baseline=baseline)
     props, assets = item["properties"], item["assets"]
     assert item["collection"] == "sentinel-2-l2a"
@@ -206,7 +206,7 @@ def test_s2_pc_item(baseline, offset):
     assert assets[S2.mask.asset]["gsd"] == S2.mask.gsd
 
 
-def test_landsat_pc_item():
+def test_landsat_pc_item() -> None:
     item = pc_items.landsat_item(0, platform="landsat-8")
     props, assets = item["properties"], item["assets"]
     assert item["collection"] == "landsat-c2-l2"
@@ -230,14 +230,14 @@ def test_landsat_pc_item():
         assert offsets[name] == bit
 
 
-def test_landsat_9_item_same_layout():
+def test_landsat_9_item_same_layout() -> None:
     l9 = pc_items.landsat_item(1, platform="landsat-9")
     assert l9["id"].startswith("LC09_") and l9["properties"]["platform"] == "landsat-9"
     assert list(l9["assets"]) == list(pc_items.landsat_item(1)["assets"])
 
 
 # --- masks ---------------------------------------------------------------------------------------
-def test_scl_mask():
+def test_scl_mask() -> None:
     mask = S2.mask
     assert isinstance(mask, ClassMask) and mask.asset == "SCL"
     codes = np.arange(12)
@@ -266,7 +266,7 @@ def _bits(value: int) -> set[int]:
         (30048, "snow"),
     ],
 )
-def test_qa_pixel_mask(qa, name):
+def test_qa_pixel_mask(qa: int, name: str) -> None:
     mask = L8.mask
     assert isinstance(mask, BitMask)
     bits = _bits(qa)
@@ -279,7 +279,7 @@ def test_qa_pixel_mask(qa, name):
     assert mask.snowy(arr)[0] == snow, name
 
 
-def test_qa_pixel_cirrus_and_snow_bits_alone_are_masked():
+def test_qa_pixel_cirrus_and_snow_bits_alone_are_masked() -> None:
     """Bit 2 (cirrus) is cloud as Sentinel-2's thin cirrus is; bit 5 (snow) is invalid but not cloud."""
     mask = L8.mask
     clear = 21824
@@ -291,7 +291,7 @@ def test_qa_pixel_cirrus_and_snow_bits_alone_are_masked():
     assert mask.missing(np.array([1, clear], dtype=np.uint16)).tolist() == [True, False] and mask.nodata == 1
 
 
-def test_qa_pixel_named_values():
+def test_qa_pixel_named_values() -> None:
     """The textbook QA_PIXEL values, cross-checked against their bits."""
     mask = L8.mask
     qa = np.array([21824, 21952, 1, 22280, 23888, 55052], dtype=np.uint16)
@@ -303,14 +303,14 @@ def test_qa_pixel_named_values():
 
 
 # --- bands ---------------------------------------------------------------------------------------
-def test_sensor_registry():
+def test_sensor_registry() -> None:
     assert set(SENSORS) == {"s2", "l8", "vhr"}
     assert sensor("l8") is L8
     with pytest.raises(UserError, match="s2, l8, vhr"):
         sensor("s3")
 
 
-def test_unknown_band_lists_bands():
+def test_unknown_band_lists_bands() -> None:
     with pytest.raises(UserError) as info:
         S2.band("B10")
     message = str(info.value)
@@ -319,13 +319,13 @@ def test_unknown_band_lists_bands():
         assert name in message
 
 
-def test_select_keeps_order():
+def test_select_keeps_order() -> None:
     assert [b.name for b in L8.select(["red", "blue"])] == ["red", "blue"]
     with pytest.raises(UserError, match="nir"):
         L8.select(["red", "nir"])
 
 
-def test_s2_band_table():
+def test_s2_band_table() -> None:
     names = S2.band_names
     assert len(names) == 12
     assert set(names) == {f"B{i:02d}" for i in range(1, 13) if i != 10} | {"B8A"}
@@ -339,7 +339,7 @@ def test_s2_band_table():
     assert all(b.asset == b.name for b in S2.bands)
 
 
-def test_landsat_and_vhr_bands():
+def test_landsat_and_vhr_bands() -> None:
     assert L8.band_names == ("coastal", "blue", "green", "red", "nir08", "swir16", "swir22")
     assert all(b.gsd == 30 for b in L8.bands)
     assert [b.asset_band for b in VHR.bands] == [1, 2, 3, 4]

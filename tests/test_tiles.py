@@ -285,7 +285,7 @@ def s3_endpoint() -> Iterator[str]:
                 boto3.client("s3", endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test",
                              region_name="us-east-1").create_bucket(Bucket="tiles")
                 break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)

@@ -128,7 +128,8 @@ def test_days_of_flight_come_from_the_mosaic_graph_wfs(served_world: DemoServer,
     fetch_windows(windows, source, load_recipe("demo"), tmp_path, lambda w, r, p: results.append(r))
     west = next(r.record for r in results if r.fetched.job.item_id == windows[0].window_id)
     east = next(r.record for r in results if r.fetched.job.item_id == windows[1].window_id)
-    assert west.flights == (("2022-06-20", pytest.approx(2 / 3, abs=1e-3)), ("2022-06-23", pytest.approx(1 / 3, abs=1e-3)))
+    assert west.flights == (("2022-06-20", pytest.approx(2 / 3, abs=1e-3)),
+                            ("2022-06-23", pytest.approx(1 / 3, abs=1e-3)))
     assert east.flights[0][0] == "2022-06-24" and east.flights[1][0] == "2022-06-23"
     assert west.date_source == f"WFS {wfs.TYPENAME} date_vol"
     item = pystac.Item.from_dict(window_item(results[0], tmp_path, source.url))

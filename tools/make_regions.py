@@ -86,7 +86,10 @@ def build(wheel_path: Path) -> dict:
         deps.append({"code": dep["code"], "name": dep["nom"], "region": region_by_id[dep["region_id"]]["code"],
                      "bbox": _outward(tuple(bounds[dep_id]))})
     regs = []
-    plain = lambda text: unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
+    def plain(text: str) -> str:
+        return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
     for reg in sorted(region_by_id.values(), key=lambda r: plain(r["nom"])):
         boxes = [d["bbox"] for d in deps if d["region"] == reg["code"]]
         regs.append({"code": reg["code"], "name": reg["nom"], "bbox": [
@@ -134,8 +137,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # One entry per line: compact and diff-friendly.
     lines = ["{"]
-    for key in ("provenance", "licence", "crs", "bbox_order"):
-        lines.append(f"  {json.dumps(key)}: {json.dumps(data[key], ensure_ascii=False)},")
+    lines.extend(f"  {json.dumps(key)}: {json.dumps(data[key], ensure_ascii=False)},"
+                 for key in ("provenance", "licence", "crs", "bbox_order"))
     for key in ("regions", "departements", "cities"):
         entries = ",\n".join(f"    {json.dumps(e, ensure_ascii=False)}" for e in data[key])
         lines.append(f"  {json.dumps(key)}: [\n{entries}\n  ]" + ("," if key != "cities" else ""))

@@ -59,7 +59,8 @@ def sentinel2_item(s: S2Scene) -> dict[str, Any]:
     properties = {
         "datetime": _stamp(s.datatake), "platform": s.platform, "constellation": "Sentinel 2", "instruments": ["msi"],
         "eo:cloud_cover": s.cloud_cover, "s2:mgrs_tile": s.tile, "s2:processing_baseline": s.baseline,
-        "s2:product_type": "S2MSI2A", "s2:nodata_pixel_percentage": s.nodata_percentage, "s2:datatake_id": f"GS2{sat}_{start}_{s.absolute_orbit:06d}_N{s.baseline}",
+        "s2:product_type": "S2MSI2A", "s2:nodata_pixel_percentage": s.nodata_percentage,
+        "s2:datatake_id": f"GS2{sat}_{start}_{s.absolute_orbit:06d}_N{s.baseline}",
         "s2:product_uri": f"S2{sat}_MSIL2A_{start}_N{baseline}_R{s.relative_orbit:03d}_T{s.tile}_{processed}.SAFE",
         "sat:orbit_state": "descending", "sat:relative_orbit": s.relative_orbit, "proj:code": f"EPSG:{s.epsg}",
     }

@@ -154,7 +154,7 @@ def sentinel2(season: DateRange, france: BaseGeometry, weather: Weather, seed: i
     anchor_lon = _lon_ref(SENTINEL2_ORBIT, *S2_ANCHOR_POINT)
     at_ref = S2_ANCHOR - dt.timedelta(seconds=track(SENTINEL2_ORBIT).at(anchor_lon, S2_ANCHOR_POINT[1])[1])
     rng = np.random.default_rng([seed, 30])
-    west, south, east, north = france.bounds
+    west, _, east, _ = france.bounds
     out: list[S2Scene] = []
     for platform, (offset, absolute) in S2_PLATFORMS.items():
         epoch = at_ref + offset

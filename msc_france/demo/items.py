@@ -44,7 +44,16 @@ def grid_fields(geobox: GeoBox) -> dict[str, Any]:
     }
 
 
-def _eo_band(band_name: str, common_name: str | None, wavelength: float, fwhm: float, description: str) -> dict[str, Any]:
+def _epsg(geobox: GeoBox) -> int:
+    """The EPSG code of a grid's CRS (the demo's grids are all on one)."""
+    epsg = geobox.crs.epsg if geobox.crs is not None else None
+    if epsg is None:
+        raise ValueError(f"the grid's CRS has no EPSG code: {geobox.crs}")
+    return epsg
+
+
+def _eo_band(band_name: str, common_name: str | None, wavelength: float, fwhm: float,
+             description: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": band_name, "description": description}
     if common_name:
         entry["common_name"] = common_name
@@ -92,9 +101,10 @@ def sentinel2_item(sensor: Sensor, when: dt.datetime, platform: str, baseline: s
                      "title": "Scene classfication map (SCL)", **grid_fields(grids[20.0])}
     properties = {
         "platform": platform, "constellation": "Sentinel 2", "instruments": ["msi"],
-        "proj:epsg": int(str(grids[10.0].crs.epsg)),
+        "proj:epsg": _epsg(grids[10.0]),
         "s2:mgrs_tile": tile, "s2:processing_baseline": baseline, "s2:product_type": "S2MSI2A",
-        "s2:product_uri": f"S2{platform[-1]}_MSIL2A_{stamp}_N{baseline.replace('.', '')}_R051_T{tile}_{when:%Y%m%d}T170000.SAFE",
+        "s2:product_uri":
+            f"S2{platform[-1]}_MSIL2A_{stamp}_N{baseline.replace('.', '')}_R051_T{tile}_{when:%Y%m%d}T170000.SAFE",
         "sat:orbit_state": "descending", "sat:relative_orbit": 51,
         "eo:cloud_cover": round(stats["cloud"], 6),
         "s2:cloud_shadow_percentage": round(stats["shadow"], 6),
@@ -125,12 +135,13 @@ def landsat_item(sensor: Sensor, when: dt.datetime, platform: str, grid: GeoBox,
     assets["qa_pixel"] = {
         "href": hrefs["qa_pixel"], "type": COG, "roles": ["cloud", "cloud-shadow", "snow-ice", "water-mask"],
         "title": "Pixel Quality Assessment Band",
-        "classification:bitfields": [{"name": name, "offset": offset, "length": 1} for name, offset in QA_PIXEL_BITS.items()],
+        "classification:bitfields":
+            [{"name": name, "offset": offset, "length": 1} for name, offset in QA_PIXEL_BITS.items()],
         "raster:bands": [{"unit": "bit index", "nodata": 1, "data_type": "uint16", "spatial_resolution": 30}],
     }
     properties = {
         "gsd": 30, "platform": platform, "instruments": ["oli", "tirs"],
-        "proj:epsg": int(str(grid.crs.epsg)), **{k: v for k, v in grid_fields(grid).items() if k != "proj:bbox"},
+        "proj:epsg": _epsg(grid), **{k: v for k, v in grid_fields(grid).items() if k != "proj:bbox"},
         "eo:cloud_cover": round(stats["cloud"], 2),
         "landsat:wrs_path": "198", "landsat:wrs_row": "030", "landsat:collection_category": "T1",
         "landsat:collection_number": "02", "landsat:correction": "L2SP",
@@ -160,7 +171,8 @@ def worldcover_item(grid: GeoBox, href: str) -> dict[str, Any]:
     """An ``esa-worldcover`` item: the ``map`` asset with its classification."""
     asset = {
         "href": href, "type": COG, "roles": ["data"], "title": "Land cover classes",
-        "classification:classes": [{"value": c.code, "description": c.name, "color-hint": c.color[1:]} for c in WORLDCOVER],
+        "classification:classes":
+            [{"value": c.code, "description": c.name, "color-hint": c.color[1:]} for c in WORLDCOVER],
         "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 10}],
         **grid_fields(grid),
     }
@@ -180,7 +192,8 @@ def collection(collection_id: str, items: list[dict[str, Any]], description: str
     return {
         "type": "Collection", "stac_version": "1.0.0", "id": collection_id, "description": description,
         "license": "CC-BY-4.0", "links": [],
-        "extent": {"spatial": {"bbox": [[west, south, east, north]]}, "temporal": {"interval": [[times[0], times[-1]]]}},
+        "extent": {"spatial": {"bbox": [[west, south, east, north]]},
+                   "temporal": {"interval": [[times[0], times[-1]]]}},
         "summaries": {"platform": sorted({i["properties"].get("platform", "") for i in items} - {""})},
     }
 

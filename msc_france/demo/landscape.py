@@ -72,15 +72,17 @@ class Landscape:
         lut = np.zeros(len(Material), dtype=np.uint8)
         for material, code in WORLDCOVER_OF.items():
             lut[material] = code
-        return lut[self.material]
+        codes: np.ndarray = lut[self.material]
+        return codes
 
 
 def smooth_noise(shape: tuple[int, int], scale_px: float, rng: np.random.Generator) -> np.ndarray:
     """Zero-mean, unit-variance noise with features about ``scale_px`` pixels across."""
     coarse = (max(2, int(np.ceil(shape[0] / scale_px)) + 3), max(2, int(np.ceil(shape[1] / scale_px)) + 3))
-    field_ = ndimage.zoom(rng.standard_normal(coarse), scale_px, order=3, mode="nearest")
+    field_: np.ndarray = ndimage.zoom(rng.standard_normal(coarse), scale_px, order=3, mode="nearest")
     field_ = field_[: shape[0], : shape[1]]
-    return ((field_ - field_.mean()) / (field_.std() + 1e-9)).astype(np.float32)
+    noise: np.ndarray = ((field_ - field_.mean()) / (field_.std() + 1e-9)).astype(np.float32)
+    return noise
 
 
 def _rng(seed: int, purpose: int) -> np.random.Generator:
@@ -110,12 +112,14 @@ def _parcels(shape: tuple[int, int], gsd: float, rng: np.random.Generator) -> np
     tree = cKDTree((seeds[:, ::-1] @ rot.T) * stretch)
     _, nearest = tree.query((points[:, ::-1] @ rot.T) * stretch, workers=1)
     ids = nearest.reshape(yy.shape).astype(np.int32)
-    return np.repeat(np.repeat(ids, step, axis=0), step, axis=1)[:ny, :nx]
+    full: np.ndarray = np.repeat(np.repeat(ids, step, axis=0), step, axis=1)[:ny, :nx]
+    return full
 
 
 def _line_distance(xx: np.ndarray, yy: np.ndarray, p: tuple[float, float], angle: float) -> np.ndarray:
     """Distance of each pixel centre to the infinite line through ``p`` at ``angle``."""
-    return np.abs(-(xx - p[0]) * np.sin(angle) + (yy - p[1]) * np.cos(angle))
+    distance: np.ndarray = np.abs(-(xx - p[0]) * np.sin(angle) + (yy - p[1]) * np.cos(angle))
+    return distance
 
 
 def generate_landscape(geobox: GeoBox, seed: int) -> Landscape:
@@ -123,7 +127,10 @@ def generate_landscape(geobox: GeoBox, seed: int) -> Landscape:
     ny, nx = geobox.shape
     gsd = abs(geobox.resolution.x)
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
-    m = lambda metres: metres / gsd  # noqa: E731 - metres to pixels
+
+    def m(metres: float) -> float:
+        """Metres to pixels."""
+        return metres / gsd
 
     # Fields everywhere first.
     rng = _rng(seed, 1)
@@ -132,7 +139,7 @@ def generate_landscape(geobox: GeoBox, seed: int) -> Landscape:
     parcel_crop = rng.choice(np.array(CROPS, dtype=np.uint8), size=n_parcels, p=CROP_SHARES)
     material = parcel_crop[parcel]
     edges = (np.diff(parcel, axis=0, prepend=parcel[:1]) != 0) | (np.diff(parcel, axis=1, prepend=parcel[:, :1]) != 0)
-    margins = ndimage.binary_dilation(edges, iterations=max(1, int(round(m(3)))))
+    margins = ndimage.binary_dilation(edges, iterations=max(1, round(m(3))))
     material = np.where(margins, np.uint8(Material.GRASS), material)
     in_field = ~margins
 
@@ -140,7 +147,8 @@ def generate_landscape(geobox: GeoBox, seed: int) -> Landscape:
     rng = _rng(seed, 2)
     wood = smooth_noise((ny, nx), m(450), rng)
     kind = smooth_noise((ny, nx), m(900), rng)
-    material = np.where(wood > 1.05, np.where(kind > 0.3, np.uint8(Material.CONIFER), np.uint8(Material.DECIDUOUS)), material)
+    trees = np.where(kind > 0.3, np.uint8(Material.CONIFER), np.uint8(Material.DECIDUOUS))
+    material = np.where(wood > 1.05, trees, material)
     material = np.where((wood > 0.8) & (wood <= 1.05), np.uint8(Material.SHRUB), material)
     in_field &= wood <= 0.8
 
@@ -210,11 +218,12 @@ def generate_landscape(geobox: GeoBox, seed: int) -> Landscape:
     unit_brightness[n_parcels:] = 1.0
     unit_phase = rng.normal(0, 9, n_units).astype(np.float32)
     unit_phase[n_parcels:] = 0.0
-    texture = (1 + 0.035 * smooth_noise((ny, nx), m(12), rng) + 0.02 * smooth_noise((ny, nx), m(60), rng)).astype(np.float32)
+    fine, broad = smooth_noise((ny, nx), m(12), rng), smooth_noise((ny, nx), m(60), rng)
+    texture = (1 + 0.035 * fine + 0.02 * broad).astype(np.float32)
 
     # Building shadows: sun from the south-east mid-morning, buildings cast 2-3 px to the north-west.
     is_roof = (material == Material.ROOF_TILE) | (material == Material.ROOF_GREY)
-    reach = max(1, int(round(m(5))))
+    reach = max(1, round(m(5)))
     cast = ndimage.shift(is_roof.astype(np.float32), (-reach, -reach), order=0, mode="constant") > 0.5
     shade = np.where(cast & ~is_roof, np.float32(0.45), np.float32(1.0))
 

@@ -63,10 +63,15 @@ def track(orbit: Orbit) -> Track:
     dphi_dt = -n * np.sqrt(1 - (cos_i / np.cos(phi)) ** 2)
     dlon_dt = n * cos_i / np.cos(phi) ** 2 - omega
     step = np.diff(phi)
-    mid = lambda a: (a[1:] + a[:-1]) / 2  # noqa: E731
+
+    def mid(a: np.ndarray) -> np.ndarray:
+        middle: np.ndarray = (a[1:] + a[:-1]) / 2
+        return middle
+
     dlon = np.concatenate([[0.0], np.cumsum(mid(dlon_dt / dphi_dt) * step)])
     seconds = np.concatenate([[0.0], np.cumsum(step / mid(dphi_dt))])
-    at_ref = np.interp(math.radians(REF_LAT), phi[::-1], dlon[::-1]), np.interp(math.radians(REF_LAT), phi[::-1], seconds[::-1])
+    ref = math.radians(REF_LAT)
+    at_ref = np.interp(ref, phi[::-1], dlon[::-1]), np.interp(ref, phi[::-1], seconds[::-1])
     return Track(np.degrees(dlon - at_ref[0]), seconds - at_ref[1])
 
 
@@ -144,7 +149,7 @@ def mgrs_tiles(zones: tuple[int, ...], area: BaseGeometry) -> list[MgrsTile]:
 def _meets_zone(to_lonlat: Transformer, easting: float, northing: float, west: float) -> bool:
     """Whether the 100 km square reaches into the zone's 6 degrees of longitude."""
     lon, _ = to_lonlat.transform([easting, easting + 100_000], [northing + 50_000] * 2)
-    return lon[0] < west + 6 and lon[1] >= west
+    return bool(lon[0] < west + 6 and lon[1] >= west)
 
 
 def _densified(left: float, bottom: float, right: float, top: float, per_side: int = 4) -> np.ndarray:

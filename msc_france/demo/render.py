@@ -91,7 +91,7 @@ class Sky:
             # Shadows fall away from the sun (south-east mid-morning): to the north-north-west, so
             # clouds are drawn over a domain extended south and east to cast shadows into the scene.
             reach = 1000.0 / math.tan(math.radians(sun_elevation(acq.date, lat))) / gsd
-            dy, dx = int(round(reach * 0.87)), int(round(reach * 0.5))
+            dy, dx = round(reach * 0.87), round(reach * 0.5)
             extended = (shape[0] + dy, shape[1] + dx)
             field = smooth_noise(extended, 350 / gsd, rng) + 0.45 * smooth_noise(extended, 80 / gsd, rng)
             threshold = np.quantile(field[: shape[0] : 4, : shape[1] : 4], 1 - acq.cloud_cover / 100)
@@ -189,7 +189,9 @@ def qa_pixel(green: np.ndarray, nir: np.ndarray, cloud: np.ndarray, shadow: np.n
     dilated = ndimage.binary_dilation(thick, iterations=3) & ~thick
     qa[dilated] = low | (1 << bit["dilated_cloud"])
     # Cirrus and shadow leave the clear bit set: it only reflects the cloud and dilated-cloud bits.
-    qa[(cloud > 0.05) & ~thick & ~dilated] = (1 << 8) | (1 << 10) | (1 << 12) | (3 << 14) | (1 << bit["cirrus"]) | (1 << bit["clear"])
+    qa[(cloud > 0.05) & ~thick & ~dilated] = (
+        (1 << 8) | (1 << 10) | (1 << 12) | (3 << 14) | (1 << bit["cirrus"]) | (1 << bit["clear"])
+    )
     qa[(shadow > 0.25) & ~thick & ~dilated] = (
         (1 << 8) | (3 << 10) | (1 << 12) | (1 << 14) | (1 << bit["cloud_shadow"]) | (1 << bit["clear"])
     )

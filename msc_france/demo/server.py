@@ -71,7 +71,8 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], name: str, timeout: f
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise UserError(f"the demo {name} exited at start (status {process.returncode}); see server.log in the world folder")
+            raise UserError(f"the demo {name} exited at start (status {process.returncode}); "
+                            "see server.log in the world folder")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status < 500:
@@ -87,7 +88,8 @@ def served_item_files(world: Path, files_url: str, out: Path) -> list[Path]:
     paths: list[Path] = []
     for collection_file in sorted((world / "stac" / "collections").glob("*.json")):
         paths.append(collection_file)
-        items = [json.loads(f.read_text()) for f in sorted((world / "stac" / "items" / collection_file.stem).glob("*.json"))]
+        item_files = sorted((world / "stac" / "items" / collection_file.stem).glob("*.json"))
+        items = [json.loads(f.read_text()) for f in item_files]
         footprints = world / "stac" / ITEM_COLLECTIONS / collection_file.name
         if footprints.exists():
             items += json.loads(footprints.read_text())["features"]

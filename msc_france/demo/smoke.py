@@ -40,4 +40,5 @@ def read_window(href: str, size: int = 64) -> np.ndarray:
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(href) as dataset:
         row = max(dataset.height // 2 - size // 2, 0)
         col = max(dataset.width // 2 - size // 2, 0)
-        return dataset.read(1, window=Window(col, row, min(size, dataset.width), min(size, dataset.height)))
+        data: np.ndarray = dataset.read(1, window=Window(col, row, min(size, dataset.width), min(size, dataset.height)))
+        return data

@@ -42,14 +42,17 @@ PHENOLOGY: dict[Material, tuple[str, dict[int, dict[str, float]]]] = {
         330: {"green_crop": 0.15}}),
     Material.MAIZE: ("soil", {
         110: {}, 145: {"green_crop": 0.10}, 180: {"green_crop": 0.60}, 210: {"green_crop": 0.95},
-        245: {"green_crop": 0.60, "dry_straw": 0.30}, 275: {"green_crop": 0.10, "dry_straw": 0.60}, 300: {"dry_straw": 0.20}}),
+        245: {"green_crop": 0.60, "dry_straw": 0.30}, 275: {"green_crop": 0.10, "dry_straw": 0.60},
+        300: {"dry_straw": 0.20}}),
     Material.SUNFLOWER: ("soil", {
         100: {}, 130: {"green_crop": 0.15}, 165: {"green_crop": 0.80}, 195: {"green_crop": 0.85},
         220: {"green_crop": 0.30, "dry_straw": 0.25, "litter": 0.25}, 250: {"litter": 0.60}, 280: {"dry_straw": 0.15}}),
     Material.GRASS: ("soil", {
-        40: {"green_crop": 0.65, "dry_straw": 0.10}, 120: {"green_crop": 0.92}, 180: {"green_crop": 0.60, "dry_straw": 0.30},
+        40: {"green_crop": 0.65, "dry_straw": 0.10}, 120: {"green_crop": 0.92},
+        180: {"green_crop": 0.60, "dry_straw": 0.30},
         225: {"green_crop": 0.40, "dry_straw": 0.50}, 280: {"green_crop": 0.70, "dry_straw": 0.10}}),
-    Material.FALLOW: ("soil", {60: {"green_crop": 0.15, "dry_straw": 0.10}, 200: {"green_crop": 0.25, "dry_straw": 0.25}}),
+    Material.FALLOW: ("soil", {
+        60: {"green_crop": 0.15, "dry_straw": 0.10}, 200: {"green_crop": 0.25, "dry_straw": 0.25}}),
     Material.SHRUB: ("soil", {60: {"broadleaf": 0.35, "litter": 0.30}, 150: {"broadleaf": 0.55, "litter": 0.25},
                               240: {"broadleaf": 0.40, "litter": 0.35}}),
     Material.DECIDUOUS: ("litter", {60: {"broadleaf": 0.15}, 105: {"broadleaf": 0.70}, 140: {"broadleaf": 1.0},
@@ -86,7 +89,7 @@ def unit_weights(unit_material: np.ndarray, unit_phase_days: np.ndarray, date: d
     day = date.timetuple().tm_yday
     out = np.empty((len(unit_material), len(ENDMEMBER_NAMES)), dtype=np.float32)
     cache: dict[tuple[int, float], np.ndarray] = {}
-    for i, (material, shift) in enumerate(zip(unit_material, np.round(unit_phase_days))):
+    for i, (material, shift) in enumerate(zip(unit_material, np.round(unit_phase_days), strict=True)):
         key = (int(material), float(shift))
         if key not in cache:
             cache[key] = _weights_at(Material(material), day - shift)
@@ -96,4 +99,5 @@ def unit_weights(unit_material: np.ndarray, unit_phase_days: np.ndarray, date: d
 
 def cloud_spectrum(wavelengths: np.ndarray) -> np.ndarray:
     """Reflectance of an optically thick cloud at the given band centres."""
-    return np.interp(wavelengths, WAVELENGTHS, ENDMEMBERS["cloud"]).astype(np.float32)
+    spectrum: np.ndarray = np.interp(wavelengths, WAVELENGTHS, ENDMEMBERS["cloud"]).astype(np.float32)
+    return spectrum

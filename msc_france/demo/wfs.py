@@ -65,7 +65,8 @@ def write_graph(folder: Path, bounds: tuple[float, float, float, float], first_f
         "type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2154"}},
         "features": features}))
     (folder / MAP_FILE).write_text(_mapfile(GRAPH_FILE))
-    (folder / CONFIG_FILE).write_text(f'CONFIG\n  ENV\n    MS_MAP_NO_PATH "1"\n    MS_MAPFILE "{MAP_FILE}"\n  END\nEND\n')
+    (folder / CONFIG_FILE).write_text(
+        f'CONFIG\n  ENV\n    MS_MAP_NO_PATH "1"\n    MS_MAPFILE "{MAP_FILE}"\n  END\nEND\n')
 
 
 def france_blocks(scene: shapely.Polygon) -> list[dict[str, Any]]:
@@ -133,7 +134,8 @@ def cgi_app(folder: Path) -> Callable[[dict[str, Any], Callable[..., Any]], Iter
                "SERVER_PORT": str(environ.get("SERVER_PORT", "80")), "SCRIPT_NAME": environ.get("SCRIPT_NAME", "")}
         output = subprocess.run([binary], env=env, cwd=folder, capture_output=True, timeout=60, check=False).stdout
         head, _, body = output.partition(b"\r\n\r\n") if b"\r\n\r\n" in output else output.partition(b"\n\n")
-        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in head.decode().splitlines() if ":" in line]
+        headers = [tuple(part.strip() for part in line.split(":", 1))
+                   for line in head.decode().splitlines() if ":" in line]
         status = next((v for k, v in headers if k.lower() == "status"), "200 OK")
         start_response(status, [(k, v) for k, v in headers if k.lower() != "status"])
         return [body]

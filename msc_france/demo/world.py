@@ -107,7 +107,7 @@ class WorldWriter:
         return rel
 
     def _rng(self, acq: Acquisition) -> np.random.Generator:
-        return np.random.default_rng([self.cfg.seed, 200, "s2 l8 vhr".split().index(acq.sensor), acq.index])
+        return np.random.default_rng([self.cfg.seed, 200, ["s2", "l8", "vhr"].index(acq.sensor), acq.index])
 
     def sentinel2(self, acq: Acquisition, when: dt.datetime) -> dict[str, Any]:
         sky = Sky(self.land, acq, self.cfg.seed, self.lat)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pystac
 from odc.geo.geom import Geometry
 
-from msc_france.download.validate import item_datetime
+from msc_france.download.validate import item_datetime, item_footprint
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,10 @@ def acquisition_key(sensor: str, item: pystac.Item) -> str:
 
 def candidate(sensor: str, item: pystac.Item) -> Candidate:
     """The candidate of a checked item (see :mod:`msc_france.download.validate`)."""
-    footprint = Geometry(item.geometry, "EPSG:4326").to_crs("EPSG:2154")
+    footprint = item_footprint(item).to_crs("EPSG:2154")
     baseline = str(item.properties.get("s2:processing_baseline") or "")
-    return Candidate(sensor, item, item.id, item_datetime(item).date(), float(item.properties.get("eo:cloud_cover", 0.0)),
+    cloud = float(item.properties.get("eo:cloud_cover", 0.0))
+    return Candidate(sensor, item, item.id, item_datetime(item).date(), cloud,
                      footprint, acquisition_key(sensor, item), f"{baseline}|{item.id}")
 
 

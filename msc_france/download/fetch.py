@@ -90,7 +90,7 @@ def _overview_level(decimations: list[int], native_gsd: float, target_gsd: float
 def _window(dataset: rasterio.io.DatasetReader, area_l93: BoundingBox) -> Window:
     """Pixel window of ``dataset`` covering ``area_l93`` plus a margin, snapped outwards."""
     extent = Geometry(area_l93.polygon.geom, "EPSG:2154").to_crs(str(dataset.crs), resolution=area_l93.span_x / 64)
-    window = padded_window(dataset, tuple(extent.boundingbox), MARGIN_PIXELS)
+    window = padded_window(dataset, extent.boundingbox.bbox, MARGIN_PIXELS)
     if window is None:
         raise UserError(f"{dataset.name}: the image does not overlap the region")
     return window
@@ -119,7 +119,8 @@ def _fetch(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> None:
         with rasterio.open(job.href, opener=opener) as probe:
             actual = f"EPSG:{probe.crs.to_epsg()}" if probe.crs and probe.crs.to_epsg() else str(probe.crs)
             if job.declared_crs and job.declared_crs != actual:
-                raise FetchError(f"{strip_query(job.href)}: the STAC item says {job.declared_crs} but the file is {actual}")
+                raise FetchError(
+                    f"{strip_query(job.href)}: the STAC item says {job.declared_crs} but the file is {actual}")
             # Overview choice in metres, also for geographic grids (WorldCover's 1/12000 degree).
             native_gsd = abs(probe.transform.a) * (METRES_PER_DEGREE if probe.crs.is_geographic else 1.0)
             level = _overview_level(probe.overviews(1), native_gsd, job.target_gsd)

@@ -27,6 +27,7 @@ import datetime as dt
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -145,7 +146,7 @@ class _Pool:
 def _measured_cloud(pairs: pd.DataFrame, pool: _Pool, tile_ids: list[str],
                     measured: Mapping[tuple[str, str], float]) -> np.ndarray:
     """Cloud (percent) of each pair: measured over the tile where known, else the scene's."""
-    cloud = pool.cloud[pairs["c"].to_numpy()]
+    cloud: np.ndarray = pool.cloud[pairs["c"].to_numpy()]
     if measured:
         ids = [pool.candidates[c].item_id for c in pairs["c"].to_numpy()]
         tiles = [tile_ids[t] for t in pairs["t"].to_numpy()]
@@ -212,8 +213,9 @@ def _covered(chosen: pd.DataFrame, pool: _Pool, boxes: np.ndarray, n: int, tile_
     share[best.index.to_numpy()] = best.to_numpy()
     partial = chosen[chosen["t"].map(best) < FULL]
     for t, rows in partial.groupby("t"):
-        parts = shapely.intersection(boxes[int(t)], pool.footprints[rows["c"].to_numpy()])
-        share[int(t)] = min(1.0, shapely.union_all(parts).area / tile_area)
+        tile = int(cast(np.int64, t))  # a tile's index: the stubs type group keys as any scalar
+        parts = shapely.intersection(boxes[tile], pool.footprints[rows["c"].to_numpy()])
+        share[tile] = min(1.0, shapely.union_all(parts).area / tile_area)
     return share
 
 

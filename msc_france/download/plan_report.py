@@ -11,11 +11,11 @@ from rich.console import Group
 from rich.table import Table
 
 from msc_france.config import Recipe
-from msc_france.store.atomic import atomic_path
 from msc_france.download.plan import PLAN_FILE, SENSOR_NAMES, RegionPlan
 from msc_france.grid import CRS, tiles_between
 from msc_france.quicklook import plan_map
 from msc_france.sensors import SENSORS
+from msc_france.store.atomic import atomic_path
 
 PLAN_MAP = "plan.png"
 MASK_BYTES = {"s2": 1, "l8": 2}  # SCL is uint8, qa_pixel uint16
@@ -40,8 +40,8 @@ def fetch_bytes(plan: RegionPlan, recipe: Recipe) -> dict[str, int]:
             out[key] = tiles * grid.tile_px(key) ** 2 * bands
             continue
         total = 0.0
-        for tiles in plan.item_tiles(key).values():
-            box = tiles_between(grid, tiles)
+        for item_tiles in plan.item_tiles(key).values():
+            box = tiles_between(grid, item_tiles)
             total += box.span_x * box.span_y / gsd**2 * per_pixel
         out[key] = round(total)
     return out

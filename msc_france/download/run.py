@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -39,8 +40,6 @@ from msc_france.download.http import (
     strip_query,
 )
 from msc_france.download.local_catalog import local_item, write_catalog, write_json
-from msc_france.store.atomic import PARTIAL_GLOB
-from msc_france.store.layout import IMAGING, LABELS
 from msc_france.download.plan import RegionPlan, SensorCandidates, plan_tiles
 from msc_france.download.plan_report import fetch_bytes, plan_report, write_plan
 from msc_france.download.search import open_api, search_source
@@ -61,6 +60,8 @@ from msc_france.lock import exclusive
 from msc_france.provenance import RecipeRecord, catalog_record, content, describe
 from msc_france.regions import Region, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
+from msc_france.store.atomic import PARTIAL_GLOB
+from msc_france.store.layout import IMAGING, LABELS
 
 if TYPE_CHECKING:
     from msc_france.demo.server import DemoServer
@@ -301,7 +302,8 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
     fetched leaves the scene's figure in place (the item's files are fetched, or fail, later)."""
     grid = recipe.tile_grid
     references = {dt.date.fromisoformat(d) for d in plan.tiles["reference_date"].dropna().unique()}
-    boxes = grid.tile_boxes(plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy())
+    cols, rows = plan.tiles["col"].to_numpy(), plan.tiles["row"].to_numpy()
+    boxes = grid.tile_boxes(cols, rows)
     tree = shapely.STRtree(boxes)
     jobs: list[tuple[AssetJob, BoundingBox]] = []
     served: dict[str, list[TileId]] = {}
@@ -311,7 +313,7 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
             if cand.date is None or not any(abs((cand.date - r).days) <= plan.window_days for r in references):
                 continue
             hits = tree.query(cand.footprint.geom, predicate="intersects")
-            tiles = [TileId(int(plan.tiles["col"].iat[i]), int(plan.tiles["row"].iat[i])) for i in sorted(hits)]
+            tiles = [TileId(int(cols[i]), int(rows[i])) for i in sorted(hits)]
             if tiles:
                 served[cand.item_id] = tiles
                 jobs.append((_mask_job(cand, recipe, root), tiles_between(grid, tiles)))
@@ -439,8 +441,9 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         summary.failed += failed
         items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, root, summary)
 
-        def provenance(url: str, key: str) -> str:
+        def provenance(key: str, href: str) -> str:
             """The catalog's own URL for demo sources (the loopback port changes every run)."""
+            url = strip_query(href)
             configured = base_catalog.sources[key]
             return "demo://" + url.split("://", 1)[1].split("/", 1)[-1] if (
                 isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
@@ -450,7 +453,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
             if item_id in results and item_id not in failed_items:
                 items.append(local_item(cand, sorted(results[item_id], key=lambda f: f.job.key), root,
                                         strip_query(base_catalog.sources[cand.sensor].url),
-                                        lambda href, key=cand.sensor: provenance(strip_query(href), key)))
+                                        functools.partial(provenance, cand.sensor)))
         summary.plan = _with_windows(plan, catalog.sources.get("vhr"), recipe)
         summary.plan_files = write_plan(summary.plan, root)
         if items:

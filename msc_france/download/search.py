@@ -29,7 +29,8 @@ def open_api(url: str) -> Client:
         return Client.open(url)
     except (APIError, OSError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:200]
-        raise UserError(f"cannot open the STAC API at {url} ({reason}); check the network or the catalog's url") from None
+        raise UserError(
+            f"cannot open the STAC API at {url} ({reason}); check the network or the catalog's url") from None
 
 
 def _cql2(max_cloud: float | None, platforms: list[str]) -> dict[str, Any] | None:
@@ -88,8 +89,10 @@ def search_source(
                 found.setdefault(str(raw.get("id")) if isinstance(raw, dict) else f"?{len(found)}", raw)
     except (APIError, OSError) as exc:
         reason = " ".join(str(exc).split())[:200]
-        raise UserError(f"STAC search of {source.collection} at {source.url} failed ({reason}); try again later") from None
+        raise UserError(
+            f"STAC search of {source.collection} at {source.url} failed ({reason}); try again later") from None
     items, rejected = usable_items(found.values(), assets)
     # Client-side as well: harmless when the server filtered, needed when it could not.
-    kept = sorted((i for i in items if _keep(i, max_cloud, source.platforms)), key=lambda i: (i.datetime or dt.datetime.min, i.id))
+    kept = sorted((i for i in items if _keep(i, max_cloud, source.platforms)),
+                  key=lambda i: (i.datetime or dt.datetime.min, i.id))
     return kept, rejected

@@ -35,7 +35,8 @@ def tile_cloud(path: Path, sensor: str, grid: TileGrid, tiles: Sequence[TileId])
     for tile, x, y in zip(tiles, fx, fy, strict=True):
         window = from_bounds(x.min(), y.min(), x.max(), y.max(), transform)
         row0, col0 = max(0, round(window.row_off)), max(0, round(window.col_off))
-        row1, col1 = min(height, round(window.row_off + window.height)), min(width, round(window.col_off + window.width))
+        row1 = min(height, round(window.row_off + window.height))
+        col1 = min(width, round(window.col_off + window.width))
         if row1 <= row0 or col1 <= col0:
             continue
         block = codes[row0:row1, col0:col1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import pystac
 from odc.geo.geom import Geometry
@@ -30,7 +29,14 @@ def item_datetime(item: pystac.Item) -> dt.datetime:
     return dt.datetime.fromisoformat(str(item.properties.get("start_datetime")).replace("Z", "+00:00"))
 
 
-def checked(raw: Any, assets: Iterable[str]) -> pystac.Item | str:
+def item_footprint(item: pystac.Item) -> Geometry:
+    """The item's geometry, in EPSG:4326 (ValueError when it has none)."""
+    if item.geometry is None:
+        raise ValueError(f"item {item.id} has no geometry")
+    return Geometry(item.geometry, "EPSG:4326")
+
+
+def checked(raw: object, assets: Iterable[str]) -> pystac.Item | str:
     """The item ``raw`` (a dict from the API) when it can be used, else why not."""
     if not isinstance(raw, dict):
         return "not a JSON object"
@@ -38,7 +44,7 @@ def checked(raw: Any, assets: Iterable[str]) -> pystac.Item | str:
         return "its id is not a safe folder name"
     try:
         item = pystac.Item.from_dict(raw)
-        footprint = Geometry(item.geometry, "EPSG:4326")
+        footprint = item_footprint(item)
         if footprint.is_empty or not footprint.geom.is_valid:
             return "no valid footprint"
         item_datetime(item)
@@ -51,7 +57,7 @@ def checked(raw: Any, assets: Iterable[str]) -> pystac.Item | str:
     return item
 
 
-def usable_items(raws: Iterable[Any], assets: Iterable[str]) -> tuple[list[pystac.Item], list[Rejected]]:
+def usable_items(raws: Iterable[object], assets: Iterable[str]) -> tuple[list[pystac.Item], list[Rejected]]:
     """The items of ``raws`` that can be used, and the others with their reasons."""
     wanted = tuple(assets)
     kept: list[pystac.Item] = []

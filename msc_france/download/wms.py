@@ -117,7 +117,7 @@ def vhr_windows(grid: TileGrid, tiles: Sequence[TileId], window_px: int) -> list
     windows = []
     for members in sorted(blocks.values(), key=lambda m: (m[0].row // side, m[0].col // side)):
         box = tiles_between(grid, members)
-        windows.append(VhrWindow(window_id(members[0], side), tuple(box), len(members)))
+        windows.append(VhrWindow(window_id(members[0], side), box.bbox, len(members)))
     return windows
 
 
@@ -148,7 +148,8 @@ def gdal_wms_xml(source: WmsSource, layer: str) -> str:
         f"<ImageFormat>{escape(source.format)}</ImageFormat><Layers>{escape(layer)}</Layers>"
         f"<Transparent>{'TRUE' if png else 'FALSE'}</Transparent></Service>"
         f"<DataWindow><UpperLeftX>{ORIGIN[0]}</UpperLeftX><UpperLeftY>{ORIGIN[1]}</UpperLeftY>"
-        f"<LowerRightX>{ORIGIN[0] + EXTENT_SIZE[0]}</LowerRightX><LowerRightY>{ORIGIN[1] - EXTENT_SIZE[1]}</LowerRightY>"
+        f"<LowerRightX>{ORIGIN[0] + EXTENT_SIZE[0]}</LowerRightX>"
+        f"<LowerRightY>{ORIGIN[1] - EXTENT_SIZE[1]}</LowerRightY>"
         f"<SizeX>{width}</SizeX><SizeY>{height}</SizeY></DataWindow>"
         f"<BandsCount>{4 if png else 3}</BandsCount><BlockSizeX>{block}</BlockSizeX><BlockSizeY>{block}</BlockSizeY>"
         "<OverviewCount>20</OverviewCount><MaxConnections>4</MaxConnections>"
@@ -178,15 +179,15 @@ def _read(name: str, box: BoundingBox, shape: tuple[int, int], bands: Sequence[i
     """Bands of a GDAL raster over ``box`` resampled to ``shape`` (average), as uint8."""
     with rasterio.open(name) as dataset:
         window = from_bounds(*box, transform=dataset.transform)
-        return dataset.read(list(bands), window=window, out_shape=(len(bands), *shape), boundless=False,
-                            resampling=Resampling.average)
+        data: np.ndarray = dataset.read(list(bands), window=window, out_shape=(len(bands), *shape), boundless=False,
+                                        resampling=Resampling.average)
+        return data
 
 
 def _covered(data: np.ndarray, png: bool) -> np.ndarray:
     """Where the layer has imagery: opaque (PNG alpha, last band) or not background white (JPEG)."""
-    if png:
-        return data[-1] >= 128
-    return ~(data == WHITE).all(axis=0)
+    covered: np.ndarray = data[-1] >= 128 if png else ~(data == WHITE).all(axis=0)
+    return covered
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,8 @@ def dated_layers(source: WmsSource) -> list[tuple[int, str]]:
     if not source.dated_layer:
         return []
     pattern = re.compile("^" + re.escape(source.dated_layer).replace(re.escape("{year}"), r"(\d{4})") + "$")
-    capabilities = f"WMS:{source.url}{'&' if '?' in source.url else '?'}SERVICE=WMS&VERSION=1.3.0&REQUEST=GetCapabilities"
+    separator = "&" if "?" in source.url else "?"
+    capabilities = f"WMS:{source.url}{separator}SERVICE=WMS&VERSION=1.3.0&REQUEST=GetCapabilities"
     try:
         with rasterio.Env(**gdal_env(source)), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a listing of layers, not a raster
@@ -329,6 +331,7 @@ def _fetch_window(window: VhrWindow, job: AssetJob, source: WmsSource, layers: L
             used.append(source.nir_layer or "")
         del rgb
     flights, date_source = flight_dates(source, box)
+    year: int | None
     if flights:
         year = int(flights[0][0][:4])
     else:

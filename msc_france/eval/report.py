@@ -197,7 +197,7 @@ def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: d
     relative = {k: str(v.relative_to(run_dir)) for k, v in figures.items()}
     meta = {"run": run, "store": store, "recipe": card.recipe, "preset": card.preset,
             "arch": card.arch, "img_size": card.img_size, "step": card.step,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "seconds": seconds,
             "splits": {k: len(v.tiles) for k, v in splits.items()}, "sources": sources}
     document = {**meta, "chance": chance(n_test), "classes": classes.names if classes else None,
                 "figures": relative, "models": {name: r.scores for name, r in results.items()},

@@ -134,7 +134,8 @@ class MultiCrop:
         return Views(dino_sensor, torch.cat([first, second]), torch.cat(local) if local else None,
                      self.aligned(batch, msad_sensors, generator))
 
-    def aligned(self, batch: dict[str, torch.Tensor], sensors: list[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def aligned(self, batch: dict[str, torch.Tensor], sensors: list[str],
+                generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Every sensor on the same random ground window and orientation, at the global crop size."""
         if not sensors:
             return {}

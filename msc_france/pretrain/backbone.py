@@ -64,7 +64,8 @@ class SensorViT(nn.Module):
 
     def embed(self, sensor: str) -> nn.Module:
         if self.mode == "rgb" or sensor == self.first_sensor:
-            return self.vit.patch_embed
+            patch_embed: nn.Module = self.vit.patch_embed
+            return patch_embed
         return self.patch_embeds[sensor]
 
     def forward(self, images: torch.Tensor, sensor: str) -> torch.Tensor:
@@ -74,7 +75,8 @@ class SensorViT(nn.Module):
         x = vit.patch_drop(x)
         x = vit.norm_pre(x)
         x = vit.blocks(x)
-        return vit.norm(x)
+        tokens: torch.Tensor = vit.norm(x)
+        return tokens
 
     def timm_state_dict(self, sensor: str) -> dict[str, torch.Tensor]:
         """The weights as a plain timm model of this arch for ``sensor``'s bands (for export)."""

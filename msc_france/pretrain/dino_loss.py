@@ -13,6 +13,8 @@ class DINOLoss(nn.Module):
     """``forward(student, teacher, teacher_temperature)``: student (n_crops*B, K) logits with the 2 global
     crops first, teacher (2*B, K). Updates the centre (an EMA of teacher outputs, across processes)."""
 
+    center: torch.Tensor  # a buffer
+
     def __init__(self, out_dim: int, student_temperature: float = 0.1, center_momentum: float = 0.9) -> None:
         super().__init__()
         self.student_temperature = student_temperature
@@ -21,8 +23,8 @@ class DINOLoss(nn.Module):
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, teacher_temperature: float) -> torch.Tensor:
         batch = teacher.shape[0] // 2
-        student_logp = F.log_softmax(student.float() / self.student_temperature, dim=-1).split(batch)
-        targets = F.softmax((teacher.float() - self.center) / teacher_temperature, dim=-1).detach().split(batch)
+        student_logp = torch.split(F.log_softmax(student.float() / self.student_temperature, dim=-1), batch)
+        targets = torch.split(F.softmax((teacher.float() - self.center) / teacher_temperature, dim=-1).detach(), batch)
         total, terms = student.new_zeros((), dtype=torch.float32), 0
         for t, target in enumerate(targets):
             for v, logp in enumerate(student_logp):

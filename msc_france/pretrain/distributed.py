@@ -47,4 +47,4 @@ def mean_across(values: dict[str, float], device: torch.device) -> dict[str, flo
     keys = sorted(values)
     tensor = torch.tensor([values[k] for k in keys], device=device, dtype=torch.float64)
     dist.all_reduce(tensor)
-    return {k: float(v) / dist.get_world_size() for k, v in zip(keys, tensor.tolist())}
+    return {k: float(v) / dist.get_world_size() for k, v in zip(keys, tensor.tolist(), strict=True)}

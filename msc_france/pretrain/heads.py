@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,7 +14,7 @@ from torch.nn.utils.parametrizations import weight_norm
 def _mlp(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
     dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
     modules: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(dims)):
         modules.append(nn.Linear(a, b))
         if i < len(dims) - 2:
             modules.append(nn.GELU())
@@ -41,7 +43,8 @@ class DINOHead(nn.Module):
         self.last_layer.parametrizations.weight.original0.requires_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.last_layer(F.normalize(self.mlp(x), dim=-1))
+        logits: torch.Tensor = self.last_layer(F.normalize(self.mlp(x), dim=-1))
+        return logits
 
 
 class MSADHead(nn.Module):

@@ -32,14 +32,16 @@ class Branch(nn.Module):
         self.msad_head = msad_head
 
     def dino(self, images: torch.Tensor, sensor: str) -> torch.Tensor:
-        return self.dino_head(self.backbone(images, sensor)[:, 0])
+        logits: torch.Tensor = self.dino_head(self.backbone(images, sensor)[:, 0])
+        return logits
 
     def aligned(self, images: torch.Tensor, sensor: str, dense: bool) -> torch.Tensor:
         """MSAD projections (B, T, D) of patch tokens, or of the class token (T = 1) when not ``dense``."""
         assert self.msad_head is not None
         tokens = self.backbone(images, sensor)
         tokens = tokens[:, self.backbone.prefix_tokens:] if dense else tokens[:, :1]
-        return self.msad_head(tokens, sensor)
+        projected: torch.Tensor = self.msad_head(tokens, sensor)
+        return projected
 
 
 class XStars(nn.Module):
@@ -106,7 +108,7 @@ class XStars(nn.Module):
     def update_teacher(self, momentum: float) -> None:
         """teacher = momentum * teacher + (1 - momentum) * student, for the backbone and the DINO head."""
         student = dict(self.student.named_parameters())
-        names, teacher_params = zip(*self.teacher.named_parameters())
+        names, teacher_params = zip(*self.teacher.named_parameters(), strict=True)
         student_params = [student[n].detach() for n in names]
         torch._foreach_mul_(list(teacher_params), momentum)
         torch._foreach_add_(list(teacher_params), student_params, alpha=1 - momentum)

@@ -77,7 +77,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, max(len(shown), 1), squeeze=False)
     steps = [r["step"] for r in records]
-    for ax, key in zip(axes[0], shown):
+    for ax, key in zip(axes[0], shown, strict=False):  # one empty panel when nothing is shown
         ax.plot(steps, [r.get(key, float("nan")) for r in records], lw=1.2)
         ax.set_title(key)
         ax.set_xlabel("step")

@@ -9,7 +9,7 @@ import random
 import resource
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -86,12 +86,23 @@ def _schedules(config: PretrainConfig, steps_per_epoch: int, world: int) -> Sche
 
 def _param_groups(model: XStars) -> list[dict[str, Any]]:
     """Weight decay on weight matrices only (not on biases, norms, tokens or position embeddings)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.student.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 or name.endswith(("cls_token", "pos_embed", "reg_token")) else decay).append(param)
+        flat = param.ndim <= 1 or name.endswith(("cls_token", "pos_embed", "reg_token"))
+        (no_decay if flat else decay).append(param)
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _sync(ddp: DistributedDataParallel | None, boundary: bool) -> AbstractContextManager[None]:
+    """DDP's ``no_sync`` on micro-steps before the last of an accumulation (gradients add up locally),
+    else nothing. A new context on each call: one made by a generator cannot be entered twice."""
+    if ddp is None or boundary:
+        return nullcontext()
+    no_sync: AbstractContextManager[None] = ddp.no_sync()
+    return no_sync
 
 
 def _bands(config: PretrainConfig) -> dict[str, list[str] | None]:
@@ -111,12 +122,14 @@ def _signature(config: PretrainConfig, in_chans: dict[str, int]) -> dict[str, An
 
 
 def run_pretrain(request: PretrainRequest) -> PretrainSummary:
-    if request.config is None:
+    preset = request.config
+    if preset is None:
         preset, store = default_preset(request.data, request.store)
         request = replace(request, config=preset, store=store)
-    config = load_pretrain_config(request.config)
+    config = load_pretrain_config(preset)
     if request.max_steps is not None:
-        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"max_steps": request.max_steps})})
+        runtime = config.runtime.model_copy(update={"max_steps": request.max_steps})
+        config = config.model_copy(update={"runtime": runtime})
     if request.dino_only:
         if config.continual is not None:
             raise UserError(f"preset {config.name} is a continual run: its DINO-alone baseline is not defined")
@@ -191,7 +204,8 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
         model.student.backbone.compile()
         model.teacher.backbone.compile()
     ddp = DistributedDataParallel(model, device_ids=[proc.local_rank] if cuda else None,
-                                  find_unused_parameters=config.continual is not None) if proc.world > 1 else model
+                                  find_unused_parameters=config.continual is not None) if proc.world > 1 else None
+    forward: torch.nn.Module = ddp if ddp is not None else model
     augment = MultiCrop(config.crops)
     dino_sensors = [config.continual.new_sensor] if config.continual else list(dataset.sensors)
     msad_sensors = sorted({s for pair in model.msad_pairs() for s in pair}) if config.loss.msad_weight > 0 else []
@@ -219,13 +233,12 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                     group["lr"] = float(sched.lr[step])
                     if i == 0:
                         group["weight_decay"] = float(sched.weight_decay[step])
-                views = augment(batch, seed=rt.seed * 1_000_003 + micro, dino_sensor=dino_sensors[micro % len(dino_sensors)],
-                                msad_sensors=msad_sensors)
+                views = augment(batch, seed=rt.seed * 1_000_003 + micro,
+                                dino_sensor=dino_sensors[micro % len(dino_sensors)], msad_sensors=msad_sensors)
                 boundary = (micro + 1) % o.accumulate == 0
-                sync = ddp.no_sync() if (proc.world > 1 and not boundary) else nullcontext()
-                with sync, autocast:
-                    out = ddp(views, float(sched.teacher_temperature[step]))
-                with sync:
+                with _sync(ddp, boundary), autocast:
+                    out = forward(views, float(sched.teacher_temperature[step]))
+                with _sync(ddp, boundary):
                     (out["loss"] / o.accumulate).backward()
                 loss_value = float(out["loss"].detach())
                 if not math.isfinite(loss_value):
@@ -256,7 +269,8 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                 bar.update(1)
                 if step % rt.log_every == 0 or step == last_step:
                     last = _log_window(window, step, micro // batches_per_epoch, sched, proc, log)
-                    bar.set_postfix(loss=f"{last['loss']:.3f}", msad=f"{last['msad']:.3f}", img_s=f"{last['images_per_s']:.0f}")
+                    bar.set_postfix(loss=f"{last['loss']:.3f}", msad=f"{last['msad']:.3f}",
+                                    img_s=f"{last['images_per_s']:.0f}")
                     window = dict.fromkeys(window, 0.0)
                 if step % rt.checkpoint_every == 0 or step == last_step:
                     _save(checkpoint_path, model, optimizer, step, micro, config, in_chans, proc)

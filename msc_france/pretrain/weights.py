@@ -42,7 +42,8 @@ def load_initial_weights(model: XStars, path: str | Path) -> list[str]:
         clash = [k for k, v in student.items() if k in target and target[k].shape != v.shape]
         if clash or not any(k.startswith("backbone.") and k in target for k in student):
             raise UserError(f"continual.init: {path} is a checkpoint of another architecture "
-                            f"({clash[0] if clash else 'no backbone weights'}); use one made with the same model section")
+                            f"({clash[0] if clash else 'no backbone weights'}); "
+                            "use one made with the same model section")
         model.student.load_state_dict({k: v for k, v in student.items() if k in target}, strict=False)
         return sorted(k for k in target if k not in student)  # e.g. the head of a sensor new to the model
     vit_state = {}

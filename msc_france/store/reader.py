@@ -50,6 +50,11 @@ class StoreMeta:
         return cls(grid, recipe, version, record)
 
 
+def attributes(node: zarr.Group | zarr.Array[Any]) -> dict[str, Any]:
+    """A group's or an array's attributes as a plain dict (zarr types them as any JSON value)."""
+    return dict(node.attrs.asdict())
+
+
 class TileStore:
     """A tile store opened read-only (local path or fsspec URL)."""
 
@@ -57,9 +62,9 @@ class TileStore:
         self.url = url
         self.root = root
         self.storage_options = storage_options or None
-        self.meta = StoreMeta.from_json(dict(root.attrs[ROOT_KEY]), url)
+        self.meta = StoreMeta.from_json(attributes(root).get(ROOT_KEY) or {}, url)
         self.groups: list[str] = sorted(root.group_keys(), key=group_rank)
-        self._opened: dict[str, zarr.Group | zarr.Array] = {}  # zarr reads metadata on every lookup
+        self._opened: dict[str, zarr.Group | zarr.Array[Any]] = {}  # zarr reads metadata on every lookup
 
     @property
     def grid(self) -> TileGrid:
@@ -74,7 +79,7 @@ class TileStore:
         assert isinstance(found, zarr.Group)
         return found
 
-    def array(self, group: str, name: str = "data") -> zarr.Array:
+    def array(self, group: str, name: str = "data") -> zarr.Array[Any]:
         """One array of a group: ``data`` (band, y, x) or ``valid`` (y, x)."""
         key = f"{group}/{name}"
         if key not in self._opened:
@@ -84,15 +89,15 @@ class TileStore:
         return found
 
     def tile_px(self, group: str) -> int:
-        return int(self._group(group).attrs["tile_px"])  # attrs are read once, with the group
+        return int(attributes(self._group(group))["tile_px"])
 
     def layer(self, group: str) -> Layer:
         """What the group holds, read back from its attributes."""
-        attrs = self._group(group).attrs
         data = self.array(group)
-        return Layer(group, str(attrs["grid_sensor"]), tuple(data.attrs["bands"]), str(data.dtype),
-                     int(data.attrs["nodata"]), float(data.attrs["scale_factor_dn"]),
-                     float(data.attrs["add_offset_dn"]), tuple(float(w) for w in data.attrs.get("wavelengths", ())))
+        attrs = attributes(data)
+        return Layer(group, str(attributes(self._group(group))["grid_sensor"]), tuple(attrs["bands"]),
+                     str(data.dtype), int(attrs["nodata"]), float(attrs["scale_factor_dn"]),
+                     float(attrs["add_offset_dn"]), tuple(float(w) for w in attrs.get("wavelengths", ())))
 
     def read_tile(self, group: str, col: int, row: int, name: str = "data") -> np.ndarray:
         """One tile of one array: (band, px, px) for ``data``, (px, px) for ``valid``; one chunk."""
@@ -101,7 +106,7 @@ class TileStore:
         return np.asarray(array[..., rows, cols])
 
     def statistics(self, group: str) -> BandStatistics:
-        return BandStatistics.from_json(dict(self._group(group).attrs.get("statistics") or {}))
+        return BandStatistics.from_json(attributes(self._group(group)).get("statistics") or {})
 
     def normalisation(self, group: str, bands: list[str] | tuple[str, ...] | None = None) -> Normalisation:
         """The encoding and statistics of ``bands`` (default: all) of one group."""
@@ -120,8 +125,9 @@ class TileStore:
     def dataset(self, group: str) -> xr.Dataset:
         """The group as a lazy, georeferenced xarray Dataset (DN, not masked or scaled)."""
         self._group(group)
-        return xr.open_zarr(self.url, group=group, decode_coords="all", mask_and_scale=False, chunks=None,
-                            storage_options=self.storage_options)
+        opened: xr.Dataset = xr.open_zarr(self.url, group=group, decode_coords="all", mask_and_scale=False,
+                                          chunks=None, storage_options=self.storage_options)
+        return opened
 
     def index(self) -> gpd.GeoDataFrame:
         """The tile index (``docs/store.md``)."""

@@ -30,7 +30,7 @@ def _zstd_sharding(array: zarr.Array) -> tuple[ShardingCodec, Zstd] | None:
     inner, index = sharding.codecs, sharding.index_codecs
     if (sharding.index_location != ShardingCodecIndexLocation.end or len(inner) != 2
             or not isinstance(inner[0], BytesCodec) or not isinstance(inner[1], ZstdCodec)
-            or index != (BytesCodec(), Crc32cCodec()) or array.dtype.itemsize > 1 and inner[0].endian.name != "little"):
+            or index != (BytesCodec(), Crc32cCodec()) or (array.dtype.itemsize > 1 and inner[0].endian.name != "little")):
         return None
     return sharding, Zstd(level=inner[1].level, checksum=inner[1].checksum)
 

@@ -56,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
                           "method": "GET"})
         self._send({"type": "FeatureCollection", "features": pages[page], "links": links})
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         if url.path in ("", "/"):
@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self._search(list(body.get("collections", [])), 0)
 

@@ -104,7 +104,8 @@ def test_footprints_that_miss_the_region_are_never_planned(tmp_path: Path, tiny_
     planned = {c.item_id for key in summary.plan.sensors for c in summary.plan.used(key)}
     assert planned and not [i for i in planned if i.endswith("-far")]
     assert not [c for s in summary.plan.sensors.values() for c in s.candidates if c.item_id.endswith("-far")]
-    with stac_stub(lambda collection: [far[collection]]) as url, pytest.raises(UserError, match="no Sentinel-2 L2A item over"):
+    with stac_stub(lambda collection: [far[collection]]) as url, \
+            pytest.raises(UserError, match="no Sentinel-2 L2A item over"):
         run_download(_request(tmp_path, url, tiny_world, tmp_path / "b"), _console()[0])
     assert not (tmp_path / "b" / "catalogs").exists()
 

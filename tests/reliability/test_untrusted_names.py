@@ -33,9 +33,9 @@ def test_safe_names_are_kept() -> None:
 def test_run_names_never_escape_the_runs_folder(tmp_path: Path, name: str) -> None:
     data = tmp_path / "data"
     preset = write_preset(tmp_path)
-    with pytest.raises(UserError, match="run name .* is not a safe name"):
+    with pytest.raises(UserError, match=r"run name .* is not a safe name"):
         run_pretrain(PretrainRequest(config=preset, data=data, run=name, store=str(tmp_path / "none.zarr"), quiet=True))
-    with pytest.raises(UserError, match="run name .* is not a safe name"):
+    with pytest.raises(UserError, match=r"run name .* is not a safe name"):
         run_eval(EvalRequest(run=name, data=data))
     assert not data.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
@@ -47,5 +47,5 @@ def test_recipe_and_preset_names_are_checked(tmp_path: Path) -> None:
         load_recipe(str(tmp_path / "recipe.yaml"))
     preset = write_preset(tmp_path)
     preset.write_text(preset.read_text().replace("name: pretrain-tiny", "name: ../outside"))
-    with pytest.raises(UserError, match="name: '../outside' is not a safe folder name"):
+    with pytest.raises(UserError, match=r"name: '\.\./outside' is not a safe folder name"):
         load_pretrain_config(preset)
