@@ -114,6 +114,25 @@ def tiles(
 
 
 @app.command()
+def publish(
+    store: Annotated[str | None, typer.Option(help="tile store folder (default: the one tile store in DATA)")] = None,
+    out: Annotated[Path | None, typer.Option(help="where to write (default: STORE.publish/ beside STORE.zarr)")] = None,
+    data: DataDir = Path("data"),
+) -> None:
+    """Write beside a built store what lets others find, read and cite it: STAC Collection, stac-geoparquet
+    of the tiles, dataset card, Croissant, versioned changelog (docs/publish.md)."""
+    from msc_france.publish import PublishRequest
+    from msc_france.publish import publish as run_publish
+
+    summary = run_publish(PublishRequest(data=data, store=store, out=out))
+    change = summary.change
+    state = {"first": "first publish", "unchanged": "unchanged", "patch": "patch: metadata only"}.get(
+        change.kind, f"{change.kind}: {len(change.added)} tiles added, {len(change.removed)} removed")
+    console.print(f"published {summary.store} ({summary.tiles} tiles) as version {summary.version} ({state}) "
+                  f"in {summary.folder}", markup=False, soft_wrap=True)
+
+
+@app.command()
 def pretrain(
     config: Annotated[str | None, typer.Option(help="training preset in pipelines/ or a YAML file "
                                                   "(default: pretrain-RECIPE of the tile store)")] = None,
@@ -259,7 +278,7 @@ def demo_run(
     catalog: str = "demo",
     pretrain_config: Annotated[str, typer.Option("--pretrain-config", help="pretraining preset")] = "pretrain-demo",
 ) -> None:
-    """Everything offline: demo world, download, tiles, pretraining (DINO + MSAD and DINO alone), evaluation."""
+    """Everything offline: demo world, download, tiles, publish, pretraining (DINO + MSAD and DINO alone), evaluation."""
     import json
 
     from pystac_client import Client
@@ -292,6 +311,7 @@ def demo_run(
                       f"(DN {int(window.min())}..{int(window.max())})")
         download(region="demo", catalog=catalog, recipe="demo", data=data)
     tiles(data=data)  # with the recipe of the download
+    publish(data=data)  # about 2 s: collection, card, Croissant, changelog beside the store
     name = load_pretrain_config(pretrain_config).name
     for dino_only in (False, True):  # DINO + MSAD, then the DINO-alone baseline with the same budget
         summary = run_pretrain(PretrainRequest(config=pretrain_config, data=data, dino_only=dino_only,

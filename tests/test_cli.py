@@ -97,5 +97,7 @@ def test_demo_run_end_to_end(tmp_path: Path) -> None:
     assert report["splits"]["test"] == 16 and len(report["models"]) == 3
     assert f"report: {runs / 'pretrain-tiny' / 'report.md'}\n" in result.stdout
     assert (tmp_path / "data" / "demo.tiles.parquet").exists() and (tmp_path / "data" / "demo.zarr").is_dir()
+    assert "published " in result.stdout and "as version 1.0.0 (first publish)" in result.stdout
+    assert json.loads((tmp_path / "data" / "demo.publish" / "collection.json").read_text())["msc:synthetic"] is True
     assert (tmp_path / "data" / "catalogs" / "demo" / "catalog.json").exists()
     assert not (tmp_path / "data" / "demo-world" / "server.json").exists(), "servers stopped and state removed"
