@@ -32,7 +32,7 @@ from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
 from msc_france.config import load_recipe
 from msc_france.provenance import CATALOG_KEY, RecipeRecord
-from msc_france.publish import PublishRequest, publish
+from msc_france.publish import PublishRequest, PublishSummary, publish
 from msc_france.store.atomic import atomic_write
 from tests.data.tile_store import write_tile_store
 
@@ -197,7 +197,8 @@ def test_card_is_generated_from_the_store(published: tuple[Path, Path]) -> None:
     _, folder = published
     card = (folder / "README.md").read_text()
     front = card.split("---\n")[1]
-    assert "license: other" in front and "size_categories:\n- n<1K" in front and "pretty_name: MSC-France demo 1.0.0" in front
+    assert "license: other" in front and "size_categories:\n- n<1K" in front
+    assert "pretty_name: MSC-France demo 1.0.0" in front
     assert "| train | 16 | 16 |" in card and "| val | 16 | 16 |" in card
     assert "| `s2` | B08 | nir | 0.842 | 0.145 |" in card
     assert "Contains modified Copernicus Sentinel data 2023" in card and "CC-BY-4.0" in card
@@ -208,7 +209,7 @@ def test_version_follows_the_store(tmp_path: Path) -> None:
     data, store = _data(tmp_path, seed=2, blocks=1, splits=("train",))
     out = tmp_path / "published"
 
-    def run(day: dt.date, store: Path = store) -> Any:
+    def run(day: dt.date, store: Path = store) -> PublishSummary:
         return publish(PublishRequest(data=data, store=str(store), out=out, today=day))
 
     first = run(DAY)

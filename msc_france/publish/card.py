@@ -48,7 +48,8 @@ def _front_matter(view: StoreView, tiles: TileSet, info: DatasetInfo) -> str:
             "geospatial", "france", "zarr", "stac", *(TAGS[g.name] for g in view.groups if g.name in TAGS)]
     if info.synthetic:
         tags.append("synthetic")
-    tasks = ["image-feature-extraction", *(["image-segmentation"] if any(label_classes(g) for g in view.groups) else [])]
+    segmentation = ["image-segmentation"] if any(label_classes(g) for g in view.groups) else []
+    tasks = ["image-feature-extraction", *segmentation]
     meta = {
         "pretty_name": f"{info.title} {info.release.version}", "license": "other",
         "license_name": "per-source (Copernicus Sentinel, USGS public domain, Etalab 2.0, CC-BY-4.0)",
@@ -97,9 +98,9 @@ def _sensors(view: StoreView, tiles: TileSet) -> str:
                     f"{group.scale:.6g} | {group.offset:g} | {group.nodata} | {summary.tiles} | {len(summary.items)} |")
         for band in band_info(group) if not label_classes(group) else ():
             stats = group.statistics.get(band.name)
-            bands.append(f"| `{group.name}` | {band.name} | {band.common_name or ''} | {band.center_wavelength or ''} | "
-                         f"{band.fwhm or ''} | {f'{stats.mean:.4f}' if stats else ''} | "
-                         f"{f'{stats.std:.4f}' if stats else ''} |")
+            mean, std = (f"{stats.mean:.4f}", f"{stats.std:.4f}") if stats else ("", "")
+            bands.append(f"| `{group.name}` | {band.name} | {band.common_name or ''} | "
+                         f"{band.center_wavelength or ''} | {band.fwhm or ''} | {mean} | {std} |")
         if label_classes(group):
             classes = [f"`{c.code}` {c.name}" for c in label_classes(group)]
     labels = (f"\n\nLabels (`labels`, class codes of ESA WorldCover, 0 is nodata): {', '.join(classes)}."
@@ -136,8 +137,10 @@ Paths are relative to this folder.
 
 | path | what |
 | --- | --- |
-| `{layout.store_href}` | Zarr v3 store, one group per sensor: `data` (band, y, x), `valid` (y, x), `x`, `y`, `band`, `spatial_ref` |
-| `{layout.index_href}` | tile index (GeoParquet, EPSG:2154): one row per tile, split, quality, source items and dates per group |
+| `{layout.store_href}` | Zarr v3 store, one group per sensor: `data` (band, y, x), `valid` (y, x), \
+`x`, `y`, `band`, `spatial_ref` |
+| `{layout.index_href}` | tile index (GeoParquet, EPSG:2154): one row per tile, split, quality, \
+source items and dates per group |
 | `{COLLECTION}` | STAC Collection: one asset per group, licences, providers, extents |
 | `{MIRROR}` | the tiles as STAC items (stac-geoparquet, WGS84 footprints) |
 | `{PROVENANCE}` | every source item per group, with its date and number of tiles |
@@ -183,8 +186,9 @@ def _licences(tiles: TileSet, licences: list[Licence], origin: Origin) -> str:
         rows.append(f"- `{licence.group}`: {licence.source} ({licence.provider}), "
                     f"[{licence.name}]({licence.url}){f' (SPDX `{licence.spdx}`)' if licence.spdx else ''}. "
                     f"Attribution: \"{licence.credit(years)}\".")
-    synthetic = ("\n\nThis store holds synthetic imagery, not these products: the terms above are those of the sources "
-                 "the same recipe reads for real data, and apply to a store built from them." if origin.synthetic else "")
+    synthetic = ("\n\nThis store holds synthetic imagery, not these products: the terms above are those of the "
+                 "sources the same recipe reads for real data, and apply to a store built from them."
+                 if origin.synthetic else "")
     return f"""## Licences
 
 The pixels of each group keep the licence of their source, so the dataset's licence is `other`: use and

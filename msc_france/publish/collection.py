@@ -16,7 +16,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Sampling
 from pystac.extensions.scientific import Publication, ScientificExtension
 from pystac.extensions.version import VersionExtension, VersionRelType
-from pystac.extensions.xarray_assets import XarrayAssetsExtension
+from pystac.extensions.xarray_assets import AssetXarrayAssetsExtension, XarrayAssetsExtension
 
 from msc_france.publish.dataset import XSTARS_CITATION, XSTARS_DOI, DatasetInfo, band_info, group_title, label_classes
 from msc_france.publish.layout import CARD, CHANGELOG, CROISSANT, MIRROR, PROVENANCE, Layout
@@ -102,7 +102,9 @@ def _group_asset(collection: pystac.Collection, view: StoreView, group: GroupVie
     collection.add_asset(group.name, asset)
     if ZARR_EXTENSION not in collection.stac_extensions:  # pystac has no class for the zarr extension
         collection.stac_extensions.append(ZARR_EXTENSION)
-    XarrayAssetsExtension.ext(asset, add_if_missing=True).open_kwargs = open_kwargs(view, group)
+    xarray_assets = XarrayAssetsExtension.ext(asset, add_if_missing=True)
+    assert isinstance(xarray_assets, AssetXarrayAssetsExtension)  # what ext() gives for an Asset
+    xarray_assets.open_kwargs = open_kwargs(view, group)
     a, b, c, d, e, f = group.transform
     height, width = group.shape
     xs, ys = (c + a / 2, c + a * (width - 0.5)), (f + e / 2, f + e * (height - 0.5))  # first and last pixel centres

@@ -51,18 +51,19 @@ def build_croissant(view: StoreView, tiles: TileSet, info: DatasetInfo, licences
                                                           "box": f"{south} {west} {north} {east}"}},
         "temporalCoverage": f"{iso(span[0])}/{iso(span[1])}",
         "geocr:coordinateReferenceSystem": "EPSG:2154",
-        "geocr:samplingStrategy": (f"every tile of {view.recipe.grid.footprint:g} m of the France grid (Lambert-93) over "
-                                   "the regions downloaded; splits drawn per block of 4 x 4 tiles from a hash of the "
-                                   "block's position"),
+        "geocr:samplingStrategy": (f"every tile of {view.recipe.grid.footprint:g} m of the France grid "
+                                   "(Lambert-93) over the regions downloaded; splits drawn per block of 4 x 4 tiles "
+                                   "from a hash of the block's position"),
         "geocr:spectralBandMetadata": [
             {"@type": "geocr:SpectralBand", "name": f"{group.name}/{band.name}",
-             "geocr:centerWavelength": {"@type": "sc:QuantitativeValue", "value": round(band.center_wavelength * 1000, 3),
-                                        "unitText": "nm"},
+             "geocr:centerWavelength": {"@type": "sc:QuantitativeValue",
+                                        "value": round(band.center_wavelength * 1000, 3), "unitText": "nm"},
              **({"geocr:bandwidth": {"@type": "sc:QuantitativeValue", "value": round(band.fwhm * 1000, 3),
                                      "unitText": "nm"}} if band.fwhm else {})}
             for group in view.groups for band in band_info(group) if band.center_wavelength],
         "distribution": [
-            {"@type": "cr:FileObject", "@id": "tile-index", "name": view.index_path.name, "contentUrl": layout.index_href,
+            {"@type": "cr:FileObject", "@id": "tile-index", "name": view.index_path.name,
+             "contentUrl": layout.index_href,
              "encodingFormat": PARQUET, "sha256": index_sha256,
              "description": "the tile index (GeoParquet, EPSG:2154): one row per tile"},
             {"@type": "cr:FileObject", "@id": "stac-items", "name": MIRROR, "contentUrl": MIRROR,

@@ -10,9 +10,9 @@ from typing import Any
 import rustac
 import shapely
 
-from msc_france.store.atomic import atomic_path
 from msc_france.publish.layout import COLLECTION
 from msc_france.publish.tiles import Tile, TileSet, iso
+from msc_france.store.atomic import atomic_path
 
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 CRS = "EPSG:2154"

@@ -17,7 +17,6 @@ from msc_france.publish.collection import build_collection, collection_json
 from msc_france.publish.croissant import build_croissant
 from msc_france.publish.dataset import Release, dataset_info
 from msc_france.publish.files import sha256
-from msc_france.store.atomic import atomic_write
 from msc_france.publish.items import provenance, tile_items, write_mirror
 from msc_france.publish.layout import (
     CARD,
@@ -44,6 +43,7 @@ from msc_france.publish.version import (
     next_release,
     with_entry,
 )
+from msc_france.store.atomic import atomic_write
 
 PLACEHOLDER = Release("0.0.0", dt.date(1970, 1, 1))  # the release the metadata digest is computed with
 
@@ -138,5 +138,5 @@ def _documents(view: StoreView, tiles: TileSet, where: Layout, span: tuple[dt.da
     )
 
 
-def _json(value: Any) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False) + "\n"

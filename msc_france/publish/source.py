@@ -67,7 +67,8 @@ def find_store(data: Path, store: str | None) -> Path:
             raise UserError(f"{data} holds several tile stores ({names}); say which with store=PATH (--store)")
         store = found[0]
     if "://" in store:
-        raise UserError(f"publish writes beside a local store, not {store}; copy the store locally and publish the copy")
+        raise UserError(f"publish writes beside a local store, not {store}; "
+                        "copy the store locally and publish the copy")
     return Path(store)
 
 

@@ -133,17 +133,22 @@ class TileSet:
                 for group in self.groups}
 
 
+def _bounds(values: tuple[float, ...]) -> tuple[float, float, float, float]:
+    left, bottom, right, top = (float(v) for v in values)
+    return left, bottom, right, top
+
+
 def read_tiles(index: gpd.GeoDataFrame, groups: tuple[str, ...]) -> TileSet:
     """The tiles of a tile index (``docs/store.md``) for the store's ``groups``."""
     lonlat = index.geometry.to_crs(WGS84)
     tiles = []
-    for row, footprint in zip(index.itertuples(index=False), lonlat, strict=True):
-        fields = row._asdict()
+    for record, footprint in zip(index.to_dict(orient="records"), lonlat, strict=True):
+        fields = {str(k): v for k, v in record.items()}
         held = {g: on for g in groups if (on := _group_on_tile(fields, g)) is not None}
         tiles.append(Tile(
             id=str(fields["tile"]), col=int(fields["col"]), row=int(fields["row"]), region=fields["region"],
             split=str(fields["split"]), quality_ok=bool(fields["quality_ok"]),
-            quality_reason=str(fields["quality_reason"]), bounds=tuple(float(v) for v in fields["geometry"].bounds),
+            quality_reason=str(fields["quality_reason"]), bounds=_bounds(fields["geometry"].bounds),
             footprint=footprint, groups=held,
         ))
     return TileSet(tiles=tuple(tiles), groups=groups)
@@ -160,8 +165,8 @@ def _group_on_tile(fields: Mapping[str, object], group: str) -> GroupOnTile | No
         dates = tuple(_date(d) for d in dates_text.split(","))
     else:  # records of earlier versions: the first item's date only
         dates = (_date(fields.get(f"{group}_datetime")), *([None] * (len(ids) - 1)))
-    return GroupOnTile(items=ids, dates=(*dates, *([None] * len(ids)))[:len(ids)], valid=_fraction(fields.get(f"{group}_valid")),
-                       cloud=_fraction(fields.get(f"{group}_cloud")))
+    return GroupOnTile(items=ids, dates=(*dates, *([None] * len(ids)))[:len(ids)],
+                       valid=_fraction(fields.get(f"{group}_valid")), cloud=_fraction(fields.get(f"{group}_cloud")))
 
 
 def iso(value: dt.datetime) -> str:

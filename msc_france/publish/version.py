@@ -83,7 +83,7 @@ def fingerprint(view: StoreView, tiles: TileSet, metadata_digest: str) -> Finger
                        tiles=tuple(sorted(tiles.ids)))
 
 
-def digest(value: Any) -> str:
+def digest(value: object) -> str:
     """SHA-256 of a JSON value, keys sorted."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
