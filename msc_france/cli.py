@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from odc.geo.geom import box
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, UserError, disk_full, disk_full_message
+
+if TYPE_CHECKING:
+    from msc_france.eval.run import EvalSummary  # imported on use: it loads torch
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
 demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo world: generate, serve, run everything.")
@@ -141,7 +144,8 @@ def pretrain(
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
     store: Annotated[str | None, typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps (checkpointed)")] = None,
-    baselines: Annotated[bool, typer.Option(help="then train the DINO-alone baseline (MSAD weight 0) as run NAME-dino")] = False,
+    baselines: Annotated[bool, typer.Option(help="then train the DINO-alone baseline (MSAD weight 0) "
+                                                 "as run NAME-dino")] = False,
     data: DataDir = Path("data"),
 ) -> None:
     """X-STARS pretraining (DINO + MSAD) from the Zarr store; under torchrun, one process per GPU."""
@@ -152,18 +156,19 @@ def pretrain(
                                                resume="auto" if dino_only and resume else resume,  # if it had started
                                                dino_only=dino_only))
         if summary.export is not None:
-            console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {summary.last.get('loss', float('nan')):.4f}; "
+            loss = summary.last.get("loss", float("nan"))
+            console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {loss:.4f}; "
                           f"checkpoint {summary.checkpoint}; backbone {summary.export}; curves {summary.curves}")
 
 
 @app.command(name="eval")
 def evaluate(
-    run: Annotated[str | None, typer.Option(help="run name, a folder of DATA/runs "
-                                               "(default: that of the preset pretrain-RECIPE of the tile store)")] = None,
+    run: Annotated[str | None, typer.Option(help="run name, a folder of DATA/runs (default: that of the "
+                                               "preset pretrain-RECIPE of the tile store)")] = None,
     store: Annotated[str | None, typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
     baselines: Annotated[bool, typer.Option(help="also evaluate a random backbone and the run NAME-dino")] = True,
-    downstream: Annotated[list[str] | None, typer.Option(help="NAME=FOLDER of a labelled dataset on disk "
-                                                            "(eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
+    downstream: Annotated[list[str] | None, typer.Option(
+        help="NAME=FOLDER of a labelled dataset on disk (eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
     """Evaluate a trained backbone on the store's test split: retrieval, probes, segmentation, report."""
@@ -183,7 +188,7 @@ def evaluate(
     _print_headline(summary)
 
 
-def _print_headline(summary: Any) -> None:
+def _print_headline(summary: EvalSummary) -> None:
     from msc_france.eval.report import HEADLINE, HEADLINE_NOTE
 
     table = Table(title=f"evaluation, percent (chance: R@1 {100 * summary.chance['R@1']:.1f}, "
@@ -219,19 +224,22 @@ def grid(
 
 @app.command()
 def plan(
-    region: Annotated[str, typer.Option(help="named place (France, a région...), lon/lat box, or GeoJSON/GeoPackage file")] = "France",
+    region: Annotated[str, typer.Option(help="named place (France, a région...), lon/lat box, "
+                                             "or GeoJSON/GeoPackage file")] = "France",
     recipe: RecipeName = "msc-france",
     catalog: Annotated[str, typer.Option(help="catalog name in catalogs/ or a YAML file")] = "planetary-computer",
     store: Annotated[str | None, typer.Option(help="a finished tile store to measure compression on "
                                                  "(default: figures measured on the demo store)")] = None,
-    data: Annotated[Path, typer.Option(help="data folder (where the demo world is, for demo catalogs)")] = Path("data"),
+    data: Annotated[Path, typer.Option(help="data folder (where the demo world is, "
+                                            "for demo catalogs)")] = Path("data"),
     window_days: Annotated[int, typer.Option(help="days between a tile's Sentinel-2 reference and its Landsat")] = 30,
 ) -> None:
     """Tiles, full triplets, stored bytes per sensor, bytes to download and compute hours of a region, from
     the download stage's per-tile plan (searches the catalog; fetches nothing)."""
     from msc_france.plan import make_plan, plan_table
 
-    Console(width=max(console.width, 150)).print(plan_table(make_plan(region, recipe, catalog, store, data, window_days)))
+    table = plan_table(make_plan(region, recipe, catalog, store, data, window_days))
+    Console(width=max(console.width, 150)).print(table)
 
 
 def _world_dir(data: Path) -> Path:
@@ -304,7 +312,8 @@ def demo_run(
         console.print(table)
         missing = [r.source for r in results if r.items == 0]
         if missing:
-            raise UserError(f"the served demo world has no items for {', '.join(missing)}; delete {world_dir} and rerun")
+            raise UserError(f"the served demo world has no items for {', '.join(missing)}; "
+                            f"delete {world_dir} and rerun")
         item = next(Client.open(server.stac_url).search(collections=["sentinel-2-l2a"], bbox=bbox).items())
         window = read_window(item.assets["B04"].href)
         console.print(f"read a {window.shape[0]}x{window.shape[1]} window of {item.id} B04 over HTTP "

@@ -156,7 +156,8 @@ def _time(hours: float) -> str:
 
 def plan_table(plan: Plan) -> Group:
     """Per-sensor table and totals, as rich renderables."""
-    sensors = Table(title=f"plan for {plan.region.name}: recipe {plan.recipe}, catalog {plan.catalog}, {plan.tiles:,} tiles")
+    sensors = Table(title=f"plan for {plan.region.name}: recipe {plan.recipe}, catalog {plan.catalog}, "
+                          f"{plan.tiles:,} tiles")
     for column in ("group", "source", "px/tile", "bands", "raw", "stored/raw", "stored", "tiler, 1 core"):
         sensors.add_column(column, justify="left" if column in ("group", "source") else "right")
     for s in plan.sensors:

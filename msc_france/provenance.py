@@ -27,12 +27,13 @@ class RecipeRecord(Strict):
         return self.model_dump(mode="json", exclude_none=True)
 
     @classmethod
-    def from_json(cls, data: Any, where: str) -> RecipeRecord:
+    def from_json(cls, data: object, where: str) -> RecipeRecord:
         """The record read back; a damaged one is a one-line error naming ``where`` it was read."""
         try:
             return cls.model_validate(data)
         except (ValidationError, UserError):
-            raise UserError(f"the recipe recorded in {where} is unreadable; run the stage that wrote it again") from None
+            raise UserError(f"the recipe recorded in {where} is unreadable; "
+                            "run the stage that wrote it again") from None
 
 
 def catalog_record(folder: Path) -> RecipeRecord | None:

@@ -1,4 +1,5 @@
-"""`msc-france plan`: tiles, triplets, stored bytes, download and compute figures of a region, from the\ndownload stage's per-tile plan."""
+"""`msc-france plan`: tiles, triplets, stored bytes, download and compute figures of a region, from the
+download stage's per-tile plan."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_plan_is_the_download_stages_per_tile_plan(tmp_path: Path, served_world:
     dry = run_download(DownloadRequest(region=_region(tiny_world), catalog=catalog, recipe="demo", data=tmp_path / "e",
                                        dry_run=True), Console(quiet=True))
     assert dry.plan is not None and plan.tiles == len(dry.plan.tiles) > 0
-    assert plan.region_plan.tiles.drop(columns=["reason"]).astype(str).equals(dry.plan.tiles.drop(columns=["reason"]).astype(str))
+    planned, dry_planned = (p.drop(columns=["reason"]).astype(str) for p in (plan.region_plan.tiles, dry.plan.tiles))
+    assert planned.equals(dry_planned)
     assert plan.download_bytes == sum(fetch_bytes(dry.plan, recipe).values()) > 0
     assert plan.region_plan.triplets == plan.region_plan.coverable == plan.tiles
     by_group = {s.group: s for s in plan.sensors}
@@ -44,7 +46,8 @@ def test_plan_is_the_download_stages_per_tile_plan(tmp_path: Path, served_world:
     assert by_group["vhr"].stored_bytes == round(n * 120**2 * 4 * DEMO_STORE_RATIOS["vhr"])
     s2_items = int(dry.plan.tiles["s2_items"].map(len).sum())
     assert s2_items >= n
-    assert by_group["s2"].core_hours == pytest.approx(s2_items * 48**2 * 4 / (TILES_MP_PER_CORE_S["s2"].value * 1e6) / 3600)
+    s2_core_s = s2_items * 48**2 * 4 / (TILES_MP_PER_CORE_S["s2"].value * 1e6)
+    assert by_group["s2"].core_hours == pytest.approx(s2_core_s / 3600)
     assert by_group["labels"].core_hours is None
     assert plan.epochs == 12 and plan.hours_per_epoch is not None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -203,7 +204,7 @@ def test_empty_index() -> None:
 
 
 # --- files -------------------------------------------------------------------------------------
-def test_write_read_round_trip(tmp_path, records: list[dict]) -> None:
+def test_write_read_round_trip(tmp_path: Path, records: list[dict]) -> None:
     gdf = _build(records, GRID)
     path = tmp_path / "sub" / "store.tiles.parquet"
     assert write_index(gdf, str(tmp_path / "sub" / "store.zarr")) == str(path)
@@ -213,7 +214,7 @@ def test_write_read_round_trip(tmp_path, records: list[dict]) -> None:
     assert back.crs.to_epsg() == 2154
     assert list(back.columns) == list(gdf.columns)
     assert back.drop(columns="geometry").equals(gdf.drop(columns="geometry"))
-    assert all(a.equals(b) for a, b in zip(back.geometry, gdf.geometry))
+    assert all(a.equals(b) for a, b in zip(back.geometry, gdf.geometry, strict=True))
     # Overwriting in place works and leaves no temporary file either.
     write_index(gdf.iloc[:1], str(tmp_path / "sub" / "store.zarr"))
     assert len(read_index(str(tmp_path / "sub" / "store.zarr"))) == 1

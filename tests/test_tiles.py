@@ -104,7 +104,8 @@ def test_tiles_align_with_the_grid(store: str) -> None:
         bounds = grid.tile_bounds(TileId.parse(tile))
         for group, ds in pairs[tile].items():
             gsd = float(ds.x[1] - ds.x[0])
-            edges = (float(ds.x[0]) - gsd / 2, float(ds.y[-1]) - gsd / 2, float(ds.x[-1]) + gsd / 2, float(ds.y[0]) + gsd / 2)
+            edges = (float(ds.x[0]) - gsd / 2, float(ds.y[-1]) - gsd / 2,
+                     float(ds.x[-1]) + gsd / 2, float(ds.y[0]) + gsd / 2)
             assert np.allclose(edges, tuple(bounds), atol=1e-6), f"{tile} {group}"
 
 
@@ -165,7 +166,8 @@ def test_grids_never_mix(store: str) -> None:
 
 def test_store_records_its_recipe_and_refuses_another(store: str, tmp_path: Path) -> None:
     meta = zarr.open_group(store, mode="r", zarr_format=3).attrs["msc_france"]
-    assert meta["recipe"] == "demo" and RecipeRecord.from_json(meta["recipe_record"], store).recipe == load_recipe("demo")
+    assert meta["recipe"] == "demo"
+    assert RecipeRecord.from_json(meta["recipe_record"], store).recipe == load_recipe("demo")
     rgb = load_recipe(str(recipe_file(tmp_path, "demo-rgb", s2=["B02", "B03", "B04"])))
     with pytest.raises(UserError, match=r"built with recipe demo .* not demo-rgb .*recipes never mix"):
         create_or_open(store, rgb)
@@ -254,7 +256,8 @@ def dask_cluster() -> Iterator[str]:
     scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                   "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([str(bin_dir / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "1",
-                               "--nthreads", "1", "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--nthreads", "1", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield f"tcp://127.0.0.1:{port}"
     finally:

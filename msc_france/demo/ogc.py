@@ -87,8 +87,9 @@ def mapproxy_config(world: Path, bounds: tuple[float, float, float, float], gsd:
     ]
     return {
         "services": {
-            "wms": {"versions": ["1.3.0", "1.1.1"], "srs": ["EPSG:2154"], "image_formats": ["image/jpeg", "image/png"],
-                    "max_output_pixels": [MAX_SIDE, MAX_SIDE], "md": {"title": "msc-france demo Géoplateforme (WMS-R)"}},
+            "wms": {"versions": ["1.3.0", "1.1.1"], "srs": ["EPSG:2154"],
+                    "image_formats": ["image/jpeg", "image/png"], "max_output_pixels": [MAX_SIDE, MAX_SIDE],
+                    "md": {"title": "msc-france demo Géoplateforme (WMS-R)"}},
             "wmts": {"restful": True, "kvp": True, "md": {"title": "msc-france demo Géoplateforme (WMTS)"}},
         },
         "layers": layers,
@@ -158,7 +159,8 @@ def render_caches(world: Path) -> Path:
                         for kind, bands in COMPOSITIONS.items():
                             tile = block[[b - 1 for b in bands]]
                             if tile.any():
-                                _save_tile(tile, cache_dir(world, kind, campaign) / str(level) / str(x) / f"{y}.{TILE_EXT}")
+                                folder = cache_dir(world, kind, campaign) / str(level) / str(x)
+                                _save_tile(tile, folder / f"{y}.{TILE_EXT}")
     config_path(world).write_text(yaml.safe_dump(config, sort_keys=False))
     write_graph(world / OGC_DIR, bounds, dt.date.fromisoformat(dated[-1].date))
     atomic_write(done, json.dumps({"campaigns": [c.date for c in dated]}))

@@ -20,9 +20,9 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from affine import Affine
@@ -76,22 +76,30 @@ def scene_geobox(cfg: DemoWorldConfig) -> GeoBox:
     return GeoBox((n, n), Affine(cfg.truth_gsd, 0, left, 0, -cfg.truth_gsd, top), "EPSG:2154")
 
 
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+def _nth(values: Sequence[_T], i: int, default: _D) -> _T | _D:
+    """``values[i]``, or ``default`` when the config leaves ``values`` empty (one per date or none)."""
+    return values[i] if values else default
+
+
 def acquisitions(cfg: DemoWorldConfig) -> list[Acquisition]:
     out = []
     for key in ("s2", "l8", "vhr"):
         dates: WorldDates = getattr(cfg, key)
         for i, date in enumerate(dates.dates):
-            pick = lambda values, default: values[i] if values else default  # noqa: E731
             out.append(Acquisition(
-                sensor=key, index=i, date=date, cloud_cover=pick(dates.cloud_cover, 0.0),
-                platform=pick(dates.platforms, DEFAULT_PLATFORM[key]),
-                processing_baseline=pick(dates.processing_baselines, None),
-                nodata_fraction=pick(dates.nodata_fraction, 0.0),
+                sensor=key, index=i, date=date, cloud_cover=_nth(dates.cloud_cover, i, 0.0),
+                platform=_nth(dates.platforms, i, DEFAULT_PLATFORM[key]),
+                processing_baseline=_nth(dates.processing_baselines, i, None),
+                nodata_fraction=_nth(dates.nodata_fraction, i, 0.0),
             ))
     return out
 
 
-def _write_json(path: Path, data: Any) -> None:
+def _write_json(path: Path, data: object) -> None:
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
 
 
@@ -120,8 +128,10 @@ class WorldWriter:
         hrefs: dict[str, str] = {}
         at20: dict[str, np.ndarray] = {}
         wavelengths = np.array([b.center_wavelength for b in SENTINEL2.bands])
-        for band, refl in zip(SENTINEL2.bands, ground_and_sky(self.land, sky, acq.date, wavelengths)):
-            values = blur_and_noise(warp(refl, self.land.geobox, grids[band.gsd], Resampling.average), OPTICS["s2"], rng)
+        # one reflectance per wavelength, one wavelength per band
+        for band, refl in zip(SENTINEL2.bands, ground_and_sky(self.land, sky, acq.date, wavelengths), strict=True):
+            warped = warp(refl, self.land.geobox, grids[band.gsd], Resampling.average)
+            values = blur_and_noise(warped, OPTICS["s2"], rng)
             hrefs[band.asset] = self._cog(f"{folder}/{band.asset}.tif", encoding.encode(values), grids[band.gsd],
                                           encoding.nodata, "average", [band.name])
             if band.name in ("B03", "B04"):
@@ -133,7 +143,10 @@ class WorldWriter:
         scl = scene_classification(at20["B03"], at20["B04"], at20["B8A"], cloud, shadow)
         hrefs["SCL"] = self._cog(f"{folder}/SCL.tif", scl, grids[20.0], 0, "nearest", ["SCL"])
         valid = scl != 0
-        share = lambda codes: 100 * float(np.isin(scl[valid], codes).mean()) if valid.any() else 0.0  # noqa: E731
+
+        def share(codes: list[int]) -> float:
+            return 100 * float(np.isin(scl[valid], codes).mean()) if valid.any() else 0.0
+
         stats = {"cloud": share([8, 9, 10]), "shadow": share([3]), "water": share([6]), "vegetation": share([4]),
                  "nodata": 100 * float((~valid).mean())}
         return stac.sentinel2_item(SENTINEL2, when, acq.platform, acq.processing_baseline or "05.10", tile,
@@ -148,7 +161,8 @@ class WorldWriter:
         hrefs: dict[str, str] = {}
         kept: dict[str, np.ndarray] = {}
         wavelengths = np.array([b.center_wavelength for b in LANDSAT8.bands])
-        for band, refl in zip(LANDSAT8.bands, ground_and_sky(self.land, sky, acq.date, wavelengths)):
+        # one reflectance per wavelength, one wavelength per band
+        for band, refl in zip(LANDSAT8.bands, ground_and_sky(self.land, sky, acq.date, wavelengths), strict=True):
             values = blur_and_noise(warp(refl, self.land.geobox, grid, Resampling.average), OPTICS["l8"], rng)
             hrefs[band.asset] = self._cog(f"{folder}/{band.asset}.tif", LANDSAT8.encoding.encode(values), grid,
                                           LANDSAT8.encoding.nodata, "average", [band.name])
@@ -194,7 +208,7 @@ def _complete(root: Path, item_file: Path) -> dict[str, Any] | None:
     """The item in ``item_file`` if it and all its assets were written completely."""
     if not item_file.exists():
         return None
-    item = json.loads(item_file.read_text())
+    item: dict[str, Any] = json.loads(item_file.read_text())
     for asset in item["assets"].values():
         path = root / asset["href"]
         if not path.exists() or path.stat().st_size != asset.get("file:size"):
@@ -207,13 +221,16 @@ def generate_world(cfg: DemoWorldConfig, root: Path, show_progress: bool = True)
     digest = config_digest(cfg)
     manifest_path = root / MANIFEST
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         if manifest.get("digest") == digest:
             return manifest
     stamp = root / ".digest"
     if stamp.exists() and stamp.read_text() != digest:
         for sub in ("truth", "cogs", "stac", OGC_DIR, MANIFEST):
-            shutil.rmtree(root / sub, ignore_errors=True) if (root / sub).is_dir() else (root / sub).unlink(missing_ok=True)
+            if (root / sub).is_dir():
+                shutil.rmtree(root / sub, ignore_errors=True)
+            else:
+                (root / sub).unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest)
 

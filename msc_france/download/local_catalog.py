@@ -106,5 +106,5 @@ def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]], rec
     return root / "catalog.json"
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: object) -> None:
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str))

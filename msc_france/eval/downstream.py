@@ -11,10 +11,10 @@ probes (kNN and linear). Nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -28,6 +28,14 @@ from msc_france.eval.probes import accuracy, balanced_accuracy, fit_linear, knn_
 EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
 EUROSAT_TIF = Path("ds/images/remote_sensing/otherDatasets/sentinel_2/tif")
 EUROSAT_SCALE = 1e-4  # DN to reflectance
+
+
+class SampleDataset(Protocol):
+    """A map-style dataset of ``{"image": (C, H, W), "label": int}`` samples (torchgeo's convention)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -73,7 +81,7 @@ def eurosat(root: str | Path, split: str, bands: Sequence[str]) -> LabelledImage
     return LabelledImages(torch.from_numpy(np.stack(images)), torch.tensor(labels), classes, list(bands))
 
 
-def from_samples(dataset: Any, classes: Sequence[str], band_names: Sequence[str], bands: Sequence[str],
+def from_samples(dataset: SampleDataset, classes: Sequence[str], band_names: Sequence[str], bands: Sequence[str],
                  scale: float = 1.0) -> LabelledImages:
     """A dataset of ``{"image", "label"}`` samples with ``band_names`` channels (values x ``scale`` =
     reflectance), keeping ``bands`` in that order."""
@@ -86,7 +94,7 @@ def from_samples(dataset: Any, classes: Sequence[str], band_names: Sequence[str]
 def _features(encoder: Encoder, sensor: str, data: LabelledImages, batch_size: int = 64) -> torch.Tensor:
     mean, std = encoder.normalisation[sensor]
     parts = []
-    for images in data.images.split(batch_size):
+    for images in torch.split(data.images, batch_size):
         cls, patches = encoder.tokens((images - mean[:, None, None]) / std[:, None, None], sensor)
         parts.append(tile_features(cls, patches))
     return torch.cat(parts)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from msc_france.errors import UserError
 from msc_france.eval.encoders import Encoder
-from msc_france.pretrain.dataset import EmptySplit, TileDataset
+from msc_france.pretrain.dataset import EmptySplitError, TileDataset
 from msc_france.store import LABELS
 
 
@@ -61,12 +61,13 @@ def embed_split(encoders: list[Encoder], store: str, split: str, min_valid: floa
         raise UserError("the evaluated backbones were trained on different bands; evaluate them separately")
     try:
         dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid)
-    except EmptySplit:
+    except EmptySplitError:
         if required:
             raise
         return Split(split, [], {e.name: SplitEmbeddings([]) for e in encoders}, None)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
-    chunks: dict[str, dict[str, list[tuple[torch.Tensor, torch.Tensor]]]] = {e.name: {s: [] for s in bands} for e in encoders}
+    chunks: dict[str, dict[str, list[tuple[torch.Tensor, torch.Tensor]]]] = {
+        e.name: {s: [] for s in bands} for e in encoders}
     for batch in tqdm(loader, desc=f"embed {split}", unit="batch", disable=quiet, leave=False):
         for encoder in encoders:
             for sensor, images in batch.items():

@@ -3,8 +3,10 @@ or a randomly initialised one of the same architecture (the floor every method m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +35,12 @@ class Encoder:
         if images.shape[-1] != self.img_size or images.shape[-2] != self.img_size:
             images = F.interpolate(images, size=(self.img_size, self.img_size), mode="bilinear",
                                    antialias=True, align_corners=False)
-        tokens = model.forward_features(images)
+        # a timm ViT: nn.Module types attributes as Tensor | Module, timm's method and count are neither
+        forward_features = cast(Callable[[torch.Tensor], torch.Tensor], model.forward_features)
+        prefix = cast(int, model.num_prefix_tokens)
+        tokens = forward_features(images)
         side = self.img_size // PATCH
-        patches = tokens[:, model.num_prefix_tokens:].reshape(len(images), side, side, -1)
+        patches = tokens[:, prefix:].reshape(len(images), side, side, -1)
         return tokens[:, 0], patches
 
 

@@ -19,7 +19,7 @@ class ClassSpace:
 
     @classmethod
     def of(cls, *maps: torch.Tensor) -> ClassSpace:
-        codes = torch.cat([m.flatten() for m in maps]).unique()
+        codes = torch.unique(torch.cat([m.flatten() for m in maps]))
         return cls(tuple(int(c) for c in codes if int(c) != WORLDCOVER_NODATA))
 
     def __len__(self) -> int:

@@ -38,7 +38,8 @@ class LinearProbe:
         return self.logits(x).argmax(dim=1)
 
 
-def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: float, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: float,
+         iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     weight = torch.zeros(classes, x.shape[1], requires_grad=True)
     bias = torch.zeros(classes, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
@@ -46,10 +47,10 @@ def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: float, it
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         loss = F.cross_entropy(x @ weight.T + bias, y) + weight_decay * weight.square().sum()
-        loss.backward()
+        torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
         return loss
 
-    optimizer.step(closure)
+    optimizer.step(closure)  # type: ignore[no-untyped-call]  # torch's LBFGS.step has no annotations
     return weight.detach(), bias.detach()
 
 
@@ -57,7 +58,9 @@ def fit_linear(train_x: torch.Tensor, train_y: torch.Tensor, classes: int, val_x
                val_y: torch.Tensor | None = None, weight_decays: tuple[float, ...] = WEIGHT_DECAYS,
                iterations: int = 100) -> LinearProbe:
     """Logistic regression; the L2 strength with the best validation accuracy (the middle one without a
-    validation set)."""
+    validation set: ``val_x`` and ``val_y``, both or neither)."""
+    if (val_x is None) != (val_y is None):
+        raise ValueError("fit_linear: give both val_x and val_y, or neither")
     mean, std = train_x.float().mean(0), train_x.float().std(0).clamp_min(1e-6)
     x = (train_x.float() - mean) / std
     candidates = weight_decays if val_x is not None and len(val_x) else (weight_decays[len(weight_decays) // 2],)
@@ -67,7 +70,7 @@ def fit_linear(train_x: torch.Tensor, train_y: torch.Tensor, classes: int, val_x
         with torch.enable_grad():
             weight, bias = _fit(x, train_y, classes, decay, iterations)
         probe = LinearProbe(weight, bias, mean, std, decay)
-        score = accuracy(probe.predict(val_x), val_y) if val_x is not None and len(val_x) else 0.0
+        score = accuracy(probe.predict(val_x), val_y) if val_x is not None and val_y is not None and len(val_x) else 0.0
         if score > best_score:
             best, best_score = probe, score
     assert best is not None
@@ -80,7 +83,7 @@ def accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
 
 def balanced_accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
     """Mean recall over the classes present in ``truth`` (not fooled by always answering the majority)."""
-    recalls = [float((predicted[truth == c] == c).float().mean()) for c in truth.unique()]
+    recalls = [float((predicted[truth == c] == c).float().mean()) for c in torch.unique(truth)]
     return sum(recalls) / len(recalls) if recalls else float("nan")
 
 

@@ -28,8 +28,9 @@ HEADLINE = (("retrieval_R@1", "R@1"), ("retrieval_R@5", "R@5"), ("knn_accuracy",
             ("segmentation_transfer_miou", "mIoU transfer"))
 HEADLINE_NOTE = ("R@k: cross-sensor retrieval, mean over sensor pairs; kNN, linear: dominant land cover, "
                  "mean over sensors; transfer: linear probe trained on one sensor, tested on another, mean "
-                 "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens, mean over sensors; "
-                 "mIoU transfer: the segmentation probe of one sensor's patch tokens applied to another's, mean over pairs")
+                 "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens, mean over "
+                 "sensors; mIoU transfer: the segmentation probe of one sensor's patch tokens applied to another's, "
+                 "mean over pairs")
 TRIPLET_TILES = 3
 
 
@@ -44,7 +45,8 @@ def _pct(value: float) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
 def headline_rows(results: dict[str, EncoderScores]) -> tuple[list[str], list[list[str]]]:
@@ -73,7 +75,7 @@ def retrieval_figure(results: dict[str, EncoderScores], n_test: int, path: Path)
 def confusion_figure(scores: EncoderScores, classes: ClassSpace, title: str, path: Path) -> Path:
     matrices = scores.scores["confusion"]
     fig = _figure(3.3 * len(matrices), 3.4)
-    for ax, (sensor, matrix) in zip(np.atleast_1d(fig.subplots(1, len(matrices))), matrices.items()):
+    for ax, (sensor, matrix) in zip(np.atleast_1d(fig.subplots(1, len(matrices))), matrices.items(), strict=True):
         counts = np.asarray(matrix)
         ax.imshow(counts, cmap="Blues")
         for (i, j), v in np.ndenumerate(counts):
@@ -95,17 +97,18 @@ def triplets_figure(store: str, test: Split, scores: EncoderScores, classes: Cla
     predicted = scores.segmentation_maps
     columns = len(pairs.sensors) + len(predicted)
     fig = _figure(2.4 * columns, 2.7 * len(chosen))
-    grid = np.atleast_2d(fig.subplots(len(chosen), columns))
+    grid = fig.subplots(len(chosen), columns, squeeze=False)  # one row per tile, even with one column
     codes = np.array([0, *classes.codes], dtype=np.uint8)
-    for axes, index in zip(grid, chosen):
+    for axes, index in zip(grid, chosen, strict=True):
         sample = pairs.tile(test.tiles[index])
         plot_triplet({s: d["data"] for s, d in sample.items()}, {s: d["valid"] for s, d in sample.items()},
                      "", ax=list(axes[:len(sample)]))
         truth = sample.get("labels")
-        for ax, (sensor, maps) in zip(axes[len(sample):], predicted.items()):
+        # the columns after the store's sensors (every sensor is in every tile): one per predicted map
+        for ax, (sensor, maps) in zip(axes[len(sample):], predicted.items(), strict=True):
             plane = codes[maps[index].numpy() + 1]
-            array = xr.DataArray(plane, dims=("y", "x"),
-                                 coords={"y": truth["y"].values, "x": truth["x"].values} if truth is not None else None)
+            coords = {"y": truth["y"].values, "x": truth["x"].values} if truth is not None else None
+            array = xr.DataArray(plane, dims=("y", "x"), coords=coords)
             plot_triplet({"labels": array}, None, "", ax=[ax])
             ax.set_title(f"predicted from {sensor}", fontsize=9)
         axes[0].set_ylabel(test.tiles[index], fontsize=8)
@@ -119,17 +122,17 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
     n_test = meta["splits"]["test"]
     c = chance(n_test)
     lines = [f"# Evaluation of run `{meta['run']}`", "",
-             f"Store `{meta['store']}` (recipe `{meta['recipe']}`), preset `{meta['preset']}` "
-             f"(`{meta['arch']}` at {meta['img_size']} px, {meta['step']} steps), "
-             f"{meta['splits']['train']} train / {meta['splits']['val']} val / {n_test} test tiles; "
-             f"evaluated {meta['created']} in {meta['seconds']:.0f} s. Scores in percent.", "",
+             (f"Store `{meta['store']}` (recipe `{meta['recipe']}`), preset `{meta['preset']}` "
+              f"(`{meta['arch']}` at {meta['img_size']} px, {meta['step']} steps), "
+              f"{meta['splits']['train']} train / {meta['splits']['val']} val / {n_test} test tiles; "
+              f"evaluated {meta['created']} in {meta['seconds']:.0f} s. Scores in percent."), "",
              "## Headline", "", f"Chance: R@1 {_pct(c['R@1'])}, R@5 {_pct(c['R@5'])}. {HEADLINE_NOTE}.", ""]
     lines += _table(*headline_rows(results))
     lines += [f"- {name}: {source}" for name, source in meta["sources"].items()] + [""]
     pairs = list(next(iter(results.values())).scores["retrieval"])
     lines += ["## Cross-sensor retrieval (Recall@1 / Recall@5)", "",
-              "Each test tile of the query sensor looks for the same tile among all test tiles of the "
-              "gallery sensor (cosine similarity of class token and mean patch token).", ""]
+              ("Each test tile of the query sensor looks for the same tile among all test tiles of the "
+               "gallery sensor (cosine similarity of class token and mean patch token)."), ""]
     lines += _table(["model", *pairs], [[name, *(f"{_pct(r.scores['retrieval'][p]['R@1'])} / "
                                                  f"{_pct(r.scores['retrieval'][p]['R@5'])}" for p in pairs)]
                                         for name, r in results.items()])
@@ -138,17 +141,15 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
     if classes is not None:
         sensors = list(next(iter(results.values())).scores["linear"])
         lines += ["## Dominant land cover of each tile", "",
-                  f"Classes: {', '.join(classes.names)}. kNN (k = 20, cosine) and a linear probe "
-                  "(L2 chosen on val) per sensor: accuracy / balanced accuracy.", ""]
-        rows = []
-        for name, r in results.items():
-            for method in ("knn", "linear"):
-                rows.append([name, method, *(f"{_pct(r.scores[method][s]['accuracy'])} / "
-                                             f"{_pct(r.scores[method][s]['balanced_accuracy'])}" for s in sensors)])
+                  (f"Classes: {', '.join(classes.names)}. kNN (k = 20, cosine) and a linear probe "
+                   "(L2 chosen on val) per sensor: accuracy / balanced accuracy."), ""]
+        rows = [[name, method, *(f"{_pct(r.scores[method][s]['accuracy'])} / "
+                                 f"{_pct(r.scores[method][s]['balanced_accuracy'])}" for s in sensors)]
+                for name, r in results.items() for method in ("knn", "linear")]
         lines += _table(["model", "probe", *sensors], rows)
         lines += ["## Cross-sensor transfer", "",
-                  "The linear probe trained on one sensor's embeddings (rows) classifies another sensor's "
-                  "test tiles (columns): accuracy; the diagonal is the same-sensor probe.", ""]
+                  ("The linear probe trained on one sensor's embeddings (rows) classifies another sensor's "
+                   "test tiles (columns): accuracy; the diagonal is the same-sensor probe."), ""]
         for name, r in results.items():
             lines += [f"**{name}**", ""]
             rows = [[a, *(_pct(r.scores["linear"][a]["accuracy"]) if a == b else
@@ -157,11 +158,12 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
         lines += ["## Segmentation (linear probe on patch tokens)", "", "mIoU over the classes of the test maps.", ""]
         lines += _table(["model", *sensors], [[name, *(_pct(r.scores["segmentation"][s]["miou"]) for s in sensors)]
                                               for name, r in results.items()])
-        lines += ["Dense transfer: the segmentation probe trained on one sensor's patch tokens (rows) maps another "
-                  "sensor's test tiles (columns): mIoU.", ""]
+        lines += [("Dense transfer: the segmentation probe trained on one sensor's patch tokens (rows) maps "
+                   "another sensor's test tiles (columns): mIoU."), ""]
         for name, r in results.items():
             rows = [[a, *(_pct(r.scores["segmentation"][a]["miou"]) if a == b else
-                          _pct(r.scores["segmentation_transfer"][f"{a}->{b}"]["miou"]) for b in sensors)] for a in sensors]
+                          _pct(r.scores["segmentation_transfer"][f"{a}->{b}"]["miou"]) for b in sensors)]
+                    for a in sensors]
             lines += [f"**{name}**", "", *_table(["train \\ test", *sensors], rows)]
         for key, title in (("confusion", "Confusion matrices (linear probe, evaluated run)"),
                            ("triplets", "Test tiles and predicted maps (evaluated run)")):
@@ -174,10 +176,11 @@ def _downstream_markdown(downstream: dict[str, dict[str, Any]]) -> str:
     lines: list[str] = []
     for dataset, models in downstream.items():
         first = next(iter(models.values()))
-        lines += [f"## Downstream: {dataset}", "", f"{first['train']} train / {first['test']} test images, "
-                  f"{first['sensor']} backbone; accuracy / balanced accuracy.", ""]
-        lines += _table(["model", "kNN", "linear"], [[name, *(f"{_pct(m[p]['accuracy'])} / {_pct(m[p]['balanced_accuracy'])}"
-                                                              for p in ("knn", "linear"))] for name, m in models.items()])
+        lines += [f"## Downstream: {dataset}", "", (f"{first['train']} train / {first['test']} test images, "
+                                                     f"{first['sensor']} backbone; accuracy / balanced accuracy."), ""]
+        rows = [[name, *(f"{_pct(m[p]['accuracy'])} / {_pct(m[p]['balanced_accuracy'])}" for p in ("knn", "linear"))]
+                for name, m in models.items()]
+        lines += _table(["model", "kNN", "linear"], rows)
     return "\n".join(lines)
 
 

@@ -78,7 +78,8 @@ def _downstream(name: str, folder: str, encoders: list[Encoder]) -> dict[str, An
 def run_eval(request: EvalRequest) -> EvalSummary:
     run_dir = request.data / "runs" / safe_name(request.run, "run name")
     if not run_dir.is_dir():
-        raise UserError(f"no run {request.run!r} in {request.data / 'runs'}; train it with `make pretrain run={request.run}`")
+        raise UserError(f"no run {request.run!r} in {request.data / 'runs'}; "
+                        f"train it with `make pretrain run={request.run}`")
     torch.manual_seed(request.seed)
     started = time.perf_counter()
     encoders, card, sources = _encoders(request, run_dir)

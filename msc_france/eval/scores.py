@@ -74,7 +74,7 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
                 miou, per_class = mean_iou(predicted_map, pixels_test, len(classes))
                 if a == b:
                     maps[a] = predicted_map
-                    out["segmentation"][a] = {"miou": miou, "iou": dict(zip(classes.names, per_class))}
+                    out["segmentation"][a] = {"miou": miou, "iou": dict(zip(classes.names, per_class, strict=True))}
                 else:
                     out["segmentation_transfer"][pair_name(a, b)] = {"miou": miou}
     out["summary"] = summarise(out)

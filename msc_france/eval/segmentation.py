@@ -27,7 +27,7 @@ class SegmentationProbe:
         return F.interpolate(x.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False)
 
     def predict(self, tokens: torch.Tensor, size: int) -> torch.Tensor:
-        return torch.cat([self.logits(chunk, size).argmax(dim=1) for chunk in tokens.split(256)])
+        return torch.cat([self.logits(chunk, size).argmax(dim=1) for chunk in torch.split(tokens, 256)])
 
 
 def fit_segmentation(tokens: torch.Tensor, labels: torch.Tensor, classes: int, epochs: int = 60,
@@ -44,10 +44,10 @@ def fit_segmentation(tokens: torch.Tensor, labels: torch.Tensor, classes: int, e
     size = labels.shape[-1]
     with torch.enable_grad():
         for _ in range(epochs):
-            for index in torch.randperm(len(tokens), generator=generator).split(batch_size):
+            for index in torch.split(torch.randperm(len(tokens), generator=generator), batch_size):
                 loss = F.cross_entropy(probe.logits(tokens[index], size), labels[index], ignore_index=IGNORE)
                 optimizer.zero_grad()
-                loss.backward()
+                torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
                 optimizer.step()
     return SegmentationProbe(weight.detach(), bias.detach(), mean, std)
 

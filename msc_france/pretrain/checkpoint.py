@@ -16,7 +16,9 @@ from msc_france.store.atomic import atomic_path
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch generator states, as plain data (no pickled objects)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple)  # a dict only for a global generator other than MT19937, never set here
+    kind, keys, pos, has_gauss, cached = legacy
     state: dict[str, Any] = {
         "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
@@ -47,9 +49,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise UserError(f"no checkpoint at {path}") from None
     except Exception as exc:  # noqa: BLE001 - anything unreadable is the same user problem
         raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}); "
                         "it may be truncated or from another program") from None
+    return checkpoint

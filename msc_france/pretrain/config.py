@@ -25,7 +25,8 @@ class DataConfig(Strict):
     recipe: str = "demo"
     sensors: list[str] = Field(default_factory=lambda: ["s2", "l8", "vhr"], min_length=1)
     split: Literal["train", "val", "test", "all"] = "train"
-    min_valid: float = Field(default=0.95, ge=0, le=1, description="keep tiles valid at least this much in every sensor")
+    min_valid: float = Field(default=0.95, ge=0, le=1,
+                             description="keep tiles valid at least this much in every sensor")
     workers: int = Field(default=2, ge=0)
     prefetch: int = Field(default=2, ge=1)
 

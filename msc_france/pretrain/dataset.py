@@ -12,12 +12,13 @@ from msc_france.errors import UserError
 from msc_france.store import Normalisation, TileStore, open_store
 
 
-class EmptySplit(UserError):
+class EmptySplitError(UserError):
     """No tile of the split passes the quality and validity filters."""
 
 
-class TileDataset(Dataset):
-    """Tiles of one split (``all``: every split) whose every sensor passed the quality checks and is valid at least ``min_valid``.
+class TileDataset(Dataset[dict[str, torch.Tensor]]):
+    """Tiles of one split (``all``: every split) whose every sensor passed the quality checks and is valid
+    at least ``min_valid``.
 
     ``dataset[i]`` is ``{sensor: float32 tensor (band, px, px)}``, each from one Zarr chunk. The store is
     opened lazily in each DataLoader worker (the object pickles as paths and numbers only).
@@ -37,7 +38,7 @@ class TileDataset(Dataset):
             keep &= table[f"{sensor}_valid"].fillna(0.0) >= min_valid
         chosen = table[keep].sort_values(["row", "col"])
         if chosen.empty:
-            raise EmptySplit(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "
+            raise EmptySplitError(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "
                             f"(min_valid {min_valid}); build more tiles or lower data.min_valid")
         self.tiles: list[str] = list(chosen["tile"])
         self.cells = [(int(c), int(r)) for c, r in zip(chosen["col"], chosen["row"], strict=True)]

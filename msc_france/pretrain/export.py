@@ -56,6 +56,7 @@ def load_backbone(folder: str | Path, sensor: str | None = None) -> nn.Module:
         raise UserError(f"backbone in {folder} was not trained on {sensor} (it knows {', '.join(card.sensors)})")
     entry = card.sensors[sensor]
     timm = import_timm()
-    return timm.create_model(card.arch, pretrained=True, num_classes=0, in_chans=entry.in_chans,
-                             img_size=card.img_size, dynamic_img_size=True,
-                             pretrained_cfg_overlay={"file": str(Path(folder) / entry.file)})
+    model: nn.Module = timm.create_model(card.arch, pretrained=True, num_classes=0, in_chans=entry.in_chans,
+                                         img_size=card.img_size, dynamic_img_size=True,
+                                         pretrained_cfg_overlay={"file": str(Path(folder) / entry.file)})
+    return model

@@ -316,7 +316,7 @@ def _in_worker_ipc(exc: BaseException) -> bool:
 def _dead_worker(wait_s: float = 1.0) -> str | None:
     """torch's word for a loader worker of this process that exited, once its exit is seen; None if none
     did (or the loader already let its workers go)."""
-    from torch.utils.data._utils.signal_handling import _error_if_any_worker_fails  # what the loader checks
+    from torch._C import _error_if_any_worker_fails  # what the loader checks (torch.utils.data._utils.signal_handling)
 
     deadline = time.monotonic() + wait_s
     while True:

@@ -55,6 +55,22 @@ def attributes(node: zarr.Group | zarr.Array[Any]) -> dict[str, Any]:
     return dict(node.attrs.asdict())
 
 
+def child_group(parent: zarr.Group, name: str) -> zarr.Group:
+    """``parent[name]``, which must be a group (zarr types a child as a group or an array)."""
+    found = parent[name]
+    if not isinstance(found, zarr.Group):
+        raise UserError(f"{name} in store {parent.store_path} is not a group; the store is damaged, build it again")
+    return found
+
+
+def child_array(parent: zarr.Group, name: str) -> zarr.Array[Any]:
+    """``parent[name]``, which must be an array (zarr types a child as a group or an array)."""
+    found = parent[name]
+    if not isinstance(found, zarr.Array):
+        raise UserError(f"{name} in store {parent.store_path} is not an array; the store is damaged, build it again")
+    return found
+
+
 class TileStore:
     """A tile store opened read-only (local path or fsspec URL)."""
 

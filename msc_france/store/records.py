@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -51,10 +51,12 @@ class TileRecord:
                    {str(k): float(v) for k, v in (data.get("invalid_fractions") or {}).items()})
 
 
-def _fraction(value: Any) -> float:
+def _fraction(value: object) -> float:
     """A record's fraction as a float; missing or unreadable values are NaN."""
+    if not isinstance(value, str | SupportsFloat):  # None, or a JSON list or object
+        return math.nan
     try:
-        return float(value) if value is not None else math.nan
+        return float(value)
     except (TypeError, ValueError):
         return math.nan
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyproj
 import zarr
-from pyproj import CRS as ProjCRS
 from zarr.codecs import ZstdCodec
 
 from msc_france.config import Recipe
@@ -20,13 +20,13 @@ from msc_france.provenance import STORE_KEY, RecipeRecord, content, describe
 from msc_france.sensors import Encoding
 from msc_france.store.done import forget_done
 from msc_france.store.layout import BUILDING, ROOT_KEY, STORE_VERSION, Layer, layers, shard_tiles
-from msc_france.store.reader import StoreMeta
+from msc_france.store.reader import StoreMeta, attributes, child_array
 
 ZSTD_LEVEL = 1  # fast, within a few % of the default level's size on imagery (docs/store.md)
 
 
 def _crs_attrs(grid: TileGrid) -> dict[str, Any]:
-    crs = ProjCRS.from_user_input(grid.crs)
+    crs = pyproj.CRS.from_user_input(grid.crs)
     return {**crs.to_cf(), "crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt()}
 
 
@@ -38,12 +38,13 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
     grid = recipe.tile_grid
     root = zarr.open_group(store, mode="a", zarr_format=3, storage_options=storage_options or None)
     meta = StoreMeta(grid, recipe.name, STORE_VERSION, RecipeRecord(recipe=recipe)).to_json()
-    existing = root.attrs.get(ROOT_KEY)
+    existing = attributes(root).get(ROOT_KEY)
     if existing is None:
         root.attrs[ROOT_KEY] = meta
     elif existing.get("grid") != meta["grid"]:
         raise UserError(f"store {store} was built on another grid ({existing.get('recipe')}: "
-                        f"{existing.get('grid', {}).get('footprint')} m tiles); grids never mix: use another store")
+                        f"{existing.get('grid', {}).get('footprint')} m tiles); "
+                        "grids never mix: use another store")
     elif STORE_KEY in existing:
         built = RecipeRecord.from_json(existing[STORE_KEY], f"store {store}").recipe
         if content(built) != content(recipe):
@@ -52,8 +53,9 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
     k = shard_tiles(recipe)
     for layer in layers(recipe, encodings):
         if layer.group in root:
-            if _complete(root[layer.group]):
-                _same_encoding(store, root[layer.group]["data"], layer)
+            node = root[layer.group]
+            if isinstance(node, zarr.Group) and _complete(node):
+                _same_encoding(store, child_array(node, "data"), layer)
                 continue
             del root[layer.group]  # its creation was cut short (kill -9, full disk): only metadata in it
         forget_done(store, layer.group, storage_options)
@@ -84,17 +86,18 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
             coord[:] = values
         band = group.create_array("band", shape=(len(layer.bands),), dtype=str, dimension_names=("band",))
         band[:] = np.array(layer.bands)
+        transform = " ".join(map(str, geobox.affine.to_gdal()))
         ref = group.create_array("spatial_ref", shape=(), dtype="int32",
-                                 attributes={**_crs_attrs(grid), "GeoTransform": " ".join(map(str, geobox.affine.to_gdal()))})
+                                 attributes={**_crs_attrs(grid), "GeoTransform": transform})
         ref[...] = 0
         del group.attrs[BUILDING]  # last: the group is complete
     return root
 
 
-def _same_encoding(store: str, data: zarr.Array, layer: Layer) -> None:
+def _same_encoding(store: str, data: zarr.Array[Any], layer: Layer) -> None:
     """Refuse to write ``layer`` into an existing array of another type, scale, offset or nodata."""
-    attrs = data.attrs
-    held = Encoding(str(data.dtype), attrs.get("nodata"), attrs.get("scale_factor_dn"), attrs.get("add_offset_dn"))
+    attrs = attributes(data)
+    held = Encoding(str(data.dtype), attrs["nodata"], attrs["scale_factor_dn"], attrs["add_offset_dn"])
     wanted = layer.encoding
     if held != wanted:
         raise UserError(f"store {store} holds {layer.group} as {held}, these items are {wanted}; "

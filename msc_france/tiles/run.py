@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import shapely
 import zarr
 from dask.distributed import Client, LocalCluster, as_completed
@@ -23,6 +24,7 @@ from msc_france.lock import exclusive
 from msc_france.store.done import all_done, read_done
 from msc_france.store.index import build_index, write_index
 from msc_france.store.layout import layers, lock_path, shard_of, shard_tiles
+from msc_france.store.reader import attributes, child_array, child_group
 from msc_france.store.records import BandStatistics, ShardRecord
 from msc_france.tiles.create import create_or_open
 from msc_france.tiles.shard import process_shard
@@ -68,14 +70,16 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     """A client of an existing cluster, or of a local cluster of worker processes."""
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="20s")  # type: ignore[no-untyped-call]  # distributed has no annotations
         except OSError as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); is it running?") from None
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    # distributed's LocalCluster and Client have no annotations
+    with (LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
+                       dashboard_address=":0", silence_logs=40) as cluster,
+          Client(cluster) as client):  # type: ignore[no-untyped-call]
         yield client
 
 
@@ -159,7 +163,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
                                      request.storage_options, order, pure=False, retries=2)
                        for layer, shard, shard_tile_list, near, order in jobs]
             with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
-                for future in as_completed(futures):
+                for future in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed has no annotations
                     future.result()
                     bar.update(1)
     index, table = finish_store(store, grid, request.storage_options)
@@ -168,18 +172,20 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
 
 
-def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, Any]:
+def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, gpd.GeoDataFrame]:
     """From the shards' completion records: band statistics, consolidated metadata and the tile index."""
     records = all_done(store, storage_options)
     _write_statistics(store, records, storage_options)
     with warnings.catch_warnings():  # consolidated metadata are not in the v3 spec yet; xarray opens faster with them
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None).store)
+        root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
+        zarr.consolidate_metadata(root.store)
     table = build_index([r for record in records for r in record.tiles.values()], grid)
     return write_index(table, store, storage_options or None), table
 
 
-def write_quicklooks(store: str, table: Any, out: Path, storage_options: dict[str, Any], most: int = 6) -> Path:
+def write_quicklooks(store: str, table: gpd.GeoDataFrame, out: Path, storage_options: dict[str, Any],
+                     most: int = 6) -> Path:
     """A coverage map of the index and the triplets of a spread sample of good tiles."""
     from msc_france.pairs import open_pairs
     from msc_france.quicklook import coverage_map, save_triplets
@@ -197,4 +203,6 @@ def _write_statistics(store: str, records: list[ShardRecord], storage_options: d
     for group_name in {r.group for r in records}:
         sums = [r.sums for r in records if r.group == group_name]
         total = sum(sums[1:], sums[0])
-        root[group_name].attrs["statistics"] = BandStatistics.of(root[group_name]["data"].attrs["bands"], total).to_json()
+        group = child_group(root, group_name)
+        bands = attributes(child_array(group, "data"))["bands"]
+        group.attrs["statistics"] = BandStatistics.of(bands, total).to_json()

@@ -6,7 +6,8 @@ whatever the scene size.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import zarr
@@ -15,6 +16,7 @@ from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.store.done import read_done, write_done
 from msc_france.store.layout import Layer, shard_box, tile_window
+from msc_france.store.reader import child_array, child_group
 from msc_france.store.records import BandSums, ShardRecord, TileRecord
 from msc_france.tiles.shard_codec import write_shard
 from msc_france.tiles.sources import SourceItem
@@ -22,16 +24,17 @@ from msc_france.tiles.tileplan import ShardOrder
 from msc_france.tiles.warp import CAUSES, CLOUD, Rendered, render
 
 
-def rewrites_whole_shard(tiles: list[TileId], shape: tuple[int, int], px: int) -> bool:
+def rewrites_whole_shard(tiles: list[TileId], shape: Sequence[int], px: int) -> bool:
     """True when ``tiles`` (all in one shard of ``shape`` pixels) are every tile of it: nothing to merge."""
     return len(set(tiles)) == (shape[0] // px) * (shape[1] // px)
 
 
-def _merged(group: zarr.Group, box: tuple[slice, slice], rendered: Any,
-            windows: list[tuple[slice, slice]]) -> tuple[np.ndarray, np.ndarray]:
+def _merged(data_array: zarr.Array[Any], valid_array: zarr.Array[Any], box: tuple[slice, slice],
+            rendered: Rendered, windows: list[tuple[slice, slice]]) -> tuple[np.ndarray, np.ndarray]:
     """The shard's current data and valid mask with the rendered ``windows`` written over them."""
-    data = group["data"][(slice(None), *box)]
-    valid = group["valid"][box]
+    # zarr types a read as any array-like or scalar; slices of a numpy-backed array read as numpy arrays
+    data = cast(np.ndarray, data_array[(slice(None), *box)])
+    valid = cast(np.ndarray, valid_array[box])
     for window in windows:
         data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
         valid[window] = rendered.valid[window]
@@ -87,14 +90,16 @@ def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, i
     px = grid.tile_px(layer.grid_sensor)
     ranks = order.ranks(items, shard, k, (target.shape[0] // px, target.shape[1] // px))
     rendered = render(layer, items, target, ranks)
-    group = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)[layer.group]
+    root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
+    group = child_group(root, layer.group)
+    data_array, valid_array = child_array(group, "data"), child_array(group, "valid")
     windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
     if rewrites_whole_shard(tiles, target.shape, px):
         data, valid = rendered.data, rendered.valid.view(np.uint8)
     else:
-        data, valid = _merged(group, box, rendered, list(windows.values()))
-    write_shard(group["data"], (0, shard[1], shard[0]), data)
-    write_shard(group["valid"], (shard[1], shard[0]), valid)
+        data, valid = _merged(data_array, valid_array, box, rendered, list(windows.values()))
+    write_shard(data_array, (0, shard[1], shard[0]), data)
+    write_shard(valid_array, (shard[1], shard[0]), valid)
     records = dict(previous.tiles) if previous else {}
     records.update({str(tile): _tile_record(tile, layer, rendered, window) for tile, window in windows.items()})
     record = ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer))

@@ -91,21 +91,35 @@ def region_geometry(folder: Path) -> Geometry:
     return Geometry(json.loads(path.read_text()), "EPSG:4326")
 
 
+def _asset_paths(item: pystac.Item, folder: Path) -> tuple[tuple[str, str], ...]:
+    """(asset key, absolute path) of each of a local item's assets, sorted."""
+    paths = []
+    for key, asset in item.assets.items():
+        href = asset.get_absolute_href()
+        if href is None:  # a relative href in an item read without its own path: not a catalog of ours
+            raise UserError(f"asset {key} of item {item.id} of {folder} has no path; download the region again")
+        paths.append((key, href))
+    return tuple(sorted(paths))
+
+
 def read_items(folder: Path) -> list[SourceItem]:
     """Every item of one local catalog."""
     catalog = pystac.Catalog.from_file(str(folder / "catalog.json"))
     items = []
     for item in catalog.get_items(recursive=True):
         props = item.properties
+        if item.geometry is None:
+            raise UserError(f"item {item.id} of {folder} has no footprint; download the region again")
         footprint = Geometry(item.geometry, "EPSG:4326").to_crs("EPSG:2154")
         items.append(SourceItem(
             sensor=props["msc:sensor"], item_id=item.id, region=folder.name,
             datetime=props.get("datetime") or props.get("start_datetime"),
             cloud=float(props.get("eo:cloud_cover", 0.0)), baseline=props.get("s2:processing_baseline"),
             footprint_wkt=footprint.wkt,
-            assets=tuple(sorted((k, a.get_absolute_href()) for k, a in item.assets.items())),
+            assets=_asset_paths(item, folder),
             nodata=tuple(sorted((k, float(bands[0]["nodata"])) for k, a in item.assets.items()
-                                if (bands := a.extra_fields.get("raster:bands")) and bands[0].get("nodata") is not None)),
+                                if (bands := a.extra_fields.get("raster:bands"))
+                                and bands[0].get("nodata") is not None)),
             encodings=_encodings(item),
         ))
     return sorted(items, key=lambda i: (i.sensor, i.cloud, i.item_id))

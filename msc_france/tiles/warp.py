@@ -19,14 +19,15 @@ import contextlib
 import functools
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import rasterio
 import shapely
+from odc.geo.crs import CRS
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 from rasterio._err import CPLE_BaseError
@@ -50,6 +51,8 @@ MIN_WEIGHT = 1e-5  # GDAL's masked kernels: a pixel with less valid weight is no
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # no sibling-file listing on each open
 
 Reads = list[tuple[DatasetReader, list[int]]]  # datasets sharing one grid, with the band indexes to read
+# What datasets must share for their bands to be warped in one call: CRS (WKT), transform, shape, dtype, nodata.
+GridKey = tuple[str | None, tuple[float, ...], tuple[int, int], str, float | None]
 # Why a pixel is what it is (Rendered.cause): valid, or the reason it is not.
 CLEAR, CLOUD, SNOW, NODATA, OTHER = range(5)
 CAUSES = {CLOUD: "cloud", SNOW: "snow", NODATA: "nodata", OTHER: "other"}  # the reasons, by code
@@ -73,10 +76,17 @@ class Rendered:
         return [self.items[i] for i in sorted(used, key=lambda i: (self.ranks[i, row, col], i))]
 
 
+def _crs(target: GeoBox) -> CRS:
+    """The target's CRS (every store grid has one)."""
+    if target.crs is None:
+        raise ValueError(f"the target grid {target} has no CRS")
+    return target.crs
+
+
 def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
     """True when ``target``'s pixels are pixels of ``ds`` (same CRS, resolution and alignment)."""
     a, t = ds.transform, target.affine
-    if ds.crs is None or ds.crs.to_epsg() != target.crs.epsg or a.b or a.d or t.b or t.d:
+    if ds.crs is None or ds.crs.to_epsg() != _crs(target).epsg or a.b or a.d or t.b or t.d:
         return False
     if not (np.isclose(a.a, t.a) and np.isclose(a.e, t.e)):
         return False
@@ -84,7 +94,7 @@ def _same_grid(ds: DatasetReader, target: GeoBox) -> bool:
     return all(np.isclose(o, round(o), atol=1e-6) for o in offsets)
 
 
-def _grid_key(ds: DatasetReader, nodata: float | None) -> tuple[object, ...]:
+def _grid_key(ds: DatasetReader, nodata: float | None) -> GridKey:
     """What datasets must share for their bands to be warped in one call."""
     return ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform), ds.shape, ds.dtypes[0], nodata
 
@@ -97,10 +107,12 @@ def _nodata(ds: DatasetReader, declared: float | None) -> float | None:
 def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
     """(y, x) True where every band of ``out`` holds data (not ``nodata``, not NaN)."""
     if out.dtype.kind == "f":
-        return ~np.isnan(out).any(axis=0)
+        present: np.ndarray = ~np.isnan(out).any(axis=0)
+        return present
     if nodata is None:
         return np.ones(out.shape[1:], bool)
-    return out.all(axis=0) if nodata == 0 else (out != nodata).all(axis=0)
+    # reduced over the bands of a (band, y, x) array: a (y, x) array, never the scalar the stubs allow
+    return cast(np.ndarray, out.all(axis=0) if nodata == 0 else (out != nodata).all(axis=0))
 
 
 def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +154,8 @@ def _missing(src: np.ndarray, nodata: float | None) -> np.ndarray:
     """(band, y, x) True where ``src`` is nodata."""
     if nodata is None:
         return np.zeros(src.shape, bool)
-    return np.isnan(src) if np.isnan(nodata) else src == nodata
+    missing: np.ndarray = np.isnan(src) if np.isnan(nodata) else src == nodata
+    return missing
 
 
 @functools.lru_cache(maxsize=64)
@@ -159,7 +172,7 @@ def _outline(target: GeoBox, ds: DatasetReader) -> np.ndarray:
                          right - (right - left) * steps, np.full(19, left)])
     ys = np.concatenate([[top, top, bottom, bottom], np.full(19, top), top - (top - bottom) * steps,
                          np.full(19, bottom), bottom + (top - bottom) * steps])
-    transformer = _transformer(target.crs.to_wkt(), ds.crs.to_wkt(), threading.get_ident())
+    transformer = _transformer(_crs(target).to_wkt(), ds.crs.to_wkt(), threading.get_ident())
     return np.column_stack(transformer.transform(xs, ys))
 
 
@@ -187,11 +200,12 @@ def _integers_as_they_are(src: np.ndarray, missing: np.ndarray, nodata: float | 
     if resampling == Resampling.nearest:
         return True
     info = np.iinfo(src.dtype)
-    return nodata in (info.min, info.max) and not _touches(missing.any(axis=0), corners)
+    # (y, x): reduced over the bands of a (band, y, x) array, never the scalar the stubs allow
+    return nodata in (info.min, info.max) and not _touches(cast(np.ndarray, missing.any(axis=0)), corners)
 
 
 def _normalised(src: np.ndarray, missing: np.ndarray, nodata: float | None, grids: dict[str, Any],
-                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+                shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``average`` or ``bilinear`` with nodata left out, as GDAL's masked kernels do, at the speed of
     its unmasked ones: warp the data (nodata as 0) and the valid mask in the same call, then divide
     (normalised convolution). Float32 values; present where the valid weight passes GDAL's threshold
@@ -206,10 +220,11 @@ def _normalised(src: np.ndarray, missing: np.ndarray, nodata: float | None, grid
     reproject(stack, out, init_dest_nodata=False, **grids)
     values, weight = out[:count], out[count:]
     np.divide(values, weight, out=values, where=weight > MIN_WEIGHT)
-    present = (weight > MIN_WEIGHT).all(axis=0)
+    present = cast(np.ndarray, (weight > MIN_WEIGHT).all(axis=0))  # (y, x), as in _present
     if grids["resampling"] == Resampling.bilinear:
         under = np.zeros((len(masks), *shape), np.uint8)
-        reproject((~masks).view(np.uint8), under, init_dest_nodata=False, **{**grids, "resampling": Resampling.nearest})
+        reproject((~masks).view(np.uint8), under, init_dest_nodata=False,
+                  **{**grids, "resampling": Resampling.nearest})
         present &= under.all(axis=0)
     return values, present
 
@@ -252,7 +267,8 @@ def _to_dn(values: np.ndarray, layer: Layer, shift: int) -> np.ndarray:
         wide += shift  # after rounding: whole numbers stay exact in float32
     else:
         wide = values.astype(np.int64) + shift
-    return np.clip(wide, info.min + 1, info.max, out=wide).astype(layer.dtype)
+    dn: np.ndarray = np.clip(wide, info.min + 1, info.max, out=wide).astype(layer.dtype)
+    return dn
 
 
 def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
@@ -268,7 +284,7 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
 def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
                 files: contextlib.ExitStack) -> tuple[np.ndarray, np.ndarray]:
     """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present."""
-    groups: dict[tuple[object, ...], tuple[Reads, list[int]]] = {}
+    groups: dict[GridKey, tuple[Reads, list[int]]] = {}
     opened: dict[str, DatasetReader] = {}
     for position, (key, band) in enumerate(_band_reads(layer, item)):
         if key not in opened:
@@ -329,7 +345,7 @@ def _readable(item: SourceItem) -> Iterator[None]:
                         f"delete {folder} and rerun the download, then tiles") from None
 
 
-def _blocks(ranks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def _blocks(ranks: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """(y, x) ranks of one item from its (tile row, tile column) ranks, each tile ``shape / ranks.shape`` pixels."""
     rows, cols = ranks.shape
     return np.repeat(np.repeat(ranks, shape[0] // rows, axis=0), shape[1] // cols, axis=1)

@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
 import zarr
 
+from msc_france.demo.server import DemoServer
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
 from msc_france.lock import exclusive
@@ -94,7 +96,8 @@ def _damage(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["truncated", "corrupt"])
 def test_a_damaged_cog_is_a_one_line_error_and_a_new_download_repairs_it(
-    downloaded: Path, store: str, cluster: str, served_world, tiny_world, tmp_path: Path, how: str,  # noqa: F811
+    downloaded: Path, store: str, cluster: str, served_world: DemoServer,  # noqa: F811
+    tiny_world: tuple[Path, dict[str, Any]], tmp_path: Path, how: str,
 ) -> None:
     data = _copy_data(downloaded, tmp_path)
     b04 = next(data.glob("catalogs/*/s2/*/B04.tif"))
@@ -152,7 +155,8 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
 ) -> None:
     data = _copy_data(downloaded, tmp_path)
     shards = sum(pages(p) for p in (*Path(store).glob("*/data/c"), *Path(store).glob("*/valid/c")))
-    needed = pages(Path(store)) + pages(Path(store).with_suffix(".tiles.done")) + pages(Path(store).with_suffix(".tiles.parquet"))
+    needed = (pages(Path(store)) + pages(Path(store).with_suffix(".tiles.done"))
+              + pages(Path(store).with_suffix(".tiles.parquet")))
     resize(small_fs, needed - shards // 2)  # the metadata fit, half the shards do not
     other = small_fs / "demo.zarr"
     command = [sys.executable, "-m", "msc_france", "tiles", "--recipe", "demo", "--data", str(data),
@@ -160,7 +164,8 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     full = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert full.returncode == 2, full.stderr[-2000:]
     last = full.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no space left on device") and "free some space and rerun" in last, full.stderr[-2000:]
+    assert last.startswith("error: no space left on device"), full.stderr[-2000:]
+    assert "free some space and rerun" in last, full.stderr[-2000:]
     assert "Traceback" not in full.stderr
     kept = len(all_done(str(other)))
     resize(small_fs, 64 * MIB)
