@@ -286,7 +286,8 @@ def demo_run(
     catalog: str = "demo",
     pretrain_config: Annotated[str, typer.Option("--pretrain-config", help="pretraining preset")] = "pretrain-demo",
 ) -> None:
-    """Everything offline: demo world, download, tiles, publish, pretraining (DINO + MSAD and DINO alone), evaluation."""
+    """Everything offline: demo world, download, tiles, publish, pretraining (DINO + MSAD and DINO alone),
+    evaluation."""
     import json
 
     from pystac_client import Client

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import SupportsFloat
 
 import geopandas as gpd
 import shapely
@@ -179,4 +180,7 @@ def _date(text: object) -> dt.datetime | None:
 
 
 def _fraction(value: object) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)  # type: ignore[arg-type]
+    """An index share as a float; None where the tile has none (None or NaN)."""
+    if not isinstance(value, SupportsFloat) or math.isnan(float(value)):
+        return None
+    return float(value)
