@@ -43,7 +43,7 @@ from msc_france.grid import tiles_between
 from msc_france.sensors import SENSORS
 from msc_france.store.layout import layers
 from msc_france.tiles.create import ZSTD_LEVEL
-from msc_france.tiles.shard_codec import write_shard
+from msc_france.tiles.shard import RUST_CODECS
 from msc_france.tiles.sources import read_items, region_geometry
 from msc_france.tiles.warp import kernel, render
 
@@ -103,7 +103,8 @@ def main() -> None:
     def ours() -> None:
         rendered = render(layer, items, target)
         for name, values in (("data", rendered.data), ("valid", rendered.valid.view(np.uint8))):
-            write_shard(zarr.open_array(str(work / f"ours-{name}.zarr"), mode="r+"), (0,) * values.ndim, values)
+            with zarr.config.set(RUST_CODECS):  # as the tiles stage writes (tiles/shard.py)
+                zarr.open_array(str(work / f"ours-{name}.zarr"), mode="r+")[...] = values
 
     stac_items = []
     for item in pystac.Catalog.from_file(str(folder / "catalog.json")).get_items(recursive=True):

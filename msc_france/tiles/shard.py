@@ -18,10 +18,14 @@ from msc_france.store.done import read_done, write_done
 from msc_france.store.layout import Layer, shard_box, tile_window
 from msc_france.store.reader import child_array, child_group
 from msc_france.store.records import BandSums, ShardRecord, TileRecord
-from msc_france.tiles.shard_codec import write_shard
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.tileplan import ShardOrder
 from msc_france.tiles.warp import CAUSES, CLOUD, Rendered, render
+
+# Shards are encoded by zarrs-python's Rust codec pipeline, one thread per task (a tiles worker runs one
+# task at a time): the bytes zarr-python writes, 1.4x faster than the hand-written encoder it replaced and
+# 4x faster than zarr-python's own pipeline (bench/shard_writer.py, docs/store.md).
+RUST_CODECS = {"codec_pipeline.path": "zarrs.ZarrsCodecPipeline", "threading.max_workers": 1}
 
 
 def rewrites_whole_shard(tiles: list[TileId], shape: Sequence[int], px: int) -> bool:
@@ -90,16 +94,17 @@ def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, i
     px = grid.tile_px(layer.grid_sensor)
     ranks = order.ranks(items, shard, k, (target.shape[0] // px, target.shape[1] // px))
     rendered = render(layer, items, target, ranks)
-    root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
-    group = child_group(root, layer.group)
-    data_array, valid_array = child_array(group, "data"), child_array(group, "valid")
     windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
-    if rewrites_whole_shard(tiles, target.shape, px):
-        data, valid = rendered.data, rendered.valid.view(np.uint8)
-    else:
-        data, valid = _merged(data_array, valid_array, box, rendered, list(windows.values()))
-    write_shard(data_array, (0, shard[1], shard[0]), data)
-    write_shard(valid_array, (shard[1], shard[0]), valid)
+    with zarr.config.set(RUST_CODECS):  # arrays take their codec pipeline when opened
+        root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
+        group = child_group(root, layer.group)
+        data_array, valid_array = child_array(group, "data"), child_array(group, "valid")
+        if rewrites_whole_shard(tiles, target.shape, px):
+            data, valid = rendered.data, rendered.valid.view(np.uint8)
+        else:
+            data, valid = _merged(data_array, valid_array, box, rendered, list(windows.values()))
+        data_array[(slice(None), *box)] = data  # the whole shard, clipped at the grid's edge: one encode, one put
+        valid_array[box] = valid
     records = dict(previous.tiles) if previous else {}
     records.update({str(tile): _tile_record(tile, layer, rendered, window) for tile, window in windows.items()})
     record = ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer))
