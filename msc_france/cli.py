@@ -15,6 +15,7 @@ from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, UserError, disk_full, disk_full_message
+from msc_france.redact import redact_text
 
 if TYPE_CHECKING:
     from msc_france.eval.run import EvalSummary  # imported on use: it loads torch
@@ -73,11 +74,12 @@ def download(
     t = summary.transfer
     console.print(
         f"fetched {len(summary.fetched) - len(summary.skipped)} files ({t.bytes / 1e6:.1f} MB in {t.requests} "
-        f"requests, {t.retries} retries, {t.resigned} re-signed), skipped {len(summary.skipped)} complete, "
+        f"requests, {t.retries} retries, {t.resigned} re-signed), re-fetched {len(summary.refetched)} damaged, "
+        f"skipped {len(summary.skipped)} complete, "
         f"failed {len(summary.failed)}"
     )
     for name, reason in summary.failed:
-        console.print(f"  failed {name}: {reason}", markup=False)
+        console.print(f"  failed {name}: {redact_text(reason)}", markup=False)
     for line in summary.uncovered:
         console.print(f"  left out VHR window {line}", markup=False)
     if summary.catalog_path:
@@ -336,7 +338,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
         full = disk_full(exc)

@@ -344,3 +344,63 @@ def test_a_departement_plan_against_the_footprint_world(tmp_path: Path, served_w
     assert len(kept) == len(plan.sensors["s2"].candidates), "one item per acquisition"
     assert plan.tiles["s2_items"].map(len).max() >= 1 and plan.tiles["reference_date"].notna().mean() > 0.99
     assert (tmp_path / "d" / "catalogs" / plan.region.slug / "plan.parquet").exists()
+
+
+def _checksums(root: Path) -> dict[str, str]:
+    """``file:checksum`` of every asset of the local catalog under ``root``, by asset file."""
+    sums: dict[str, str] = {}
+    for item_file in root.glob("*/*/*.json"):
+        for asset in json.loads(item_file.read_text()).get("assets", {}).values():
+            sums[str((item_file.parent / asset["href"]).resolve().relative_to(root.resolve()))] = asset["file:checksum"]
+    return sums
+
+
+def test_a_damaged_download_is_fetched_again(tmp_path: Path, served_world: DemoServer, tiny_world: World,
+                                             reference: Path) -> None:
+    import shutil
+
+    from msc_france.download.fetch import local_state
+
+    data = tmp_path / "d"
+    shutil.copytree(reference, data / "catalogs")
+    root = next((data / "catalogs").iterdir())
+    truncated, emptied = sorted(root.glob("s2/*/B0*.tif"))[:2]
+    head = len(truncated.read_bytes()) // 2
+    truncated.write_bytes(truncated.read_bytes()[:head])
+    emptied.write_bytes(b"")
+    with rasterio.open(truncated) as ds:  # the premise: its header is intact, its pixels are not
+        assert ds.count >= 1
+        with pytest.raises(rasterio.errors.RasterioIOError):
+            ds.read()
+    assert local_state(truncated, None) == local_state(emptied, None) == "damaged", "caught even with no record"
+    command = [sys.executable, "-m", "msc_france", "download", "--region", _region(tiny_world), "--catalog",
+               str(_catalog_file(tmp_path, served_world.stac_url)), "--recipe", "demo", "--data", str(data),
+               "--concurrency", "1"]
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    line = " ".join(rerun.stdout.split())
+    assert "re-fetched 2 damaged" in line and "failed 0" in line, line
+    assert f"skipped {len(_tifs(reference)) - 2} complete" in line, line
+    assert _tifs(data / "catalogs") == _tifs(reference)
+    assert _checksums(root) == _checksums(next(reference.iterdir())), "the catalog records the good files"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "re-fetched 0 damaged" in " ".join(again.stdout.split()), again.stdout
+
+
+@pytest.mark.parametrize("case", ["unreachable", "no items"])
+def test_secrets_in_catalog_urls_are_never_printed(tmp_path: Path, served_world: DemoServer, tiny_world: World,
+                                                   case: str) -> None:
+    if case == "unreachable":  # the error names the API it could not open
+        url, dates = f"http://reader:PASSWORD@127.0.0.1:{free_port()}/?token=SECRET&sig=SIGNATURE", []
+    else:  # the error names the API that has nothing between the dates
+        url, dates = f"{served_world.stac_url}?token=SECRET&api_key=SIGNATURE", ["--start", "1990-01-01",
+                                                                                  "--end", "1990-02-01"]
+    result = subprocess.run(
+        [sys.executable, "-m", "msc_france", "download", "--region", _region(tiny_world), "--catalog",
+         str(_catalog_file(tmp_path, url)), "--recipe", "demo", "--data", str(tmp_path / "d"), "--dry-run", *dates],
+        capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "127.0.0.1" in result.stderr and "token=***" in result.stderr, "the host is named, the key is not"
+    for secret in ("SECRET", "SIGNATURE", "PASSWORD"):
+        assert secret not in output

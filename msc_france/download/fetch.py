@@ -1,7 +1,9 @@
 """Fetch the windows the tiles stage needs, in each source's native CRS and grid (no resampling):
 only the region's tiles plus a margin, only the recipe's bands, an overview when the recipe's GSD
 is coarser than the source's. Each file is written under a temporary name and renamed when
-complete, so a rerun skips complete files and rewrites partial ones.
+complete, so a rerun skips complete files and rewrites partial ones. A file counts as complete only
+if its size and checksum are those the local catalog recorded when it was fetched (or, with no
+record, if every block of it reads back): a damaged or zero-length file is fetched again.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from msc_france.cog import write_cog
-from msc_france.download.http import FetchError, HttpOpener, strip_query
+from msc_france.download.http import FetchError, HttpOpener
 from msc_france.errors import UserError
+from msc_france.redact import redact
 from msc_france.windows import padded_window
 
 METRES_PER_DEGREE = 111_320.0  # along a meridian; close enough to choose an overview
@@ -57,6 +60,15 @@ class Fetched:
     shape: tuple[int, int]
     skipped: bool
     dtype: str  # of the local file's bands
+    refetched: bool = False  # a local file was there but damaged, and was fetched again
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the local catalog recorded of a fetched file (STAC file extension)."""
+
+    size: int
+    checksum: str
 
 
 def multihash_sha256(path: Path) -> str:
@@ -96,22 +108,53 @@ def _window(dataset: rasterio.io.DatasetReader, area_l93: BoundingBox) -> Window
     return window
 
 
-def describe(job: AssetJob, skipped: bool) -> Fetched:
+def describe(job: AssetJob, skipped: bool, refetched: bool = False) -> Fetched:
     with rasterio.open(job.path) as local:
         return Fetched(job, job.path.stat().st_size, multihash_sha256(job.path), str(local.crs),
-                       list(local.transform)[:6], (local.height, local.width), skipped, local.dtypes[0])
+                       list(local.transform)[:6], (local.height, local.width), skipped, local.dtypes[0], refetched)
 
 
-def fetch_asset(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> Fetched:
-    """Fetch one asset's window unless a complete local file is already there."""
-    if job.path.exists():
+def readable(path: Path) -> bool:
+    """Whether every block of every band of the GeoTIFF at ``path`` reads back (a truncated or
+    zero-length file does not)."""
+    try:
+        with rasterio.open(path) as local:
+            for _, window in local.block_windows(1):
+                local.read(window=window)
+    except (RasterioIOError, OSError, ValueError):
+        return False
+    return True
+
+
+def local_state(path: Path, recorded: FileRecord | None) -> str:
+    """``"complete"``, ``"damaged"`` (there but not as fetched: re-fetch it) or ``"missing"``. With a
+    record, the size and checksum must match it; without one, every block must read back."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    if size == 0:
+        return "damaged"
+    if recorded is not None:
+        same = size == recorded.size and multihash_sha256(path) == recorded.checksum
+        return "complete" if same else "damaged"
+    return "complete" if readable(path) else "damaged"
+
+
+def fetch_asset(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener,
+                recorded: FileRecord | None = None) -> Fetched:
+    """Fetch one asset's window unless a complete local file is already there (see :func:`local_state`)."""
+    state = local_state(job.path, recorded)
+    if state == "complete":
         return describe(job, skipped=True)
+    if state == "damaged":  # never left for a later stage to read should the fetch fail
+        job.path.unlink(missing_ok=True)
     try:
         _fetch(job, area_l93, opener)
     except RasterioIOError as exc:
         cause = opener.failure(job.href)
-        raise (cause or FetchError(f"{strip_query(job.href)}: {exc}")) from None
-    return describe(job, skipped=False)
+        raise (cause or FetchError(f"{redact(job.href)}: {exc}")) from None
+    return describe(job, skipped=False, refetched=state == "damaged")
 
 
 def _fetch(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> None:
@@ -120,14 +163,14 @@ def _fetch(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener) -> None:
             actual = f"EPSG:{probe.crs.to_epsg()}" if probe.crs and probe.crs.to_epsg() else str(probe.crs)
             if job.declared_crs and job.declared_crs != actual:
                 raise FetchError(
-                    f"{strip_query(job.href)}: the STAC item says {job.declared_crs} but the file is {actual}")
+                    f"{redact(job.href)}: the STAC item says {job.declared_crs} but the file is {actual}")
             # Overview choice in metres, also for geographic grids (WorldCover's 1/12000 degree).
             native_gsd = abs(probe.transform.a) * (METRES_PER_DEGREE if probe.crs.is_geographic else 1.0)
             level = _overview_level(probe.overviews(1), native_gsd, job.target_gsd)
         options = {"overview_level": level} if level is not None else {}
         with rasterio.open(job.href, opener=opener, **options) as dataset:
             if max(job.bands) > dataset.count:
-                raise FetchError(f"{strip_query(job.href)} has {dataset.count} bands, no band {max(job.bands)}; "
+                raise FetchError(f"{redact(job.href)} has {dataset.count} bands, no band {max(job.bands)}; "
                                  f"check the catalog's `bands` for {job.sensor}")
             window = _window(dataset, area_l93)
             data = dataset.read(list(job.bands), window=window)

@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from msc_france.errors import UserError
+from msc_france.redact import redact
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -111,11 +112,11 @@ class RangeClient:
                 self.policy.sleep(self.policy.delay(attempt, _retry_after(response)))
                 continue
             if response.status_code == 403:
-                raise FetchError(f"HTTP 403 for {self.unsigned} even after re-signing: check the access token")
+                raise FetchError(f"HTTP 403 for {redact(self.unsigned)} even after re-signing: check the access token")
             if response.status_code == 404:
-                raise FetchError(f"HTTP 404 for {self.unsigned}: the asset is gone from the server")
+                raise FetchError(f"HTTP 404 for {redact(self.unsigned)}: the asset is gone from the server")
             if response.status_code not in (200, 206):
-                raise FetchError(f"HTTP {response.status_code} for {self.unsigned}")
+                raise FetchError(f"HTTP {response.status_code} for {redact(self.unsigned)}")
             body = response.content
             total = self._total(response, len(body))
             expected = min(stop, total - 1) - start + 1 if response.status_code == 206 else total
@@ -128,7 +129,7 @@ class RangeClient:
             if response.status_code == 200:  # server ignored Range: keep only what was asked
                 body = body[start : stop + 1]
             return body, total
-        raise FetchError(f"{self.unsigned}: gave up after {self.policy.attempts} attempts ({last_problem})")
+        raise FetchError(f"{redact(self.unsigned)}: gave up after {self.policy.attempts} attempts ({last_problem})")
 
     @staticmethod
     def _total(response: httpx.Response, received: int) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import pystac
 
 from msc_france.download.candidates import Candidate
-from msc_france.download.fetch import Fetched
+from msc_france.download.fetch import Fetched, FileRecord
 from msc_france.provenance import CATALOG_KEY, RecipeRecord
 from msc_france.sensors import SENSORS
 from msc_france.store.atomic import atomic_write
@@ -108,3 +108,21 @@ def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]], rec
 
 def write_json(path: Path, data: object) -> None:
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+
+
+def recorded_files(root: Path) -> dict[Path, FileRecord]:
+    """Size and checksum of each file the local catalog under ``root`` lists (``root/SENSOR/ITEM/ITEM.json``),
+    by resolved path: what a rerun checks a local file against before taking it as complete. An
+    unreadable item file records nothing (its files are then checked by reading them)."""
+    records: dict[Path, FileRecord] = {}
+    for item_file in sorted(root.glob("*/*/*.json")):
+        try:
+            item = json.loads(item_file.read_text())
+            assets = item.get("assets", {}) if isinstance(item, dict) else {}
+            for asset in assets.values():
+                size, checksum, href = asset.get("file:size"), asset.get("file:checksum"), asset.get("href")
+                if isinstance(size, int) and isinstance(checksum, str) and isinstance(href, str):
+                    records[(item_file.parent / href).resolve()] = FileRecord(size, checksum)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return records

@@ -28,7 +28,7 @@ from msc_france.config import (
     load_recipe,
 )
 from msc_france.download.candidates import Candidate, candidate, one_per_acquisition
-from msc_france.download.fetch import AssetJob, Fetched, declared_crs, fetch_asset
+from msc_france.download.fetch import AssetJob, Fetched, FileRecord, declared_crs, fetch_asset
 from msc_france.download.http import (
     FetchError,
     HttpOpener,
@@ -39,7 +39,7 @@ from msc_france.download.http import (
     planetary_computer_signing,
     strip_query,
 )
-from msc_france.download.local_catalog import local_item, write_catalog, write_json
+from msc_france.download.local_catalog import local_item, recorded_files, write_catalog, write_json
 from msc_france.download.plan import RegionPlan, SensorCandidates, plan_tiles
 from msc_france.download.plan_report import fetch_bytes, plan_report, write_plan
 from msc_france.download.search import open_api, search_source
@@ -58,6 +58,7 @@ from msc_france.errors import UserError
 from msc_france.grid import TileId, tiles_between
 from msc_france.lock import exclusive
 from msc_france.provenance import RecipeRecord, catalog_record, content, describe
+from msc_france.redact import redact, redact_text
 from msc_france.regions import Region, region_tiles, resolve_region
 from msc_france.sensors import SENSORS
 from msc_france.store.atomic import PARTIAL_GLOB
@@ -99,6 +100,11 @@ class Summary:
     @property
     def skipped(self) -> list[Fetched]:
         return [f for f in self.fetched if f.skipped]
+
+    @property
+    def refetched(self) -> list[Fetched]:
+        """Files that were there but damaged (not as the local catalog recorded them), fetched again."""
+        return [f for f in self.fetched if f.refetched]
 
 
 def _endpoints(source: StacSource | WmsSource) -> dict[str, StacSource | WmsSource | WmtsEndpoint | WfsDates]:
@@ -241,7 +247,7 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
                                         dt.date(2100, 1, 1) if rare else end, max_cloud, use_cloud=key != "labels",
                                         assets=_needed_assets(key, recipe, source))
         if rejected:
-            console.print(f"left out {len(rejected)} unusable {source.collection} items from {source.url}: "
+            console.print(f"left out {len(rejected)} unusable {source.collection} items from {redact(source.url)}: "
                           + "; ".join(f"{r.item_id!r}: {r.reason}" for r in rejected[:5])
                           + (" ..." if len(rejected) > 5 else ""), markup=False)
         over = [c for c in (candidate(key, i) for i in items) if c.footprint.geom.intersects(region_l93.geom)]
@@ -249,7 +255,7 @@ def _search(catalog: Catalog, recipe: Recipe, region: Region, start: dt.date, en
         if not kept:
             when = "" if rare else f" between {start} and {end}"
             cloud = f" with cloud <= {max_cloud:g} %" if max_cloud is not None and key != "labels" else ""
-            raise UserError(f"no {SENSOR_TITLES[key]} item over {region.name}{when}{cloud} in {source.url} "
+            raise UserError(f"no {SENSOR_TITLES[key]} item over {region.name}{when}{cloud} in {redact(source.url)} "
                             f"({source.collection}); widen the dates or max_cloud")
         sensors[key] = SensorCandidates(key, kept, ORDERS[key])
     return sensors, duplicates
@@ -276,27 +282,31 @@ def make_region_plan(request: DownloadRequest, catalog: Catalog, recipe: Recipe,
 
 
 def _fetch_all(jobs: list[tuple[AssetJob, BoundingBox]], openers: dict[str, HttpOpener], transfer: Transfer,
-               concurrency: int, desc: str) -> tuple[dict[str, list[Fetched]], list[tuple[str, str]]]:
-    """Fetch ``jobs`` (each with its area) in threads: the files by item, and the failures; the bar
-    shows the megabytes ``transfer`` has counted."""
+               concurrency: int, desc: str, records: dict[Path, FileRecord]
+               ) -> tuple[dict[str, list[Fetched]], list[tuple[str, str]]]:
+    """Fetch ``jobs`` (each with its area) in threads, a local file counting as complete only if it is as
+    ``records`` (the local catalog) has it: the files by item, and the failures; the bar shows the
+    megabytes ``transfer`` has counted."""
     results: dict[str, list[Fetched]] = {}
     failed: list[tuple[str, str]] = []
     with tqdm(total=len(jobs), unit="file", desc=desc, dynamic_ncols=True) as bar, \
             ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(fetch_asset, job, area, openers[job.sensor]): job for job, area in jobs}
+        futures = {pool.submit(fetch_asset, job, area, openers[job.sensor], records.get(job.path.resolve())): job
+                   for job, area in jobs}
         for future in as_completed(futures):
             job = futures[future]
             try:
                 results.setdefault(job.item_id, []).append(future.result())
             except (FetchError, UserError, OSError, RuntimeError) as exc:
-                failed.append((f"{job.item_id}/{job.key}", " ".join(str(exc).split())[:300]))
+                failed.append((f"{job.item_id}/{job.key}", redact_text(" ".join(str(exc).split()))[:300]))
             bar.update(1)
             bar.set_postfix_str(f"{transfer.bytes / 1e6:.1f} MB")
     return results, failed
 
 
 def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[str, HttpOpener],
-                    transfer: Transfer, concurrency: int) -> tuple[dict[tuple[str, str], float], dict[Path, Fetched]]:
+                    transfer: Transfer, concurrency: int, records: dict[Path, FileRecord],
+                    ) -> tuple[dict[tuple[str, str], float], dict[Path, Fetched]]:
     """Cloud over each tile, by (item, tile), from the masks of the candidates that could serve it: the
     Sentinel-2 and Landsat items within the window of some tile's reference date. A mask that cannot be
     fetched leaves the scene's figure in place (the item's files are fetched, or fail, later)."""
@@ -317,7 +327,7 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
             if tiles:
                 served[cand.item_id] = tiles
                 jobs.append((_mask_job(cand, recipe, root), tiles_between(grid, tiles)))
-    fetched, _ = _fetch_all(jobs, openers, transfer, concurrency, "masks")
+    fetched, _ = _fetch_all(jobs, openers, transfer, concurrency, "masks", records)
     measured: dict[tuple[str, str], float] = {}
     for job, _area in jobs:
         if job.item_id in fetched:
@@ -415,7 +425,8 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
             key: HttpOpener(client, _signer(s), RetryPolicy(), transfer)
             for key, s in catalog.sources.items() if isinstance(s, StacSource)
         }
-        measured, masks = _measure_clouds(plan, recipe, root, openers, transfer, request.concurrency)
+        records = recorded_files(root)  # before anything is fetched: what the last complete run wrote
+        measured, masks = _measure_clouds(plan, recipe, root, openers, transfer, request.concurrency, records)
         if measured:
             plan = plan_tiles(region, recipe.tile_grid, tiles, plan.sensors, request.window_days, measured,
                               plan.duplicates)
@@ -433,7 +444,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
                     area = tiles_between(recipe.tile_grid, item_tiles[cand.item_id])
                     jobs += [(job, area) for job in _band_jobs(cand, recipe, catalog, root)]
         results, failed = _fetch_all([(j, a) for j, a in jobs if j.path not in masks], openers, transfer,
-                                     request.concurrency, "download")
+                                     request.concurrency, "download", records)
         summary.fetched += [*masks.values(), *(f for files in results.values() for f in files)]
         for job, _area in jobs:  # the masks fetched to measure clouds are the items' own
             if job.path in masks:

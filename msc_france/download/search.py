@@ -20,6 +20,7 @@ from pystac_client.exceptions import APIError
 from msc_france.config import StacSource
 from msc_france.download.validate import Rejected, usable_items
 from msc_france.errors import UserError
+from msc_france.redact import redact, redact_text
 from msc_france.regions import Region
 
 
@@ -28,9 +29,9 @@ def open_api(url: str) -> Client:
     try:
         return Client.open(url)
     except (APIError, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:200]
+        reason = redact_text(" ".join(str(exc).split()))[:200]
         raise UserError(
-            f"cannot open the STAC API at {url} ({reason}); check the network or the catalog's url") from None
+            f"cannot open the STAC API at {redact(url)} ({reason}); check the network or the catalog's url") from None
 
 
 def _cql2(max_cloud: float | None, platforms: list[str]) -> dict[str, Any] | None:
@@ -88,9 +89,9 @@ def search_source(
             for raw in search.items_as_dicts():
                 found.setdefault(str(raw.get("id")) if isinstance(raw, dict) else f"?{len(found)}", raw)
     except (APIError, OSError) as exc:
-        reason = " ".join(str(exc).split())[:200]
+        reason = redact_text(" ".join(str(exc).split()))[:200]
         raise UserError(
-            f"STAC search of {source.collection} at {source.url} failed ({reason}); try again later") from None
+            f"STAC search of {source.collection} at {redact(source.url)} failed ({reason}); try again later") from None
     items, rejected = usable_items(found.values(), assets)
     # Client-side as well: harmless when the server filtered, needed when it could not.
     kept = sorted((i for i in items if _keep(i, max_cloud, source.platforms)),

@@ -43,11 +43,12 @@ from rasterio.windows import from_bounds
 from msc_france.cog import write_cog
 from msc_france.config import Recipe, WmsSource
 from msc_france.download.candidates import Candidate
-from msc_france.download.fetch import AssetJob, Fetched, describe
+from msc_france.download.fetch import AssetJob, Fetched, describe, local_state
 from msc_france.download.http import FetchError
 from msc_france.download.local_catalog import FILE_EXT, PROJ_EXT, RASTER_EXT, local_asset, write_json
 from msc_france.download.plan import SensorCandidates
 from msc_france.grid import CRS, EXTENT_SIZE, ORIGIN, TileGrid, TileId, tiles_between
+from msc_france.redact import redact, redact_text
 from msc_france.sensors import SENSORS
 
 RECORD = "window.json"
@@ -222,13 +223,13 @@ def dated_layers(source: WmsSource) -> list[tuple[int, str]]:
                 names = [dict(p.split("=", 1) for p in sub.split("?", 1)[1].split("&") if "=" in p).get("LAYERS", "")
                          for sub in listing.subdatasets]
     except RasterioIOError as exc:
-        raise FetchError(f"{source.url}: cannot read the WMS capabilities ({_reason(exc)})") from None
+        raise FetchError(f"{redact(source.url)}: cannot read the WMS capabilities ({_reason(exc)})") from None
     years = {int(m.group(1)): name for name in names if (m := pattern.match(name))}
     return sorted(years.items(), reverse=True)
 
 
 def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200]
+    return redact_text(" ".join(str(exc).split()))[:200]
 
 
 # --- one window ----------------------------------------------------------------------------------
@@ -294,14 +295,15 @@ def fetch_window(window: VhrWindow, source: WmsSource, recipe: Recipe, root: Pat
     job = _job(window, source, recipe, root)
     record_path = job.path.parent / RECORD
     record = WindowRecord.read(record_path)
-    if record is not None and record.bounds == window.bounds and job.path.exists():
+    state = local_state(job.path, None)  # no catalog record here: every block must read back
+    if record is not None and record.bounds == window.bounds and state == "complete":
         return WindowResult(record, describe(job, skipped=True))
     problem = ""
     for attempt in range(source.window_attempts):
         try:
             record = _fetch_window(window, job, source, layers)
             record.write(record_path)
-            return WindowResult(record, describe(job, skipped=False))
+            return WindowResult(record, describe(job, skipped=False, refetched=state == "damaged"))
         except RasterioIOError as exc:
             problem = _reason(exc)
             if attempt + 1 < source.window_attempts:
@@ -322,7 +324,7 @@ def _fetch_window(window: VhrWindow, job: AssetJob, source: WmsSource, layers: L
         used = [source.wmts.layer if source.wmts else source.layer]
         if "nir" in wanted:
             if layers.irc is None:
-                raise FetchError(f"the recipe asks for nir but the VHR source {source.url} has no nir_layer")
+                raise FetchError(f"the recipe asks for nir but the VHR source {redact(source.url)} has no nir_layer")
             irc_png = source.format == "image/png"
             irc = _read(layers.irc, box, shape, (1, 2, 3, 4) if irc_png else (1, 2, 3))
             planes["nir"] = irc[0]
