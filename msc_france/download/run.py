@@ -346,7 +346,7 @@ def _fetch_vhr_windows(plan: RegionPlan, catalog: Catalog, base_catalog: Catalog
     planned = plan.tiles[plan.tiles["vhr_items"].map(len).gt(0)]
     tiles = [TileId(int(c), int(r)) for c, r in zip(planned["col"], planned["row"], strict=True)]
     windows = vhr_windows(recipe.tile_grid, tiles, source.window_px)
-    api_url = strip_query(base_catalog.sources["vhr"].url)
+    api_url = redact(strip_query(base_catalog.sources["vhr"].url))
     items: list[dict[str, Any]] = []
     with tqdm(total=len(windows), unit="window", desc="vhr", dynamic_ncols=True) as bar:
         def done(window: VhrWindow, result: WindowResult | None, problem: str | None) -> None:
@@ -454,7 +454,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
 
         def provenance(key: str, href: str) -> str:
             """The catalog's own URL for demo sources (the loopback port changes every run)."""
-            url = strip_query(href)
+            url = redact(strip_query(href))  # no token, no password in the catalog
             configured = base_catalog.sources[key]
             return "demo://" + url.split("://", 1)[1].split("/", 1)[-1] if (
                 isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
@@ -463,7 +463,7 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
         for item_id, cand in sorted(planned.items()):
             if item_id in results and item_id not in failed_items:
                 items.append(local_item(cand, sorted(results[item_id], key=lambda f: f.job.key), root,
-                                        strip_query(base_catalog.sources[cand.sensor].url),
+                                        redact(strip_query(base_catalog.sources[cand.sensor].url)),
                                         functools.partial(provenance, cand.sensor)))
         summary.plan = _with_windows(plan, catalog.sources.get("vhr"), recipe)
         summary.plan_files = write_plan(summary.plan, root)
