@@ -15,6 +15,7 @@ from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, UserError, disk_full, disk_full_message
+from msc_france.grid import check_lonlat_box
 from msc_france.redact import redact_text
 
 if TYPE_CHECKING:
@@ -211,15 +212,17 @@ def grid(
 ) -> None:
     """Describe the France tile grid of a recipe, and the tiles over a box."""
     tile_grid = load_recipe(recipe).tile_grid
-    rows, cols = tile_grid.shape
-    console.print(f"grid {recipe}: EPSG:2154, {tile_grid.footprint:g} m tiles, {cols} x {rows} tiles over France")
-    for sensor in tile_grid.sensors:
-        console.print(f"  {sensor}: {tile_grid.gsd(sensor):g} m, {tile_grid.tile_px(sensor)} px per tile")
     if bbox:
         try:
             west, south, east, north = (float(v) for v in bbox.split(","))
         except ValueError:
             raise UserError(f"bad --bbox {bbox!r}; expected minlon,minlat,maxlon,maxlat") from None
+        check_lonlat_box(west, south, east, north, "--bbox")
+    rows, cols = tile_grid.shape
+    console.print(f"grid {recipe}: EPSG:2154, {tile_grid.footprint:g} m tiles, {cols} x {rows} tiles over France")
+    for sensor in tile_grid.sensors:
+        console.print(f"  {sensor}: {tile_grid.gsd(sensor):g} m, {tile_grid.tile_px(sensor)} px per tile")
+    if bbox:
         found = tile_grid.tiles_in(box(west, south, east, north, "EPSG:4326"))
         console.print(f"{len(found)} tiles" + (f": {found[0]} ... {found[-1]}" if found else ""))
 

@@ -229,7 +229,7 @@ class Catalog(Strict):
         if not isinstance(value, str):
             return value
         path = resolve_config(value, CATALOGS_DIR, "catalog")
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
         if not isinstance(raw, dict) or not isinstance(raw.get("world"), dict):
             raise ValueError(f"catalog {value!r} has no world section of its own to share")
         return raw["world"]
@@ -297,19 +297,53 @@ def _one_line(path: Path, model: type[BaseModel], error: ValidationError) -> str
     return f"{path}: {where}: {message}" if where else f"{path}: {message}"
 
 
-def load_yaml(path: Path | str, model: type[Model]) -> Model:
-    """Read and validate a YAML file with a safe loader."""
-    path = Path(path)
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping (PyYAML's safe loader would keep the last silently)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, but a mapping that repeats a key is an error instead of the last one winning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if repeated:
+                raise DuplicateKeyError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document in ``path`` (safe loader, repeated keys refused); a one-line error otherwise."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a YAML file") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}:" if mark else ""
+        raise UserError(f"{path}:{where} {exc.problem}; keep only one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"{path}:{where} is not valid YAML") from None
+
+
+def load_yaml(path: Path | str, model: type[Model]) -> Model:
+    """Read and validate a YAML file with a safe loader that refuses repeated keys."""
+    path = Path(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys at the top level")
     try:
@@ -331,7 +365,9 @@ def resolve_config(name_or_path: str, folder: Path, kind: str, pretrain: bool = 
     path = folder / f"{name_or_path}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in folder.glob("*.yaml") if p.stem.startswith(PRETRAIN_PREFIX) == pretrain)
-        raise UserError(f"unknown {kind} {name_or_path!r}; known: {', '.join(known)} (or give a .yaml file)")
+        folder_note = f" ({name_or_path} is a folder, not a YAML file)" if candidate.is_dir() else ""
+        raise UserError(f"unknown {kind} {name_or_path!r}{folder_note}; known: {', '.join(known)} "
+                        "(or give a .yaml file)")
     return path
 
 

@@ -29,6 +29,8 @@ CRS = "EPSG:2154"
 # covers metropolitan France and Corsica (x 97 km to 1245 km, y 6040 km to 7111 km) with margin.
 ORIGIN: tuple[float, float] = (0.0, 7_200_000.0)
 EXTENT_SIZE: tuple[float, float] = (1_290_000.0, 1_200_000.0)  # width, height
+# The largest tile footprint: one tile as wide as the extent is the most a grid over France can mean.
+MAX_FOOTPRINT = min(EXTENT_SIZE)
 
 _TILE_ID = re.compile(r"^(\d{4,})_(\d{4,})$")
 
@@ -65,10 +67,15 @@ class TileGrid:
     gsds: tuple[tuple[str, float], ...]
 
     def __post_init__(self) -> None:
-        if not self.footprint > 0:
-            raise UserError(f"grid footprint must be positive, got {self.footprint}")
+        if not (math.isfinite(self.footprint) and self.footprint > 0):
+            raise UserError(f"grid footprint must be a positive number of metres, got {self.footprint}")
+        if self.footprint > MAX_FOOTPRINT:
+            raise UserError(f"grid footprint {self.footprint / 1000:g} km is larger than the France grid's extent; "
+                            f"the most is {MAX_FOOTPRINT / 1000:g} km")
         for key, gsd in self.gsds:
-            if not gsd > 0 or _integer_ratio(self.footprint, gsd) is None:
+            if not (math.isfinite(gsd) and gsd > 0):
+                raise UserError(f"grid: the gsd of {key} must be a positive number of metres, got {gsd:g}")
+            if _integer_ratio(self.footprint, gsd) is None:
                 raise UserError(
                     f"grid: footprint {self.footprint:g} m is not a whole number of {key} pixels of "
                     f"{gsd:g} m; choose a GSD that divides the footprint"
@@ -223,6 +230,28 @@ def _hits(boxes: np.ndarray, target: shapely.Geometry, cx: np.ndarray, cy: np.nd
     near = np.unique(shapely.STRtree(boxes).query(edges)[1])
     hit[near] = exact(boxes[near])
     return hit
+
+
+def extent_lonlat() -> BoundingBox:
+    """The lon/lat box (EPSG:4326) that encloses the grid's extent."""
+    left, top = ORIGIN
+    extent = Geometry(shapely.box(left, top - EXTENT_SIZE[1], left + EXTENT_SIZE[0], top), CRS)
+    return extent.segmented(10_000).to_crs("EPSG:4326").boundingbox
+
+
+def check_lonlat_box(west: float, south: float, east: float, north: float, what: str = "box") -> None:
+    """A one-line error unless ``west, south, east, north`` is a finite lon/lat box, min < max, that lies
+    within the grid's extent (so that it projects to Lambert-93)."""
+    values = (west, south, east, north)
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"{what} {','.join(f'{v:g}' for v in values)}: every value must be a finite number")
+    if not (west < east and south < north):
+        raise UserError(f"{what} {west:g},{south:g},{east:g},{north:g}: expected minlon,minlat,maxlon,maxlat "
+                        "with minlon < maxlon and minlat < maxlat")
+    outer = extent_lonlat()
+    if not (outer.left <= west and east <= outer.right and outer.bottom <= south and north <= outer.top):
+        raise UserError(f"{what} {west:g},{south:g},{east:g},{north:g} is not within the France grid's extent "
+                        f"(lon {outer.left:.2f} to {outer.right:.2f}, lat {outer.bottom:.2f} to {outer.top:.2f})")
 
 
 def tiles_between(grid: TileGrid, tiles: Iterable[TileId]) -> BoundingBox:

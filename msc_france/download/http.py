@@ -83,14 +83,26 @@ class RangeClient:
                  transfer: Transfer) -> None:
         self.unsigned = strip_query(href)
         self.client, self.sign, self.policy, self.transfer = client, sign, policy, transfer
-        self.href = sign(self.unsigned)
+        self.href: str | None = None  # signed on the first request: GDAL opens files from C (see RangeFile.read)
         self.failures: list[FetchError] = []
         self._size: int | None = None
+
+    def _signed(self) -> str:
+        """The href with a fresh signature; a failing signer is a :class:`FetchError` naming the asset
+        (raised inside GDAL's read callback, any other exception would only be printed, then lost)."""
+        try:
+            return self.sign(self.unsigned)
+        except Exception as exc:  # noqa: BLE001 - any signer failure becomes this asset's failure
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+            raise FetchError(f"{self.unsigned}: signing failed ({kind}{reason})") from None
 
     def _request(self, start: int, end: int | None) -> tuple[bytes, int]:
         """Bytes ``start..end`` inclusive (``end=None``: one byte, to learn the size) and the total size."""
         last_problem = "no attempt made"
         resigned = False
+        if self.href is None:
+            self.href = self._signed()
         for attempt in range(self.policy.attempts):
             stop = start if end is None else end
             try:
@@ -102,7 +114,7 @@ class RangeClient:
                 continue
             if response.status_code == 403 and not resigned:
                 # Expired SAS token: sign the bare href again (once per request).
-                self.href = self.sign(self.unsigned)
+                self.href = self._signed()
                 self.transfer.resigned += 1
                 resigned = True
                 continue

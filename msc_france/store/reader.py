@@ -160,9 +160,25 @@ def open_store(store: str, storage_options: dict[str, Any] | None = None) -> Til
         root = zarr.open_group(store, mode="r", zarr_format=3, storage_options=storage_options or None)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise UserError(f"no tile store at {store}; run `make tiles` first") from None
+    except _DAMAGED as exc:
+        raise UserError(_damaged(store, "zarr.json", exc)) from None
     if not root.attrs.get(ROOT_KEY):
         raise UserError(f"{store} is not an msc-france tile store")
-    return TileStore(store, root, storage_options)
+    try:
+        return TileStore(store, root, storage_options)
+    except _DAMAGED as exc:  # a group's zarr.json (read for the list of groups)
+        raise UserError(_damaged(store, "the zarr.json of a group", exc)) from None
+
+
+# What zarr raises on metadata that is not JSON (JSONDecodeError and UnicodeDecodeError are ValueErrors)
+# or not the JSON it expects.
+_DAMAGED = (ValueError, TypeError, KeyError, zarr.errors.MetadataValidationError, zarr.errors.NodeTypeValidationError)
+
+
+def _damaged(store: str, what: str, exc: BaseException) -> str:
+    reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+    return (f"the tile store at {store} is damaged: {what} is not valid Zarr metadata ({reason}); "
+            "delete the store and build it again with `msc-france tiles`")
 
 
 def stores_in(data: Path) -> list[str]:

@@ -21,6 +21,7 @@ from msc_france.download.plan import PLAN_FILE
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
+from msc_france.store.atomic import is_url, local_path
 from msc_france.store.done import all_done, read_done
 from msc_france.store.index import build_index, write_index
 from msc_france.store.layout import layers, lock_path, shard_of, shard_tiles
@@ -115,12 +116,41 @@ def tile_orders(groups: list[str], folders: list[Path], items: list[SourceItem],
     return orders
 
 
+SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def check_store_path(store: str) -> None:
+    """A one-line error unless a local ``store`` can be a store folder: not a file, not under a system
+    folder (/proc, /sys, /dev), its parent creatable. URLs are left to their filesystem."""
+    if is_url(store):
+        return
+    path = local_path(store)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"store {store} is a file, not a store folder; give a folder path such as DATA/RECIPE.zarr")
+    resolved = path.resolve()
+    for system in SYSTEM_FOLDERS:
+        if resolved.is_relative_to(system):
+            raise UserError(f"store {store} is under {system}, a system folder; give a folder on a disk")
+    try:
+        lock_path(store)
+    except ValueError as exc:
+        raise UserError(f"{exc}; give a folder path such as DATA/RECIPE.zarr") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder of store {store} ({exc.strerror or type(exc).__name__}); "
+                        "give a folder you can write to") from None
+
+
 def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
     """Build or complete the store of ``request``; one run at a time on a local store. The recipe is
     the downloads' unless the request names one that they can serve (checked before any Dask work)."""
+    if request.store:
+        check_store_path(request.store)
     folders = catalog_dirs(request.data, request.region)
     recipe = downloaded_recipe(folders, request.recipe)
     store = default_store(request, recipe)
+    check_store_path(store)
     lock = lock_path(store)
     with exclusive(lock, f"store {store}") if lock else contextlib.nullcontext():
         return _run_tiles(request, recipe, folders, store, console)
