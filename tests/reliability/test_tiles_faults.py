@@ -182,6 +182,27 @@ def test_an_all_nodata_or_all_cloud_scene_gives_invalid_tiles_not_a_crash(
         assert (index["s2_cloud"] == 0).all()
 
 
+def test_a_shard_torn_by_a_write_cut_short_is_rewritten_not_read(
+    downloaded: Path, store: str, cluster: str, tmp_path: Path,  # noqa: F811
+) -> None:
+    """A full disk tears a shard file (zarr writes it in place); its task records nothing. The retry, or
+    the rerun, must not read it back: it failed its checksum ("RuntimeError: the checksum is invalid",
+    exit 1 with a traceback, and every rerun the same), instead of rendering the shard again."""
+    other = tmp_path / "torn.zarr"
+    shutil.copytree(store, other)  # the arrays only: no completion record beside them
+    torn = next(other.glob("l8/data/c/*/*/*"))
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 3])
+    data = zarr.open_group(str(other), mode="r")["l8"]["data"]
+    assert data.shards is not None
+    row, col = (int(part) for part in torn.parts[-2:])
+    _, height, width = data.shards
+    with pytest.raises((RuntimeError, ValueError), match="checksum"):  # the premise: the torn shard cannot be read
+        data[:, row * height:(row + 1) * height, col * width:(col + 1) * width]
+    summary = run_tiles(TilesRequest(recipe="demo", data=downloaded, store=str(other), scheduler=cluster), QUIET)
+    assert summary.skipped == 0 and summary.written == len(all_done(store))
+    assert _same_arrays(store, str(other))
+
+
 def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     downloaded: Path, store: str, cluster: str, tmp_path: Path, small_fs: Path,  # noqa: F811
 ) -> None:
