@@ -238,9 +238,11 @@ def test_kill_and_resume_gives_the_same_arrays(store: str, downloaded: Path, tmp
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and len(list(done.glob("*/*.json"))) < 1:
         time.sleep(0.02)
+    assert process.poll() is None, "the premise: the run was still going when killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert len(list(done.glob("*/*.json"))) < len(layers(load_recipe("demo"))), "killed part-way"
+    kept = len(list(done.glob("*/*.json")))
+    assert 0 < kept < len(layers(load_recipe("demo"))), f"the premise: killed part-way ({kept} records kept)"
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     reference, again = _arrays(store), _arrays(other)

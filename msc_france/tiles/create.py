@@ -12,6 +12,7 @@ import numpy as np
 import pyproj
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.errors import ContainsArrayError
 
 from msc_france.config import Recipe
 from msc_france.errors import UserError
@@ -34,11 +35,16 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
                    encodings: Mapping[str, Encoding] | None = None) -> zarr.Group:
     """Open ``store`` for writing, creating its groups (see :func:`layers` for ``encodings``);
     refuse a store built on another grid, with a recipe of other content (its groups hold other
-    bands) or holding a group in another encoding."""
+    bands) or holding a group in another encoding. Refuse any other Zarr hierarchy that holds
+    something (no :data:`ROOT_KEY` on its root): nothing of it is ever deleted; the only group ever
+    deleted is one whose creation here was cut short (it still carries :data:`BUILDING`)."""
     grid = recipe.tile_grid
-    root = zarr.open_group(store, mode="a", zarr_format=3, storage_options=storage_options or None)
+    root = _open_root(store, storage_options)
     meta = StoreMeta(grid, recipe.name, STORE_VERSION, RecipeRecord(recipe=recipe)).to_json()
     existing = attributes(root).get(ROOT_KEY)
+    held = sorted(root.keys()) if existing is None else []
+    if held:
+        raise UserError(_foreign(store, f"its root has no msc_france attribute but holds {', '.join(held[:3])}"))
     if existing is None:
         root.attrs[ROOT_KEY] = meta
     elif existing.get("grid") != meta["grid"]:
@@ -57,13 +63,18 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
             if isinstance(node, zarr.Group) and _complete(node):
                 _same_encoding(store, child_array(node, "data"), layer)
                 continue
-            del root[layer.group]  # its creation was cut short (kill -9, full disk): only metadata in it
+            if not (isinstance(node, zarr.Group) and BUILDING in node.attrs):
+                raise UserError(f"store {store} holds a {layer.group} that msc-france did not create "
+                                f"(no {BUILDING} marker, not complete); nothing was deleted: "
+                                "choose another store (store=PATH)")
+            del root[layer.group]  # its creation here was cut short (kill -9, full disk): only metadata in it
         forget_done(store, layer.group, storage_options)
         px = grid.tile_px(layer.grid_sensor)
         geobox = grid.geobox(layer.grid_sensor)
         height, width = geobox.shape
-        group = root.create_group(layer.group)
-        group.attrs.update({"grid_sensor": layer.grid_sensor, "tile_px": px, "shard_tiles": k, BUILDING: True})
+        # created with its marker in one write: a group of ours is never left without it
+        group = root.create_group(layer.group, attributes={"grid_sensor": layer.grid_sensor, "tile_px": px,
+                                                           "shard_tiles": k, BUILDING: True})
         group.create_array(
             "data", shape=(len(layer.bands), height, width), dtype=layer.dtype,
             chunks=(len(layer.bands), px, px), shards=(len(layer.bands), k * px, k * px),
@@ -91,6 +102,24 @@ def create_or_open(store: str, recipe: Recipe, storage_options: dict[str, Any] |
                                  attributes={**_crs_attrs(grid), "GeoTransform": transform})
         ref[...] = 0
         del group.attrs[BUILDING]  # last: the group is complete
+    return root
+
+
+def _foreign(store: str, why: str) -> str:
+    return (f"store {store} is not an msc-france store ({why}); nothing was changed: "
+            "choose another store (store=PATH)")
+
+
+def _open_root(store: str, storage_options: dict[str, Any] | None) -> zarr.Group:
+    """The root group of ``store`` for writing, created (Zarr v3) when nothing is there; another
+    project's hierarchy (Zarr v2, an array at the root) is refused untouched."""
+    options = storage_options or None
+    try:
+        root = zarr.open_group(store, mode="a", storage_options=options)
+    except ContainsArrayError as exc:
+        raise UserError(_foreign(store, f"it is not a Zarr group: {exc}".replace("\n", " "))) from None
+    if root.metadata.zarr_format != 3:
+        raise UserError(_foreign(store, f"it is a Zarr v{root.metadata.zarr_format} hierarchy"))
     return root
 
 

@@ -39,6 +39,8 @@ from msc_france.tiles.sources import (
 )
 from msc_france.tiles.tileplan import TileOrders, read_plan
 
+LOOPBACK = "127.0.0.1"  # where a local cluster listens (scheduler, workers, dashboard)
+
 
 @dataclass
 class TilesRequest:
@@ -77,9 +79,10 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
         with client:
             yield client
         return
+    # Scheduler, workers and dashboard on loopback only: nothing of the run is reachable from the network.
     # distributed's LocalCluster and Client have no annotations
     with (LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                       dashboard_address=":0", silence_logs=40) as cluster,
+                       host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", silence_logs=40) as cluster,
           Client(cluster) as client):  # type: ignore[no-untyped-call]
         yield client
 

@@ -1,5 +1,6 @@
 """One Dask task: render the requested tiles of one shard of one group, merge them into the shard's
-current content (not read when every tile of the shard is rewritten), write the whole shard at once,
+current content (not read when every tile of the shard is rewritten, nor when none of its tiles is
+recorded as complete: it may be torn by a write cut short), write the whole shard at once,
 then record it as complete. No two tasks write the same shard, and memory is bounded by one shard
 whatever the scene size.
 """
@@ -101,6 +102,14 @@ def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, i
         data_array, valid_array = child_array(group, "data"), child_array(group, "valid")
         if rewrites_whole_shard(tiles, target.shape, px):
             data, valid = rendered.data, rendered.valid.view(np.uint8)
+        elif previous is None:
+            # No tile of this shard is recorded: what it holds is nothing or a write cut short (a full disk
+            # tears a shard file, which then fails its checksum); start from the fill values, never read it.
+            data = np.full_like(rendered.data, layer.nodata)
+            valid = np.zeros(rendered.valid.shape, dtype=np.uint8)
+            for window in windows.values():
+                data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
+                valid[window] = rendered.valid[window]
         else:
             data, valid = _merged(data_array, valid_array, box, rendered, list(windows.values()))
         data_array[(slice(None), *box)] = data  # the whole shard, clipped at the grid's edge: one encode, one put

@@ -84,3 +84,25 @@ def test_keys_and_signed_urls_never_reach_files_or_logs(
     assert {p.name for p in data.glob("catalogs/*/*") if p.is_file()} >= {"catalog.json", "plan.parquet", "plan.png"}
     assert (data / "demo.zarr" / "zarr.json").exists() and (data / "demo.tiles.parquet").exists()
     assert _leaks(data, needles) == []
+
+
+def test_the_local_cluster_listens_on_loopback_only() -> None:
+    """The stage's own cluster (no --scheduler): its dashboard, scheduler and workers accept no connection
+    from the network. Before, the dashboard was bound to every interface (``dashboard_address=":0"``)."""
+    from urllib.parse import urlparse
+
+    import psutil
+
+    from msc_france.tiles.run import dask_client
+
+    with dask_client(None, 1) as client:
+        link = urlparse(client.dashboard_link)
+        assert link.hostname == "127.0.0.1" and link.port
+        ports = {link.port, urlparse(client.scheduler.address).port}
+        ports |= {urlparse(w).port for w in client.scheduler_info()["workers"]}
+        me = psutil.Process()
+        listening = [c for p in (me, *me.children(recursive=True)) for c in p.net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port in ports]
+        # the premise: the dashboard's, the scheduler's and the worker's listening sockets were all found
+        assert {c.laddr.port for c in listening} == ports, (ports, listening)
+        assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening

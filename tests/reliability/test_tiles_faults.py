@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 import zarr
+from dask.distributed import Client
 
 from msc_france.demo.server import DemoServer
 from msc_france.download.run import DownloadRequest, run_download
@@ -23,7 +25,7 @@ from msc_france.errors import UserError
 from msc_france.lock import exclusive
 from msc_france.store.done import all_done
 from msc_france.store.index import read_index
-from msc_france.store.layout import BUILDING, lock_path
+from msc_france.store.layout import BUILDING, done_root, lock_path
 from msc_france.tiles import run as tiles_run
 from msc_france.tiles.create import create_or_open
 from msc_france.tiles.run import TilesRequest, run_tiles
@@ -48,10 +50,33 @@ def _same_arrays(a: str, b: str) -> bool:
     return left.keys() == right.keys() and all(np.array_equal(left[k], right[k]) for k in left)
 
 
+def _settle(cluster: str, timeout: float = 60) -> None:
+    """Wait until no worker of ``cluster`` holds a task (a failed run's released tasks run to their end)."""
+    with Client(cluster) as client:  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + timeout
+        while any(client.run(lambda dask_worker: len(dask_worker.state.tasks)).values()):
+            assert time.monotonic() < deadline, "the cluster never became idle"
+            time.sleep(0.1)
+
+
+def _records(store: str) -> dict[str, bytes]:
+    """The completion records of ``store``, by path."""
+    root = Path(done_root(store))
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.json"))}
+
+
 def _copy_data(downloaded: Path, tmp_path: Path) -> Path:  # noqa: F811
     data = tmp_path / "data"
     shutil.copytree(downloaded / "catalogs", data / "catalogs")
     return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_killed_worker_task_is_redone_and_the_store_is_identical(
@@ -62,8 +87,11 @@ def test_a_killed_worker_task_is_redone_and_the_store_is_identical(
                                                                       marker=str(marker)))
     other = str(tmp_path / "killed.zarr")
     summary = run_tiles(TilesRequest(recipe="demo", data=downloaded, store=other, scheduler=cluster), QUIET)
-    assert marker.exists(), "a worker was killed"
-    assert summary.written == len(all_done(other)) == len(all_done(store))
+    killed = Path(f"{marker}.killed")
+    assert killed.exists(), "a task reached the kill point: its shard written, its record not"
+    pid = int(killed.read_text())
+    assert pid != os.getpid() and not _alive(pid), "its worker process was killed"
+    assert summary.written == len(all_done(other)) == len(all_done(store)) > 0
     assert _same_arrays(store, other)
 
 
@@ -107,15 +135,19 @@ def test_a_damaged_cog_is_a_one_line_error_and_a_new_download_repairs_it(
         run_tiles(TilesRequest(recipe="demo", data=data, store=other, scheduler=cluster), QUIET)
     message = str(error.value)
     assert "unreadable" in message and str(b04.parent) in message and "\n" not in message
+    _settle(cluster)  # tasks already running when the run failed still finish, and record their shards
     kept = all_done(other)
     assert "s2" not in {r.group for r in kept}, "the failed shard is not recorded as complete"
+    assert len(kept) > 0, "the premise: shards of the other groups were finished before the error"
+    records = _records(other)
     shutil.rmtree(b04.parent)  # what the message says to do
     catalog = _catalog_file(tmp_path, served_world.stac_url)
     summary = run_download(DownloadRequest(region=_region(tiny_world), catalog=str(catalog), recipe="demo",
                                            data=data), QUIET)
     assert summary.failed == [] and 0 < len(summary.fetched) - len(summary.skipped) <= 5
     resumed = run_tiles(TilesRequest(recipe="demo", data=data, store=other, scheduler=cluster), QUIET)
-    assert resumed.skipped >= len(kept) and resumed.written + resumed.skipped == len(all_done(store))
+    assert resumed.skipped == len(kept) and resumed.written + resumed.skipped == len(all_done(store))
+    assert {k: v for k, v in _records(other).items() if k in records} == records, "the kept shards were not redone"
     assert _same_arrays(store, other)
 
 
@@ -150,6 +182,27 @@ def test_an_all_nodata_or_all_cloud_scene_gives_invalid_tiles_not_a_crash(
         assert (index["s2_cloud"] == 0).all()
 
 
+def test_a_shard_torn_by_a_write_cut_short_is_rewritten_not_read(
+    downloaded: Path, store: str, cluster: str, tmp_path: Path,  # noqa: F811
+) -> None:
+    """A full disk tears a shard file (zarr writes it in place); its task records nothing. The retry, or
+    the rerun, must not read it back: it failed its checksum ("RuntimeError: the checksum is invalid",
+    exit 1 with a traceback, and every rerun the same), instead of rendering the shard again."""
+    other = tmp_path / "torn.zarr"
+    shutil.copytree(store, other)  # the arrays only: no completion record beside them
+    torn = next(other.glob("l8/data/c/*/*/*"))
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 3])
+    data = zarr.open_group(str(other), mode="r")["l8"]["data"]
+    assert data.shards is not None
+    row, col = (int(part) for part in torn.parts[-2:])
+    _, height, width = data.shards
+    with pytest.raises((RuntimeError, ValueError), match="checksum"):  # the premise: the torn shard cannot be read
+        data[:, row * height:(row + 1) * height, col * width:(col + 1) * width]
+    summary = run_tiles(TilesRequest(recipe="demo", data=downloaded, store=str(other), scheduler=cluster), QUIET)
+    assert summary.skipped == 0 and summary.written == len(all_done(store))
+    assert _same_arrays(store, str(other))
+
+
 def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     downloaded: Path, store: str, cluster: str, tmp_path: Path, small_fs: Path,  # noqa: F811
 ) -> None:
@@ -167,10 +220,13 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     assert last.startswith("error: no space left on device"), full.stderr[-2000:]
     assert "free some space and rerun" in last, full.stderr[-2000:]
     assert "Traceback" not in full.stderr
-    kept = len(all_done(str(other)))
+    _settle(cluster)
+    records = _records(str(other))
+    assert len(records) > 0, "the premise: some shards were finished before the disk was full"
     resize(small_fs, 64 * MIB)
     again = run_tiles(TilesRequest(recipe="demo", data=data, store=str(other), scheduler=cluster), QUIET)
-    assert again.skipped >= kept, "finished shards are kept"
+    assert again.skipped == len(records), "finished shards are kept"
+    assert {k: v for k, v in _records(str(other)).items() if k in records} == records, "and not redone"
     assert _same_arrays(store, str(other))
 
 
@@ -184,3 +240,66 @@ def test_a_group_whose_creation_was_cut_short_is_created_again(tmp_path: Path) -
     create_or_open(path, load_recipe("demo"))
     group = zarr.open_group(path, mode="r")["l8"]
     assert {"data", "valid", "x", "y", "band", "spatial_ref"} <= set(group) and BUILDING not in group.attrs
+
+
+def _foreign_store(path: Path) -> np.ndarray:
+    """Another project's Zarr v3 store: a ``labels`` group with an array of data, no ``msc_france`` attribute."""
+    labels = zarr.open_group(str(path), mode="w", zarr_format=3).create_group("labels", attributes={"theirs": 1})
+    values = np.arange(64, dtype="uint8").reshape(8, 8)
+    labels.create_array("data", shape=values.shape, dtype="uint8", chunks=(4, 4))[:] = values
+    return values
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_foreign_zarr_store_is_refused_and_kept_whole(downloaded: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Before, create_or_open deleted every group not marked complete (here: ``labels``) and the run ended with 0."""
+    other = tmp_path / "theirs.zarr"
+    values = _foreign_store(other)
+    before = _files(other)
+    assert "labels/data/c/0/0" in before, "the premise: the foreign array holds data"
+    result = subprocess.run([sys.executable, "-m", "msc_france", "tiles", "--recipe", "demo", "--data", str(downloaded),
+                             "--store", str(other), "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "is not an msc-france store" in result.stderr and "choose another store" in result.stderr
+    assert _files(other) == before, "nothing of the foreign store was changed"
+    group = zarr.open_group(str(other), mode="r")
+    assert set(group) == {"labels"} and "msc_france" not in group.attrs
+    assert np.array_equal(group["labels"]["data"][:], values)
+    assert not Path(str(other).removesuffix(".zarr") + ".tiles.done").exists()
+
+
+@pytest.mark.parametrize("what", ["zarr v2 group", "array at the root"])
+def test_other_zarr_hierarchies_are_refused_untouched(tmp_path: Path, what: str) -> None:
+    from msc_france.config import load_recipe
+
+    other = tmp_path / "theirs.zarr"
+    if what == "array at the root":
+        zarr.create_array(str(other), shape=(4,), dtype="int32", zarr_format=3)[:] = 7
+    else:
+        zarr.open_group(str(other), mode="w", zarr_format=2).create_array("labels", shape=(4,), dtype="int8")[:] = 7
+    before = _files(other)
+    assert len(before) > 1, "the premise: it holds data"
+    with pytest.raises(UserError, match="is not an msc-france store") as error:
+        create_or_open(str(other), load_recipe("demo"))
+    assert "\n" not in str(error.value)
+    assert _files(other) == before
+
+
+def test_a_group_without_the_building_marker_is_never_deleted(tmp_path: Path) -> None:
+    """In an msc-france store, a group that is neither complete nor marked as being built by us is refused,
+    not deleted (only a group with BUILDING is created again)."""
+    from msc_france.config import load_recipe
+
+    path = str(tmp_path / "ours.zarr")
+    root = create_or_open(path, load_recipe("demo"))
+    del root["labels"]
+    theirs = root.create_group("labels")  # put there by someone else: no tile_px, no marker
+    theirs.create_array("mine", shape=(4,), dtype="int8")[:] = 3
+    with pytest.raises(UserError, match=r"holds a labels that msc-france did not create.*nothing was deleted"):
+        create_or_open(path, load_recipe("demo"))
+    kept = zarr.open_group(path, mode="r")["labels"]
+    assert BUILDING not in kept.attrs and np.array_equal(kept["mine"][:], np.full(4, 3, dtype="int8"))
