@@ -307,6 +307,11 @@ def test_store_on_s3(store: str, downloaded: Path, s3_endpoint: str) -> None:
     reference, remote = _arrays(store), _arrays(url, options)
     assert reference.keys() == remote.keys()
     assert all(np.array_equal(reference[k], remote[k]) for k in reference)
+    import s3fs
+
+    files = s3fs.S3FileSystem(**options)
+    assert files.exists("tiles/demo.tiles.parquet"), "the premise: the listing sees what the run wrote"
+    assert not files.exists("tiles/demo.tiles.lock"), "the run's lease (tests/reliability/test_s3_lease.py) is released"
 
 
 def test_a_deleted_store_is_rebuilt_not_taken_as_complete(store: str, downloaded: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ holds, where a tile's pixels are, and the files kept beside the store.
     demo.zarr/                 Zarr v3; one group per sensor (+ labels): data (band, y, x), valid (y, x)
     demo.tiles.parquet         the tile index (GeoParquet, one row per tile)
     demo.tiles.done/GROUP/     one completion record per shard (JSON)
-    demo.tiles.lock            held by the one run writing a local store
+    demo.tiles.lock            held by the one run writing the store (a file lock; on s3:// a lease object)
 """
 
 from __future__ import annotations
@@ -131,3 +131,11 @@ def lock_path(store: str) -> Path | None:
     if is_url(store):
         return None
     return local_path(_stem(store) + LOCK_SUFFIX)
+
+
+def lease_url(store: str) -> str | None:
+    """``s3://BUCKET/STORE.tiles.lock``: the lease object beside an ``s3://`` store (see
+    :mod:`msc_france.store.lease`); None for a local store or another URL scheme."""
+    if not store.startswith("s3://"):
+        return None
+    return _stem(store) + LOCK_SUFFIX

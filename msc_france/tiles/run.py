@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from msc_france.lock import exclusive
 from msc_france.store.atomic import is_url, local_path
 from msc_france.store.done import all_done, read_done
 from msc_france.store.index import build_index, write_index
-from msc_france.store.layout import layers, lock_path, shard_of, shard_tiles
+from msc_france.store.layout import layers, lease_url, lock_path, shard_of, shard_tiles
+from msc_france.store.lease import s3_lease
 from msc_france.store.reader import attributes, child_array, child_group
 from msc_france.store.records import BandStatistics, ShardRecord
 from msc_france.tiles.create import create_or_open
@@ -154,13 +155,18 @@ def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
     recipe = downloaded_recipe(folders, request.recipe)
     store = default_store(request, recipe)
     check_store_path(store)
-    lock = lock_path(store)
+    lock, lease = lock_path(store), lease_url(store)
+    if lease:  # s3://: a lease object, renewed while the run lives
+        with s3_lease(lease, request.storage_options, f"store {store}") as held:
+            return _run_tiles(request, recipe, folders, store, console, held.check)
     with exclusive(lock, f"store {store}") if lock else contextlib.nullcontext():
         return _run_tiles(request, recipe, folders, store, console)
 
 
 def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store: str,
-               console: Console) -> TilesSummary:
+               console: Console, still_ours: Callable[[], None] = lambda: None) -> TilesSummary:
+    """The run; ``still_ours`` raises if this run lost its store to another writer (s3 lease), checked
+    before the index and statistics are written."""
     grid = recipe.tile_grid
     tiles, items = plan_tiles(recipe, folders)
     orders = tile_orders([layer.group for layer in layers(recipe)], folders, items, console)
@@ -199,6 +205,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
                 for future in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed has no annotations
                     future.result()
                     bar.update(1)
+    still_ours()
     index, table = finish_store(store, grid, request.storage_options)
     quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
                                   request.storage_options)
