@@ -29,7 +29,7 @@ def test_ctrl_c_stops_the_download_in_seconds_and_the_rerun_resumes(
     tmp_path: Path, proxied_api: str, fault_proxy: FaultProxy, tiny_world: World,  # noqa: F811
     reference: Path,  # noqa: F811
 ) -> None:
-    fault_proxy.add("cogs/", "slow", times=100_000, delay=0.05)  # every range request waits: still running
+    fault_proxy.add("cogs/", "slow", times=100_000, delay=0.1)  # every range request waits: still running
     data = tmp_path / "d"
     command = [sys.executable, "-m", "msc_france", "download", "--region", _region(tiny_world), "--catalog",
                str(_catalog_file(tmp_path, proxied_api)), "--recipe", "demo", "--data", str(data),
@@ -56,7 +56,7 @@ def test_ctrl_c_stops_the_download_in_seconds_and_the_rerun_resumes(
     assert len(lines) == 1, stderr[-2000:]
     assert lines[0] == f"interrupted: {len(kept)} of {len(whole)} files kept; rerun the same command to resume", \
         lines[0]
-    assert len(kept) < len(whole), "stopped before the end"
+    assert len(kept) <= before + 2, "the queued fetches were dropped: only the 2 running ones could complete"
     assert all(whole[name] == digest for name, digest in kept.items()), "every file under its final name is whole"
     for path in data.rglob("*.tif"):
         with rasterio.open(path) as ds:
