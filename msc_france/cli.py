@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
-from msc_france.errors import NO_SPACE, UserError, disk_full, disk_full_message
+from msc_france.errors import NO_SPACE, Interrupted, UserError, disk_full, disk_full_message
 from msc_france.grid import check_lonlat_box
 from msc_france.redact import redact_text
 
@@ -337,12 +337,15 @@ def demo_run(
 
 
 def main() -> None:
-    """Entry point: user errors and a full disk print one line and exit 2; no traceback."""
+    """Entry point: user errors and a full disk print one line and exit 2, Ctrl-C one line and 130; no traceback."""
     try:
         app()
     except UserError as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as exc:  # Ctrl-C: what was kept, and how to resume
+        print(exc, file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:
         full = disk_full(exc)
         if not full:

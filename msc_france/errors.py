@@ -11,6 +11,18 @@ class UserError(Exception):
     """
 
 
+class Interrupted(Exception):  # noqa: N818 - not an error: the user asked to stop
+    """Ctrl-C stopped a stage part-way; what it kept is complete and a rerun continues from there.
+
+    The command line prints the message on one line and exits with status 130 (as for SIGINT).
+    """
+
+    def __init__(self, kept: int, total: int | None, what: str = "files") -> None:
+        of = "" if total is None else f" of {total}"
+        super().__init__(f"interrupted: {kept}{of} {what} kept; rerun the same command to resume")
+        self.kept, self.total = kept, total
+
+
 NO_SPACE = "No space left on device"
 
 

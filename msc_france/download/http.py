@@ -48,6 +48,7 @@ class Transfer:
     retries: int = 0
     resigned: int = 0
     on_bytes: Callable[[int], None] | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event, repr=False)  # set on Ctrl-C
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, n: int) -> None:
@@ -104,6 +105,8 @@ class RangeClient:
         if self.href is None:
             self.href = self._signed()
         for attempt in range(self.policy.attempts):
+            if self.transfer.cancelled.is_set():  # Ctrl-C: the fetch stops at its next request
+                raise FetchError(f"{redact(self.unsigned)}: interrupted")
             stop = start if end is None else end
             try:
                 response = self.client.get(self.href, headers={"Range": f"bytes={start}-{stop}"})

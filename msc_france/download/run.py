@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +54,7 @@ from msc_france.download.wms import (
     window_side,
     wms_sensor,
 )
-from msc_france.errors import UserError
+from msc_france.errors import Interrupted, UserError
 from msc_france.grid import TileId, tiles_between
 from msc_france.lock import exclusive
 from msc_france.provenance import RecipeRecord, catalog_record, content, describe
@@ -282,25 +282,37 @@ def make_region_plan(request: DownloadRequest, catalog: Catalog, recipe: Recipe,
 
 
 def _fetch_all(jobs: list[tuple[AssetJob, BoundingBox]], openers: dict[str, HttpOpener], transfer: Transfer,
-               concurrency: int, desc: str, records: dict[Path, FileRecord]
+               concurrency: int, desc: str, records: dict[Path, FileRecord], what: str = "files",
                ) -> tuple[dict[str, list[Fetched]], list[tuple[str, str]]]:
     """Fetch ``jobs`` (each with its area) in threads, a local file counting as complete only if it is as
     ``records`` (the local catalog) has it: the files by item, and the failures; the bar shows the
-    megabytes ``transfer`` has counted."""
+    megabytes ``transfer`` has counted. Ctrl-C raises :class:`Interrupted` (the complete ``what``) within
+    seconds: no file is queued any more, and the running fetches stop at their next request."""
     results: dict[str, list[Fetched]] = {}
     failed: list[tuple[str, str]] = []
-    with tqdm(total=len(jobs), unit="file", desc=desc, dynamic_ncols=True) as bar, \
-            ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(fetch_asset, job, area, openers[job.sensor], records.get(job.path.resolve())): job
-                   for job, area in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                results.setdefault(job.item_id, []).append(future.result())
-            except (FetchError, UserError, OSError, RuntimeError) as exc:
-                failed.append((f"{job.item_id}/{job.key}", redact_text(" ".join(str(exc).split()))[:300]))
-            bar.update(1)
-            bar.set_postfix_str(f"{transfer.bytes / 1e6:.1f} MB")
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    futures: dict[Future[Fetched], AssetJob] = {}
+    try:
+        with tqdm(total=len(jobs), unit="file", desc=desc, dynamic_ncols=True) as bar:
+            futures.update({pool.submit(fetch_asset, job, area, openers[job.sensor],
+                                        records.get(job.path.resolve())): job for job, area in jobs})
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    results.setdefault(job.item_id, []).append(future.result())
+                except (FetchError, UserError, OSError, RuntimeError) as exc:
+                    failed.append((f"{job.item_id}/{job.key}", redact_text(" ".join(str(exc).split()))[:300]))
+                bar.update(1)
+                bar.set_postfix_str(f"{transfer.bytes / 1e6:.1f} MB")
+    except KeyboardInterrupt:
+        # Ctrl-C: drop the queued fetches, stop the running ones at their next request (each writes
+        # under a .partial name, removed on error), and count the files left complete.
+        transfer.cancelled.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        kept = sum(1 for f in futures if not f.cancelled() and f.exception() is None)
+        raise Interrupted(kept, len(jobs), what) from None
+    finally:
+        pool.shutdown(wait=True)
     return results, failed
 
 
@@ -327,7 +339,7 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
             if tiles:
                 served[cand.item_id] = tiles
                 jobs.append((_mask_job(cand, recipe, root), tiles_between(grid, tiles)))
-    fetched, _ = _fetch_all(jobs, openers, transfer, concurrency, "masks", records)
+    fetched, _ = _fetch_all(jobs, openers, transfer, concurrency, "masks", records, "cloud masks")
     measured: dict[tuple[str, str], float] = {}
     for job, _area in jobs:
         if job.item_id in fetched:
@@ -336,16 +348,25 @@ def _measure_clouds(plan: RegionPlan, recipe: Recipe, root: Path, openers: dict[
     return measured, {f.job.path: f for files in fetched.values() for f in files}
 
 
-def _fetch_vhr_windows(plan: RegionPlan, catalog: Catalog, base_catalog: Catalog, recipe: Recipe, root: Path,
-                       summary: Summary) -> list[dict[str, Any]]:
-    """Fetch the VHR of a WMS/WMTS source window by window over the tiles planned with it; the local
-    items of the covered windows."""
+def _planned_windows(plan: RegionPlan, catalog: Catalog, recipe: Recipe) -> list[VhrWindow]:
+    """The VHR windows of a WMS/WMTS source over the tiles planned with it (none for a STAC source)."""
     source = catalog.sources.get("vhr")
     if "vhr" not in plan.sensors or not isinstance(source, WmsSource):
         return []
     planned = plan.tiles[plan.tiles["vhr_items"].map(len).gt(0)]
     tiles = [TileId(int(c), int(r)) for c, r in zip(planned["col"], planned["row"], strict=True)]
-    windows = vhr_windows(recipe.tile_grid, tiles, source.window_px)
+    return vhr_windows(recipe.tile_grid, tiles, source.window_px)
+
+
+def _fetch_vhr_windows(plan: RegionPlan, catalog: Catalog, base_catalog: Catalog, recipe: Recipe, root: Path,
+                       summary: Summary, planned_before: int) -> list[dict[str, Any]]:
+    """Fetch the VHR of a WMS/WMTS source window by window over the tiles planned with it; the local
+    items of the covered windows. On Ctrl-C, :class:`Interrupted` counts the files kept of the
+    ``planned_before`` item files and these windows."""
+    source = catalog.sources.get("vhr")
+    windows = _planned_windows(plan, catalog, recipe)
+    if not windows or not isinstance(source, WmsSource):
+        return []
     api_url = redact(strip_query(base_catalog.sources["vhr"].url))
     items: list[dict[str, Any]] = []
     with tqdm(total=len(windows), unit="window", desc="vhr", dynamic_ncols=True) as bar:
@@ -362,7 +383,10 @@ def _fetch_vhr_windows(plan: RegionPlan, catalog: Catalog, base_catalog: Catalog
             else:
                 items.append(window_item(result, root, api_url))
 
-        fetch_windows(windows, source, recipe, root, done)
+        try:
+            fetch_windows(windows, source, recipe, root, done)
+        except KeyboardInterrupt:  # in this thread: the window being written is under a .partial name
+            raise Interrupted(len(summary.fetched), planned_before + len(windows)) from None
     return items
 
 
@@ -395,79 +419,87 @@ def run_download(request: DownloadRequest, console: Console) -> Summary:
     if not tiles:
         raise UserError(f"region {region.name} covers no tile of the France grid")
     root = request.data / "catalogs" / region.slug
-    with resolved(base_catalog, request.data) as catalog, contextlib.ExitStack() as held:
-        plan = make_region_plan(request, catalog, recipe, region, tiles, console)
-        if len(tiles) > HUGE_TILES and not request.yes and not request.dry_run:
-            size = sum(fetch_bytes(plan, recipe).values())
-            raise UserError(f"{region.name} is {len(tiles):,} tiles, {size / 1e9:,.1f} GB to fetch as planned "
-                            f"(raw); rerun with --yes (or --dry-run to see the plan)")
-        empty = _empty_sensor(plan)
-        if request.dry_run:
-            console.print(plan_report(plan, recipe))
+    try:
+        with resolved(base_catalog, request.data) as catalog, contextlib.ExitStack() as held:
+            plan = make_region_plan(request, catalog, recipe, region, tiles, console)
+            if len(tiles) > HUGE_TILES and not request.yes and not request.dry_run:
+                size = sum(fetch_bytes(plan, recipe).values())
+                raise UserError(f"{region.name} is {len(tiles):,} tiles, {size / 1e9:,.1f} GB to fetch as planned "
+                                f"(raw); rerun with --yes (or --dry-run to see the plan)")
+            empty = _empty_sensor(plan)
+            if request.dry_run:
+                console.print(plan_report(plan, recipe))
+                if empty:
+                    console.print(f"warning: {empty}", markup=False)
+                held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
+                summary = Summary(plan)
+                summary.plan_files = write_plan(plan, root)
+                return summary
             if empty:
-                console.print(f"warning: {empty}", markup=False)
+                raise UserError(empty)
+            # One download of a region at a time: a second would remove the first one's .partial files.
             held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
-            summary = Summary(plan)
-            summary.plan_files = write_plan(plan, root)
-            return summary
-        if empty:
-            raise UserError(empty)
-        # One download of a region at a time: a second would remove the first one's .partial files.
-        held.enter_context(exclusive(root / ".download.lock", f"the download folder {root}"))
-        _same_recipe(root, recipe)
-        root.mkdir(parents=True, exist_ok=True)
-        write_json(root / "region.geojson", region.geometry.json)
-        for partial in root.rglob(PARTIAL_GLOB):
-            partial.unlink()
-        transfer = Transfer()
-        client = http_client()
-        openers = {
-            key: HttpOpener(client, _signer(s), RetryPolicy(), transfer)
-            for key, s in catalog.sources.items() if isinstance(s, StacSource)
-        }
-        records = recorded_files(root)  # before anything is fetched: what the last complete run wrote
-        measured, masks = _measure_clouds(plan, recipe, root, openers, transfer, request.concurrency, records)
-        if measured:
-            plan = plan_tiles(region, recipe.tile_grid, tiles, plan.sensors, request.window_days, measured,
-                              plan.duplicates)
-            console.print(f"cloud measured from the items' masks over {len({t for _, t in measured}):,} tiles "
-                          f"({len({i for i, _ in measured}):,} items)", markup=False)
-        console.print(plan_report(plan, recipe))
-        summary = Summary(plan, transfer=transfer, tile_cloud=measured)
-        jobs: list[tuple[AssetJob, BoundingBox]] = []
-        planned: dict[str, Candidate] = {}
-        for key in plan.sensors:
-            item_tiles = plan.item_tiles(key)
-            for cand in plan.used(key):
-                if cand.item is not None:
-                    planned[cand.item_id] = cand
-                    area = tiles_between(recipe.tile_grid, item_tiles[cand.item_id])
-                    jobs += [(job, area) for job in _band_jobs(cand, recipe, catalog, root)]
-        results, failed = _fetch_all([(j, a) for j, a in jobs if j.path not in masks], openers, transfer,
-                                     request.concurrency, "download", records)
-        summary.fetched += [*masks.values(), *(f for files in results.values() for f in files)]
-        for job, _area in jobs:  # the masks fetched to measure clouds are the items' own
-            if job.path in masks:
-                results.setdefault(job.item_id, []).append(masks[job.path])
-        summary.failed += failed
-        items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, root, summary)
+            _same_recipe(root, recipe)
+            root.mkdir(parents=True, exist_ok=True)
+            write_json(root / "region.geojson", region.geometry.json)
+            for partial in root.rglob(PARTIAL_GLOB):
+                partial.unlink()
+            transfer = Transfer()
+            client = http_client()
+            openers = {
+                key: HttpOpener(client, _signer(s), RetryPolicy(), transfer)
+                for key, s in catalog.sources.items() if isinstance(s, StacSource)
+            }
+            records = recorded_files(root)  # before anything is fetched: what the last complete run wrote
+            measured, masks = _measure_clouds(plan, recipe, root, openers, transfer, request.concurrency, records)
+            if measured:
+                plan = plan_tiles(region, recipe.tile_grid, tiles, plan.sensors, request.window_days, measured,
+                                  plan.duplicates)
+                console.print(f"cloud measured from the items' masks over {len({t for _, t in measured}):,} tiles "
+                              f"({len({i for i, _ in measured}):,} items)", markup=False)
+            console.print(plan_report(plan, recipe))
+            summary = Summary(plan, transfer=transfer, tile_cloud=measured)
+            jobs: list[tuple[AssetJob, BoundingBox]] = []
+            planned: dict[str, Candidate] = {}
+            for key in plan.sensors:
+                item_tiles = plan.item_tiles(key)
+                for cand in plan.used(key):
+                    if cand.item is not None:
+                        planned[cand.item_id] = cand
+                        area = tiles_between(recipe.tile_grid, item_tiles[cand.item_id])
+                        jobs += [(job, area) for job in _band_jobs(cand, recipe, catalog, root)]
+            try:
+                results, failed = _fetch_all([(j, a) for j, a in jobs if j.path not in masks], openers, transfer,
+                                             request.concurrency, "download", records)
+            except Interrupted as stop:  # the masks fetched to measure clouds are kept files of the items too
+                windows = len(_planned_windows(plan, catalog, recipe))
+                assert stop.total is not None
+                raise Interrupted(len(masks) + stop.kept, len(masks) + stop.total + windows) from None
+            summary.fetched += [*masks.values(), *(f for files in results.values() for f in files)]
+            for job, _area in jobs:  # the masks fetched to measure clouds are the items' own
+                if job.path in masks:
+                    results.setdefault(job.item_id, []).append(masks[job.path])
+            summary.failed += failed
+            items = _fetch_vhr_windows(plan, catalog, base_catalog, recipe, root, summary, len(jobs))
 
-        def provenance(key: str, href: str) -> str:
-            """The catalog's own URL for demo sources (the loopback port changes every run)."""
-            url = redact(strip_query(href))  # no token, no password in the catalog
-            configured = base_catalog.sources[key]
-            return "demo://" + url.split("://", 1)[1].split("/", 1)[-1] if (
-                isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
+            def provenance(key: str, href: str) -> str:
+                """The catalog's own URL for demo sources (the loopback port changes every run)."""
+                url = redact(strip_query(href))  # no token, no password in the catalog
+                configured = base_catalog.sources[key]
+                return "demo://" + url.split("://", 1)[1].split("/", 1)[-1] if (
+                    isinstance(configured, StacSource) and configured.url.startswith("demo://")) else url
 
-        failed_items = {name.split("/")[0] for name, _ in summary.failed}
-        for item_id, cand in sorted(planned.items()):
-            if item_id in results and item_id not in failed_items:
-                items.append(local_item(cand, sorted(results[item_id], key=lambda f: f.job.key), root,
-                                        redact(strip_query(base_catalog.sources[cand.sensor].url)),
-                                        functools.partial(provenance, cand.sensor)))
-        summary.plan = _with_windows(plan, catalog.sources.get("vhr"), recipe)
-        summary.plan_files = write_plan(summary.plan, root)
-        if items:
-            summary.catalog_path = write_catalog(root, region.name, items, RecipeRecord(recipe=recipe,
-                                                                                       catalog=base_catalog.name))
-    return summary
+            failed_items = {name.split("/")[0] for name, _ in summary.failed}
+            for item_id, cand in sorted(planned.items()):
+                if item_id in results and item_id not in failed_items:
+                    items.append(local_item(cand, sorted(results[item_id], key=lambda f: f.job.key), root,
+                                            redact(strip_query(base_catalog.sources[cand.sensor].url)),
+                                            functools.partial(provenance, cand.sensor)))
+            summary.plan = _with_windows(plan, catalog.sources.get("vhr"), recipe)
+            summary.plan_files = write_plan(summary.plan, root)
+            if items:
+                summary.catalog_path = write_catalog(root, region.name, items, RecipeRecord(recipe=recipe,
+                                                                                           catalog=base_catalog.name))
+        return summary
+    except KeyboardInterrupt:  # Ctrl-C outside the fetches (searching, planning): what is there is kept
+        raise Interrupted(sum(1 for _ in root.rglob("*.tif")) if root.is_dir() else 0, None) from None
