@@ -240,6 +240,7 @@ def _s2_with(**changes: object) -> tuple[object, tuple[str, ...]]:
 @example(case=_s2_with(geometry={"type": "Polygon", "coordinates": "0"}))  # RecursionError in odc.geo
 @example(case=_s2_with(geometry={"type": "Polygon", "coordinates": ""}))  # IndexError in shapely
 @example(case=_s2_with(geometry={"type": "", "coordinates": []}))  # GeometryTypeError
+@example(case=_s2_with(type=None))  # pystac's STACTypeError
 @example(case=_s2_with(geometry={"type": "Polygon", "coordinates": [[[1, 43], [2, 43], [float("inf"), 44], [1, 43]]]}))
 def test_fuzzed_stac_items(case: tuple[object, tuple[str, ...]]) -> None:
     raw, assets = case
