@@ -15,7 +15,7 @@ from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, Interrupted, UserError, disk_full, disk_full_message
-from msc_france.grid import check_lonlat_box
+from msc_france.grid import parse_lonlat_box
 from msc_france.redact import redact_text
 
 if TYPE_CHECKING:
@@ -213,11 +213,7 @@ def grid(
     """Describe the France tile grid of a recipe, and the tiles over a box."""
     tile_grid = load_recipe(recipe).tile_grid
     if bbox:
-        try:
-            west, south, east, north = (float(v) for v in bbox.split(","))
-        except ValueError:
-            raise UserError(f"bad --bbox {bbox!r}; expected minlon,minlat,maxlon,maxlat") from None
-        check_lonlat_box(west, south, east, north, "--bbox")
+        west, south, east, north = parse_lonlat_box(bbox, "--bbox")
     rows, cols = tile_grid.shape
     console.print(f"grid {recipe}: EPSG:2154, {tile_grid.footprint:g} m tiles, {cols} x {rows} tiles over France")
     for sensor in tile_grid.sensors:

@@ -3,12 +3,20 @@
 import errno
 from collections.abc import Iterator
 
+# What str.splitlines() breaks a line at, and its escape: a path or a name from the user that holds one
+# is shown escaped so that the message stays on one line (found by fuzzing, tests/reliability/test_fuzz.py).
+_LINE_BREAKS = str.maketrans({c: ascii(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
 
 class UserError(Exception):
     """A problem the user can fix (bad input, missing file, unreachable service).
 
-    The command line prints ``error: <message>`` on one line and exits with status 2.
+    The command line prints ``error: <message>`` on one line and exits with status 2: line breaks in the
+    message (from a path or a value the user gave) are shown escaped (``\\n``).
     """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(str(message).translate(_LINE_BREAKS))
 
 
 class Interrupted(Exception):  # noqa: N818 - not an error: the user asked to stop

@@ -239,6 +239,17 @@ def extent_lonlat() -> BoundingBox:
     return extent.segmented(10_000).to_crs("EPSG:4326").boundingbox
 
 
+def parse_lonlat_box(text: str, what: str = "box") -> tuple[float, float, float, float]:
+    """``minlon,minlat,maxlon,maxlat`` as four numbers, checked by :func:`check_lonlat_box`; a one-line
+    error otherwise."""
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"bad {what} {text!r}; expected minlon,minlat,maxlon,maxlat") from None
+    check_lonlat_box(west, south, east, north, what)
+    return west, south, east, north
+
+
 def check_lonlat_box(west: float, south: float, east: float, north: float, what: str = "box") -> None:
     """A one-line error unless ``west, south, east, north`` is a finite lon/lat box, min < max, that lies
     within the grid's extent (so that it projects to Lambert-93)."""

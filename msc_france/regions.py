@@ -275,7 +275,10 @@ def _geojson_geometries(path: Path) -> tuple[list[BaseGeometry | None], str]:
         crs = named
     kind = data["type"]
     if kind == "FeatureCollection":
-        items = [f.get("geometry") if isinstance(f, dict) else None for f in data.get("features") or []]
+        features = data.get("features") or []
+        if not isinstance(features, list):  # found by fuzzing: a TypeError before
+            raise UserError(f"{_show(path)}: its features are not a list; expected a GeoJSON FeatureCollection")
+        items = [f.get("geometry") if isinstance(f, dict) else None for f in features]
     elif kind == "Feature":
         items = [data.get("geometry")]
     else:
@@ -326,6 +329,10 @@ def _region_from_file(path: Path) -> Region:
     parts: list[BaseGeometry] = []
     found: set[str] = set()
     for geoms, crs in layers:
+        for i, geom in enumerate(geoms):  # GEOS fails on NaN or infinite coordinates (found by fuzzing)
+            if geom is not None and not np.all(np.isfinite(shapely.get_coordinates(geom))):
+                raise UserError(f"{_show(path)}: geometry {i + 1} has a coordinate that is not a finite number; "
+                                "give longitudes and latitudes in degrees")
         polys = [p for g in geoms for p in _polygons(g)]
         found.update(g.geom_type for g in geoms if g is not None and not g.is_empty)
         if not polys:

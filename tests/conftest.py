@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from msc_france.config import DemoWorldConfig, load_catalog
 from msc_france.demo.server import DemoServer, serve_world
 from msc_france.demo.world import generate_world
+
+# Property-based tests (tests/reliability/test_fuzz.py): "ci", the default, is bounded and derandomized
+# for `make test`; HYPOTHESIS_PROFILE=deep runs thousands of examples per property and keeps failures
+# in .hypothesis/ to replay them first.
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+settings.register_profile("deep", max_examples=3000, deadline=None, suppress_health_check=_FUZZ_HEALTH,
+                          print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 pytest_plugins = ["tests.faults_fixtures", "tests.pretrain_fixtures"]
 

@@ -8,7 +8,10 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pystac
+import shapely
+import shapely.geometry
 from odc.geo.geom import Geometry
 
 from msc_france.names import is_safe_name
@@ -33,7 +36,13 @@ def item_footprint(item: pystac.Item) -> Geometry:
     """The item's geometry, in EPSG:4326 (ValueError when it has none)."""
     if item.geometry is None:
         raise ValueError(f"item {item.id} has no geometry")
-    return Geometry(item.geometry, "EPSG:4326")
+    try:  # found by fuzzing: malformed coordinates raise IndexError, RecursionError, GeometryTypeError...
+        geom = shapely.geometry.shape(item.geometry)
+    except Exception as exc:  # noqa: BLE001 - any malformed GeoJSON geometry from the API is unusable
+        raise ValueError(f"item {item.id} has no valid geometry ({type(exc).__name__})") from None
+    if not np.all(np.isfinite(shapely.get_coordinates(geom))):
+        raise ValueError(f"item {item.id} has a coordinate that is not a finite number")
+    return Geometry(geom, "EPSG:4326")
 
 
 def checked(raw: object, assets: Iterable[str]) -> pystac.Item | str:
@@ -49,7 +58,9 @@ def checked(raw: object, assets: Iterable[str]) -> pystac.Item | str:
             return "no valid footprint"
         item_datetime(item)
         float(item.properties.get("eo:cloud_cover", 0.0))
-    except (KeyError, TypeError, ValueError, AttributeError, pystac.STACError) as exc:
+    # Any error parsing an untrusted item leaves it out: pystac's errors share no base class
+    # (STACTypeError on a 'type' that is not Feature was found by fuzzing), and nor do shapely's.
+    except Exception as exc:  # noqa: BLE001
         return f"not a valid STAC item ({type(exc).__name__})"
     missing = [key for key in assets if key not in item.assets or not item.assets[key].href]
     if missing:

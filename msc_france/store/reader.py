@@ -156,12 +156,17 @@ class TileStore:
 
 def open_store(store: str, storage_options: dict[str, Any] | None = None) -> TileStore:
     """A tile store opened read-only; a missing one is a one-line user error."""
+    if "\x00" in store:
+        raise UserError(f"no tile store at {store!r} (a path cannot hold a NUL character); run `make tiles` first")
     try:
         root = zarr.open_group(store, mode="r", zarr_format=3, storage_options=storage_options or None)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise UserError(f"no tile store at {store}; run `make tiles` first") from None
     except _DAMAGED as exc:
         raise UserError(_damaged(store, "zarr.json", exc)) from None
+    except OSError as exc:  # a name too long, a folder that cannot be read (found by fuzzing)
+        raise UserError(f"cannot read a tile store at {store} ({exc.strerror or type(exc).__name__}); "
+                        "give the path of a store built by `msc-france tiles`") from None
     if not root.attrs.get(ROOT_KEY):
         raise UserError(f"{store} is not an msc-france tile store")
     try:

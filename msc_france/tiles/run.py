@@ -129,9 +129,16 @@ def check_store_path(store: str) -> None:
     if is_url(store):
         return
     path = local_path(store)
-    if path.exists() and not path.is_dir():
+    if "\x00" in store:  # found by fuzzing: ValueError from the OS calls below
+        raise UserError(f"store {store!r} holds a NUL character; give a folder path such as DATA/RECIPE.zarr")
+    try:
+        is_file = path.exists() and not path.is_dir()
+        resolved = path.resolve()
+    except OSError as exc:  # found by fuzzing: a name too long (ENAMETOOLONG), a loop of links
+        raise UserError(f"store {store} cannot be a store folder ({exc.strerror or type(exc).__name__}); "
+                        "give a folder path such as DATA/RECIPE.zarr") from None
+    if is_file:
         raise UserError(f"store {store} is a file, not a store folder; give a folder path such as DATA/RECIPE.zarr")
-    resolved = path.resolve()
     for system in SYSTEM_FOLDERS:
         if resolved.is_relative_to(system):
             raise UserError(f"store {store} is under {system}, a system folder; give a folder on a disk")
