@@ -4,8 +4,11 @@ index file themselves."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import fsspec
@@ -119,3 +122,18 @@ def test_open_store_errors_are_one_line(tile_store: str, tmp_path: Path) -> None
         store.read_tile("labels", 0, 0)
     with pytest.raises(UserError, match="has no band 'B99' in s2"):
         store.normalisation("s2", ["B99"])
+
+
+def test_the_package_names_resolve_lazily_and_writing_a_file_pulls_no_reader() -> None:
+    """``msc_france.store.NAME`` is each submodule's object; importing ``store.atomic`` (every writer
+    of the project does) loads neither the reader nor xarray/zarr."""
+    import msc_france.store as store
+
+    assert sorted(store.__all__) == sorted(store._MODULE_OF)
+    for name in store.__all__:
+        module = importlib.import_module(f"msc_france.store.{store._MODULE_OF[name]}")
+        assert getattr(store, name) is getattr(module, name)
+    probe = ("import sys, msc_france.store.atomic; "
+             "print(sorted({'xarray', 'zarr', 'msc_france.store.reader'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

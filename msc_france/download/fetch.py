@@ -8,7 +8,6 @@ record, if every block of it reads back): a damaged or zero-length file is fetch
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from odc.geo.geom import BoundingBox, Geometry
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from msc_france.checksum import sha256_hex
 from msc_france.cog import write_cog
 from msc_france.download.http import FetchError, HttpOpener
 from msc_france.errors import UserError
@@ -72,11 +72,8 @@ class FileRecord:
 
 
 def multihash_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "1220" + digest.hexdigest()
+    """The STAC file extension's `file:checksum`: the SHA-256 as a multihash (0x12, 32 bytes)."""
+    return "1220" + sha256_hex(path)
 
 
 def declared_crs(item: Mapping[str, Any], key: str) -> str | None:
@@ -108,9 +105,10 @@ def _window(dataset: rasterio.io.DatasetReader, area_l93: BoundingBox) -> Window
     return window
 
 
-def describe(job: AssetJob, skipped: bool, refetched: bool = False) -> Fetched:
+def describe(job: AssetJob, skipped: bool, refetched: bool = False, checksum: str | None = None) -> Fetched:
+    """The local file of ``job`` as the catalog records it; ``checksum`` when already verified."""
     with rasterio.open(job.path) as local:
-        return Fetched(job, job.path.stat().st_size, multihash_sha256(job.path), str(local.crs),
+        return Fetched(job, job.path.stat().st_size, checksum or multihash_sha256(job.path), str(local.crs),
                        list(local.transform)[:6], (local.height, local.width), skipped, local.dtypes[0], refetched)
 
 
@@ -145,8 +143,8 @@ def fetch_asset(job: AssetJob, area_l93: BoundingBox, opener: HttpOpener,
                 recorded: FileRecord | None = None) -> Fetched:
     """Fetch one asset's window unless a complete local file is already there (see :func:`local_state`)."""
     state = local_state(job.path, recorded)
-    if state == "complete":
-        return describe(job, skipped=True)
+    if state == "complete":  # a recorded checksum was just verified: the file is not read twice
+        return describe(job, skipped=True, checksum=recorded.checksum if recorded else None)
     if state == "damaged":  # never left for a later stage to read should the fetch fail
         job.path.unlink(missing_ok=True)
     try:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msc_france.checksum import sha256_hex
 from msc_france.errors import UserError
 from msc_france.publish.card import render_card
 from msc_france.publish.collection import build_collection, collection_json
 from msc_france.publish.croissant import build_croissant
 from msc_france.publish.dataset import Release, dataset_info
-from msc_france.publish.files import sha256
 from msc_france.publish.items import provenance, tile_items, write_mirror
 from msc_france.publish.layout import (
     CARD,
@@ -106,7 +106,7 @@ def publish(request: PublishRequest) -> PublishSummary:
     change = compare(previous, current)
     release = next_release(previous, change, request.today or dt.date.today())
     write_mirror(mirror, placeholder.items)
-    documents = _documents(view, tiles, where, span, release, request.data, mirror_sha256=sha256(mirror))
+    documents = _documents(view, tiles, where, span, release, request.data, mirror_sha256=sha256_hex(mirror))
     atomic_write(where.path(PROVENANCE), _json(documents.provenance))
     atomic_write(where.path(CARD), documents.card)
     atomic_write(where.path(CROISSANT), _json(documents.croissant))
@@ -133,7 +133,7 @@ def _documents(view: StoreView, tiles: TileSet, where: Layout, span: tuple[dt.da
     return Documents(
         items=tile_items(tiles, info.id, span), provenance=provenance(tiles),
         card=render_card(view, tiles, info, licences, found, where),
-        croissant=build_croissant(view, tiles, info, licences, where, span, sha256(view.index_path), mirror_sha256),
+        croissant=build_croissant(view, tiles, info, licences, where, span, sha256_hex(view.index_path), mirror_sha256),
         collection=collection_json(collection),
     )
 

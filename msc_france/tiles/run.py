@@ -156,12 +156,13 @@ def check_store_path(store: str) -> None:
 def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
     """Build or complete the store of ``request``; one run at a time on a local store. The recipe is
     the downloads' unless the request names one that they can serve (checked before any Dask work)."""
-    if request.store:
+    if request.store:  # before the catalogs are read
         check_store_path(request.store)
     folders = catalog_dirs(request.data, request.region)
     recipe = downloaded_recipe(folders, request.recipe)
     store = default_store(request, recipe)
-    check_store_path(store)
+    if not request.store:
+        check_store_path(store)
     lock, lease = lock_path(store), lease_url(store)
     if lease:  # s3://: a lease object, renewed while the run lives
         with s3_lease(lease, request.storage_options, f"store {store}") as held:

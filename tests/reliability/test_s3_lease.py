@@ -5,6 +5,7 @@ expired (a conditional write on its ETag) and never deleted by a writer that doe
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,15 +95,33 @@ def test_an_expired_lease_is_taken_over_and_only_by_one_taker(s3: tuple[dict[str
 
 
 def test_renewal_extends_the_lease_while_its_holder_lives(s3: tuple[dict[str, Any], Any]) -> None:
+    """Renewal rewrites the lease with a later expiry, on its own ETag; the background thread calls it
+    (waited for with an event, no timing assumed)."""
     options, client = s3
     key = "renew/demo.tiles.lock"
-    with s3_lease(f"s3://tiles/{key}", options, "store", ttl=0.9):
-        first = _record(client, key)["expires"]  # type: ignore[index]
-        time.sleep(2.0)  # over twice the ttl: without renewal it would have expired
-        later = _record(client, key)["expires"]  # type: ignore[index]
-        assert later > first + 1.0 and later > time.time()
+    with s3_lease(f"s3://tiles/{key}", options, "store", ttl=60) as lease:
+        first, etag = _record(client, key)["expires"], lease.etag  # type: ignore[index]
+        lease.ttl = 600  # the next renewal must push the expiry well past the first
+        lease.renew()
+        assert _record(client, key)["expires"] > first + 500 and lease.etag != etag  # type: ignore[index]
         with pytest.raises(UserError, match="in use by"):
-            S3Lease(f"s3://tiles/{key}", options, "store", ttl=0.9).acquire()
+            S3Lease(f"s3://tiles/{key}", options, "store", ttl=60).acquire()
+    renewed = threading.Event()
+    ticking = S3Lease(f"s3://tiles/{key}", options, "store", ttl=0.3)
+    ticking.acquire()
+    original = ticking.renew
+
+    def renew() -> None:
+        original()
+        renewed.set()
+
+    ticking.renew = renew  # type: ignore[method-assign]
+    ticking.start()
+    try:
+        assert renewed.wait(timeout=60), "the background thread renews the lease"
+    finally:
+        ticking.release()
+    assert ticking.lost is None and _record(client, key) is None
 
 
 def test_release_never_deletes_a_lease_held_by_someone_else(s3: tuple[dict[str, Any], Any]) -> None:

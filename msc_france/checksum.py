@@ -1,5 +1,5 @@
-"""The SHA-256 of a written file (Croissant's checksums). Files are written with
-:mod:`msc_france.store.atomic`, like every file of the project."""
+"""The SHA-256 of a file, read in 1 MiB blocks: the download's `file:checksum` and publish's Croissant
+checksums."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 
-def sha256(path: Path) -> str:
+def sha256_hex(path: Path) -> str:
     """The SHA-256 of a file's bytes, hex."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
