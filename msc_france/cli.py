@@ -6,12 +6,13 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from odc.geo.geom import box
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, Interrupted, UserError, disk_full, disk_full_message
@@ -21,11 +22,22 @@ from msc_france.redact import redact_text
 if TYPE_CHECKING:
     from msc_france.eval.run import EvalSummary  # imported on use: it loads torch
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
+class _Commands(TyperGroup):
+    """The subcommands; Ctrl-C where a stage does not count what it kept is :meth:`Interrupted.anywhere`
+    (one line and 130 from :func:`main`), not typer's silent exit."""
+
+    def invoke(self, ctx: Any) -> Any:  # noqa: ANN401 - typer's click Context is private; any return
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted.anywhere() from None
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__,
+                  cls=_Commands)
 demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo world: generate, serve, run everything.")
 app.add_typer(demo_app, name="demo")
 console = Console()
-
 
 
 def _version(show: bool) -> None:

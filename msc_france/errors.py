@@ -1,5 +1,7 @@
 """User-facing errors: one line, says what to do, no traceback."""
 
+from __future__ import annotations
+
 import errno
 from collections.abc import Iterator
 
@@ -19,16 +21,32 @@ class UserError(Exception):
         super().__init__(str(message).translate(_LINE_BREAKS))
 
 
+RESUME = "rerun the same command to resume"
+
+
 class Interrupted(Exception):  # noqa: N818 - not an error: the user asked to stop
     """Ctrl-C stopped a stage part-way; what it kept is complete and a rerun continues from there.
 
     The command line prints the message on one line and exits with status 130 (as for SIGINT).
     """
 
-    def __init__(self, kept: int, total: int | None, what: str = "files") -> None:
+    def __init__(self, kept: int, total: int | None, what: str = "files", line: str | None = None) -> None:
         of = "" if total is None else f" of {total}"
-        super().__init__(f"interrupted: {kept}{of} {what} kept; rerun the same command to resume")
+        super().__init__(line or f"interrupted: {kept}{of} {what} kept; {RESUME}")
         self.kept, self.total = kept, total
+
+    @classmethod
+    def anywhere(cls) -> Interrupted:
+        """Ctrl-C in a stage that counts nothing of its own (finished work is kept by each stage)."""
+        return cls(0, None, line=f"interrupted; {RESUME}")
+
+    @classmethod
+    def at_checkpoint(cls, step: int | None, total: int) -> Interrupted:
+        """Ctrl-C during training: the step of the last checkpoint (None: none written yet)."""
+        if not step:
+            return cls(0, total, line="interrupted: no checkpoint written yet; rerun the same command to start again")
+        return cls(step, total, line=f"interrupted: checkpoint of step {step} kept; rerun the same command "
+                                     "with --resume (make: resume=1) to continue")
 
 
 NO_SPACE = "No space left on device"

@@ -31,7 +31,7 @@ class RetryPolicy:
     attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None  # None: wait on the transfer's cancel event (Ctrl-C cuts it short)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
@@ -98,6 +98,13 @@ class RangeClient:
             kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
             raise FetchError(f"{self.unsigned}: signing failed ({kind}{reason})") from None
 
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry (a Retry-After may ask for minutes); Ctrl-C ends the wait and the fetch."""
+        if self.policy.sleep is not None:
+            self.policy.sleep(seconds)
+        elif self.transfer.cancelled.wait(seconds):
+            raise FetchError(f"{redact(self.unsigned)}: interrupted")
+
     def _request(self, start: int, end: int | None) -> tuple[bytes, int]:
         """Bytes ``start..end`` inclusive (``end=None``: one byte, to learn the size) and the total size."""
         last_problem = "no attempt made"
@@ -113,7 +120,7 @@ class RangeClient:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = f"{type(exc).__name__}"
                 self.transfer.retries += 1
-                self.policy.sleep(self.policy.delay(attempt, None))
+                self._pause(self.policy.delay(attempt, None))
                 continue
             if response.status_code == 403 and not resigned:
                 # Expired SAS token: sign the bare href again (once per request).
@@ -124,7 +131,7 @@ class RangeClient:
             if response.status_code in RETRY_STATUS:
                 last_problem = f"HTTP {response.status_code}"
                 self.transfer.retries += 1
-                self.policy.sleep(self.policy.delay(attempt, _retry_after(response)))
+                self._pause(self.policy.delay(attempt, _retry_after(response)))
                 continue
             if response.status_code == 403:
                 raise FetchError(f"HTTP 403 for {redact(self.unsigned)} even after re-signing: check the access token")
@@ -138,7 +145,7 @@ class RangeClient:
             if len(body) != expected:
                 last_problem = f"truncated body ({len(body)} of {expected} bytes)"
                 self.transfer.retries += 1
-                self.policy.sleep(self.policy.delay(attempt, None))
+                self._pause(self.policy.delay(attempt, None))
                 continue
             self.transfer.add(len(body))
             if response.status_code == 200:  # server ignored Range: keep only what was asked

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import resource
+import signal
 import time
 import traceback
 from contextlib import AbstractContextManager, nullcontext
@@ -20,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from msc_france.errors import UserError
+from msc_france.errors import Interrupted, UserError
 from msc_france.lock import exclusive
 from msc_france.names import safe_name
 from msc_france.pretrain import distributed
@@ -169,7 +170,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     workers = config.data.workers
     loader = DataLoader(dataset, batch_size=o.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
                         pin_memory=proc.device.type == "cuda", generator=torch.Generator().manual_seed(rt.seed),
-                        multiprocessing_context="forkserver" if workers else None,
+                        multiprocessing_context="forkserver" if workers else None, worker_init_fn=_ignore_ctrl_c,
                         prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0)
     in_chans = {s: len(dataset.stats[s].bands) for s in dataset.sensors}
 
@@ -277,6 +278,9 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                     saved = step
                 if step >= last_step:
                     break
+    except KeyboardInterrupt:  # Ctrl-C: the last checkpoint is whole (written aside, then renamed)
+        bar.close()
+        raise Interrupted.at_checkpoint(saved, last_step) from None
     except RuntimeError as exc:  # torch raises it in the main thread when a loader worker dies
         bar.close()  # before any error line, which the bar would otherwise print over
         _if_worker_died(exc, saved)
@@ -298,6 +302,12 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
         _if_worker_died(exc, saved)
         raise
     return PretrainSummary(run_dir, step, checkpoint_path, export, curves, last)
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Loader workers ignore Ctrl-C (a terminal signals its whole process group): the main process stops
+    the run and lets them go, and none prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _if_worker_died(exc: RuntimeError, saved: int | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,13 +13,13 @@ from typing import Any
 import geopandas as gpd
 import shapely
 import zarr
-from dask.distributed import Client, LocalCluster, as_completed
+from dask.distributed import Client, LocalCluster, Worker, WorkerPlugin, as_completed
 from rich.console import Console
 from tqdm import tqdm
 
 from msc_france.config import Recipe
 from msc_france.download.plan import PLAN_FILE
-from msc_france.errors import UserError
+from msc_france.errors import Interrupted, UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
 from msc_france.store.atomic import is_url, local_path
@@ -69,6 +70,14 @@ def default_store(request: TilesRequest, recipe: Recipe) -> str:
     return request.store or str(request.data / f"{recipe.name}.zarr")
 
 
+class IgnoreCtrlC(WorkerPlugin):
+    """Ctrl-C reaches the worker processes of a local cluster too (a terminal signals its whole process
+    group): they ignore it, so that only the client stops the run, and no worker prints a traceback."""
+
+    def setup(self, worker: Worker) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     """A client of an existing cluster, or of a local cluster of worker processes."""
@@ -83,7 +92,8 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     # Scheduler, workers and dashboard on loopback only: nothing of the run is reachable from the network.
     # distributed's LocalCluster and Client have no annotations
     with (LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                       host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", silence_logs=40) as cluster,
+                       host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", silence_logs=40,
+                       plugins={IgnoreCtrlC()}) as cluster,
           Client(cluster) as client):  # type: ignore[no-untyped-call]
         yield client
 
@@ -189,8 +199,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     for layer in layers(recipe, encodings):
         sensor_items = [i for i in items if i.sensor == layer.group]
         for shard, shard_tile_list in by_shard.items():
-            done = read_done(store, layer.group, shard, request.storage_options)
-            if done and {str(t) for t in shard_tile_list} <= done.tiles.keys():
+            if _complete(store, layer.group, shard, shard_tile_list, request.storage_options):
                 skipped += 1
                 continue
             bounds = [grid.tile_bounds(t) for t in shard_tile_list]
@@ -203,21 +212,37 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
             jobs.append((layer, shard, shard_tile_list, near, order))
     dashboard = None
     if jobs:
-        with dask_client(request.scheduler, request.workers) as client:
-            dashboard = client.dashboard_link
-            console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
-            futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
-                                     request.storage_options, order, pure=False, retries=2)
-                       for layer, shard, shard_tile_list, near, order in jobs]
-            with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
-                for future in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed has no annotations
-                    future.result()
-                    bar.update(1)
+        try:
+            with dask_client(request.scheduler, request.workers) as client:
+                dashboard = client.dashboard_link
+                console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
+                futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
+                                         request.storage_options, order, pure=False, retries=2)
+                           for layer, shard, shard_tile_list, near, order in jobs]
+                try:
+                    with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
+                        for future in as_completed(futures):  # type: ignore[no-untyped-call]  # no annotations
+                            future.result()
+                            bar.update(1)
+                except KeyboardInterrupt:
+                    client.cancel(futures)  # type: ignore[no-untyped-call]  # distributed has no annotations
+                    raise
+        except KeyboardInterrupt:  # Ctrl-C: the cluster is closed; the shards with a record are kept
+            kept = sum(_complete(store, layer.group, shard, shard_tile_list, request.storage_options)
+                       for layer, shard, shard_tile_list, _, _ in jobs)
+            raise Interrupted(skipped + kept, skipped + len(jobs), "shards") from None
     still_ours()
     index, table = finish_store(store, grid, request.storage_options)
     quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
                                   request.storage_options)
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
+
+
+def _complete(store: str, group: str, shard: tuple[int, int], tiles: list[TileId],
+              storage_options: dict[str, Any]) -> bool:
+    """Whether the completion record of ``shard`` in ``group`` holds every one of ``tiles``."""
+    done = read_done(store, group, shard, storage_options)
+    return done is not None and {str(t) for t in tiles} <= done.tiles.keys()
 
 
 def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, gpd.GeoDataFrame]:

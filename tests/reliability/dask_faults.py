@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import time
 from typing import Any
 
 from msc_france.tiles import shard
@@ -30,3 +31,21 @@ def process_shard_killing_once(*args: Any, marker: str, **kwargs: Any) -> dict[s
         return shard.process_shard(*args, **kwargs)
     shard.write_done = functools.partial(_die_instead_of_recording, marker)  # this worker process dies with it
     return shard.process_shard(*args, **kwargs)
+
+
+def process_shard_blocking_after(*args: Any, marker: str, runs: int, **kwargs: Any) -> dict[str, Any]:
+    """``process_shard`` for the first ``runs`` calls (counted with files ``marker.N``); every later call
+    writes ``marker.blocked`` and never returns (a long task that only closing its worker stops)."""
+    slot = 0
+    while True:
+        try:
+            os.close(os.open(f"{marker}.{slot}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            slot += 1
+    if slot < runs:
+        return shard.process_shard(*args, **kwargs)
+    with open(f"{marker}.blocked", "w") as handle:
+        handle.write(str(os.getpid()))
+    while True:
+        time.sleep(1)
