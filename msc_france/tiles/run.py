@@ -25,7 +25,7 @@ from msc_france.lock import exclusive
 from msc_france.store.atomic import is_url, local_path
 from msc_france.store.done import all_done, read_done
 from msc_france.store.index import build_index, write_index
-from msc_france.store.layout import layers, lease_url, lock_path, shard_of, shard_tiles
+from msc_france.store.layout import Layer, layers, lease_url, lock_path, shard_of, shard_tiles
 from msc_france.store.lease import s3_lease
 from msc_france.store.reader import attributes, child_array, child_group
 from msc_france.store.records import BandStatistics, ShardRecord
@@ -39,9 +39,10 @@ from msc_france.tiles.sources import (
     read_items,
     region_geometry,
 )
-from msc_france.tiles.tileplan import TileOrders, read_plan
+from msc_france.tiles.tileplan import ShardOrder, TileOrders, read_plan
 
 LOOPBACK = "127.0.0.1"  # where a local cluster listens (scheduler, workers, dashboard)
+Job = tuple[Layer, tuple[int, int], list[TileId], list[SourceItem], ShardOrder]  # layer, shard, tiles, items, order
 
 
 @dataclass
@@ -194,7 +195,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     by_shard: dict[tuple[int, int], list[TileId]] = {}
     for tile in sorted(tiles, key=lambda t: (t.row, t.col)):
         by_shard.setdefault(shard_of(tile, k), []).append(tile)
-    jobs = []
+    jobs: list[Job] = []
     skipped = 0
     for layer in layers(recipe, encodings):
         sensor_items = [i for i in items if i.sensor == layer.group]
@@ -210,32 +211,38 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
             near = [i for i in sensor_items if (wanted is None or i.key in wanted)
                     and shapely.from_wkt(i.footprint_wkt).intersects(area)]
             jobs.append((layer, shard, shard_tile_list, near, order))
-    dashboard = None
-    if jobs:
-        try:
-            with dask_client(request.scheduler, request.workers) as client:
-                dashboard = client.dashboard_link
-                console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
-                futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
-                                         request.storage_options, order, pure=False, retries=2)
-                           for layer, shard, shard_tile_list, near, order in jobs]
-                try:
-                    with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
-                        for future in as_completed(futures):  # type: ignore[no-untyped-call]  # no annotations
-                            future.result()
-                            bar.update(1)
-                except KeyboardInterrupt:
-                    client.cancel(futures)  # type: ignore[no-untyped-call]  # distributed has no annotations
-                    raise
-        except KeyboardInterrupt:  # Ctrl-C: the cluster is closed; the shards with a record are kept
-            kept = sum(_complete(store, layer.group, shard, shard_tile_list, request.storage_options)
-                       for layer, shard, shard_tile_list, _, _ in jobs)
-            raise Interrupted(skipped + kept, skipped + len(jobs), "shards") from None
+    dashboard = _run_jobs(request, store, grid, k, jobs, skipped, console) if jobs else None
     still_ours()
     index, table = finish_store(store, grid, request.storage_options)
     quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
                                   request.storage_options)
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
+
+
+def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: list[Job], skipped: int,
+              console: Console) -> str | None:
+    """Run the shard tasks on Dask; the dashboard link. Ctrl-C cancels them and closes a local cluster
+    (a running task stops with its worker), then raises :class:`Interrupted` with the shards recorded."""
+    try:
+        with dask_client(request.scheduler, request.workers) as client:
+            dashboard: str | None = client.dashboard_link
+            console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
+            futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
+                                     request.storage_options, order, pure=False, retries=2)
+                       for layer, shard, shard_tile_list, near, order in jobs]
+            try:
+                with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
+                    for future in as_completed(futures):  # type: ignore[no-untyped-call]  # no annotations
+                        future.result()
+                        bar.update(1)
+            except KeyboardInterrupt:
+                client.cancel(futures)  # type: ignore[no-untyped-call]  # distributed has no annotations
+                raise
+    except KeyboardInterrupt:  # counted once the cluster is closed: no task can record a shard any more
+        kept = sum(_complete(store, layer.group, shard, shard_tile_list, request.storage_options)
+                   for layer, shard, shard_tile_list, _, _ in jobs)
+        raise Interrupted(skipped + kept, skipped + len(jobs), "shards") from None
+    return dashboard
 
 
 def _complete(store: str, group: str, shard: tuple[int, int], tiles: list[TileId],
