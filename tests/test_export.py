@@ -181,3 +181,14 @@ def test_timms_pretrained_path_would_load_a_cut_export_without_error(multispectr
     exported = load_file(str(original / path.name))
     assert torch.equal(model.patch_embed.proj.weight, exported["patch_embed.proj.weight"])  # it did read the file
     assert not torch.allclose(model.blocks[0].attn.qkv.weight, exported["blocks.0.attn.qkv.weight"])
+
+
+def test_a_card_naming_an_architecture_timm_lacks_is_one_line(multispectral: Exported, tmp_path: Path) -> None:
+    _, original = multispectral
+    folder = shutil.copytree(original, tmp_path / "export")
+    card = folder / "model_card.json"
+    card.write_text(card.read_text().replace('"vit_tiny_patch16_224"', '"vit_nonexistent_patch16_224"'))
+    assert "vit_nonexistent_patch16_224" in card.read_text()  # the card was changed
+    with pytest.raises(UserError, match="architecture 'vit_nonexistent_patch16_224', which timm") as info:
+        load_backbone(folder, "s2")
+    assert "\n" not in str(info.value)

@@ -65,6 +65,9 @@ def export_backbone(backbone: SensorViT, config: PretrainConfig, stats: dict[str
 def timm_backbone(card: ModelCard, sensor: str) -> nn.Module:
     """A freshly initialised timm model shaped like ``card``'s backbone for ``sensor``'s bands."""
     timm = import_timm()
+    if not timm.is_model(card.arch):
+        raise UserError(f"the model card names architecture {card.arch!r}, which timm {timm.__version__} does not "
+                        "know; upgrade timm or export the backbone again (`make pretrain resume=1`)")
     model: nn.Module = timm.create_model(card.arch, pretrained=False, num_classes=0,
                                          in_chans=card.sensors[sensor].in_chans, img_size=card.img_size,
                                          dynamic_img_size=True)
