@@ -25,7 +25,8 @@ class UnreadableImage(Exception):  # noqa: N818 - a verdict on a file, reported 
 
     def __init__(self, path: Path, exc: BaseException) -> None:
         self.path = path
-        self.reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        text = str(exc).replace(f" {str(path)!r}", "")  # PIL names the file, which the message already does
+        self.reason = " ".join(text.split())[:120] or type(exc).__name__
         super().__init__(f"{path}: unreadable image ({self.reason})")
 
 
