@@ -119,6 +119,39 @@ def tiles(
                   f"{summary.skipped} already complete; index {summary.index}; quicklooks {summary.quicklooks}")
 
 
+@app.command(name="import-msc")
+def import_msc(
+    path: Annotated[Path, typer.Argument(help="the released MSC-France folder: Sentinel/, Landsat/, SPOT/ "
+                                              "of CITY/NAME images")],
+    store: Annotated[str | None, typer.Option(help="tile store folder (default DATA/msc-paper.zarr)")] = None,
+    split: Annotated[str, typer.Option(help="city: held-out cities; block: spatial blocks of 4 x 4 tiles")] = "city",
+    test_cities: Annotated[str | None, typer.Option(help="comma-separated test cities (--split city; "
+                                                         "default: drawn from a hash of the names)")] = None,
+    val_cities: Annotated[str | None, typer.Option(help="comma-separated validation cities (--split city)")] = None,
+    data: DataDir = Path("data"),
+) -> None:
+    """Write the X-STARS paper's released MSC-France images into a tile store and index (docs/import-msc.md)."""
+    from msc_france.import_msc.run import ImportRequest, run_import
+
+    if split not in ("city", "block"):
+        raise UserError(f"--split must be city or block, not {split!r}")
+    if split == "block" and (test_cities or val_cities):
+        raise UserError("--test-cities and --val-cities go with --split city")
+    summary = run_import(ImportRequest(path=path, data=data, store=store, split="city" if split == "city" else "block",
+                                       test_cities=_names(test_cities), val_cities=_names(val_cities)), console)
+    splits = ", ".join(f"{city} {name}" for city, name in sorted(summary.cities.items()))
+    console.print(f"store {summary.store}: {summary.tiles} footprints ({splits}); tile px "
+                  f"{', '.join(f'{g} {n}' for g, n in summary.px.items())}; left out: {summary.unpaired} unpaired "
+                  f"files, {summary.unreadable} footprints with an unreadable file; {summary.resized} images "
+                  f"resized, {summary.ignored} other files ignored; {summary.written} shards written, "
+                  f"{summary.skipped} already complete; index {summary.index}", markup=False, soft_wrap=True)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated list of names, None when not given."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
 @app.command()
 def publish(
     store: Annotated[str | None, typer.Option(help="tile store folder (default: the one tile store in DATA)")] = None,

@@ -31,6 +31,8 @@ HEADLINE_NOTE = ("R@k: cross-sensor retrieval, mean over sensor pairs; kNN, line
                  "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens, mean over "
                  "sensors; mIoU transfer: the segmentation probe of one sensor's patch tokens applied to another's, "
                  "mean over pairs")
+NO_LABELS_NOTE = ("The store has no land-cover labels (no `labels` group): the label tasks (kNN and linear "
+                  "probes, cross-sensor transfer, segmentation) are skipped and read n/a; retrieval needs none.")
 TRIPLET_TILES = 3
 
 
@@ -138,7 +140,9 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
                                         for name, r in results.items()])
     if figures.get("retrieval"):
         lines += [f"![retrieval]({figures['retrieval']})", ""]
-    if classes is not None:
+    if classes is None:
+        lines += [NO_LABELS_NOTE, ""]
+    else:
         sensors = list(next(iter(results.values())).scores["linear"])
         lines += ["## Dominant land cover of each tile", "",
                   (f"Classes: {', '.join(classes.names)}. kNN (k = 20, cosine) and a linear probe "

@@ -222,14 +222,20 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
 
 def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, gpd.GeoDataFrame]:
     """From the shards' completion records: band statistics, consolidated metadata and the tile index."""
+    records = finish_groups(store, storage_options)
+    table = build_index([r for record in records for r in record.tiles.values()], grid)
+    return write_index(table, store, storage_options or None), table
+
+
+def finish_groups(store: str, storage_options: dict[str, Any]) -> list[ShardRecord]:
+    """Band statistics and consolidated metadata from the shards' completion records; return the records."""
     records = all_done(store, storage_options)
     _write_statistics(store, records, storage_options)
     with warnings.catch_warnings():  # consolidated metadata are not in the v3 spec yet; xarray opens faster with them
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
         zarr.consolidate_metadata(root.store)
-    table = build_index([r for record in records for r in record.tiles.values()], grid)
-    return write_index(table, store, storage_options or None), table
+    return records
 
 
 def write_quicklooks(store: str, table: gpd.GeoDataFrame, out: Path, storage_options: dict[str, Any],

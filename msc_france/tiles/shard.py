@@ -96,26 +96,42 @@ def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, i
     ranks = order.ranks(items, shard, k, (target.shape[0] // px, target.shape[1] // px))
     rendered = render(layer, items, target, ranks)
     windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
-    with zarr.config.set(RUST_CODECS):  # arrays take their codec pipeline when opened
-        root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
-        group = child_group(root, layer.group)
-        data_array, valid_array = child_array(group, "data"), child_array(group, "valid")
-        if rewrites_whole_shard(tiles, target.shape, px):
-            data, valid = rendered.data, rendered.valid.view(np.uint8)
-        elif previous is None:
-            # No tile of this shard is recorded: what it holds is nothing or a write cut short (a full disk
-            # tears a shard file, which then fails its checksum); start from the fill values, never read it.
-            data = np.full_like(rendered.data, layer.nodata)
-            valid = np.zeros(rendered.valid.shape, dtype=np.uint8)
-            for window in windows.values():
-                data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
-                valid[window] = rendered.valid[window]
-        else:
-            data, valid = _merged(data_array, valid_array, box, rendered, list(windows.values()))
-        data_array[(slice(None), *box)] = data  # the whole shard, clipped at the grid's edge: one encode, one put
-        valid_array[box] = valid
+    if rewrites_whole_shard(tiles, target.shape, px):
+        data, valid = rendered.data, rendered.valid.view(np.uint8)
+    elif previous is None:
+        # No tile of this shard is recorded: what it holds is nothing or a write cut short (a full disk
+        # tears a shard file, which then fails its checksum); start from the fill values, never read it.
+        data = np.full_like(rendered.data, layer.nodata)
+        valid = np.zeros(rendered.valid.shape, dtype=np.uint8)
+        for window in windows.values():
+            data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
+            valid[window] = rendered.valid[window]
+    else:
+        with zarr.config.set(RUST_CODECS):
+            data, valid = _merged(*_arrays(store, layer, storage_options), box, rendered, list(windows.values()))
     records = dict(previous.tiles) if previous else {}
     records.update({str(tile): _tile_record(tile, layer, rendered, window) for tile, window in windows.items()})
+    return write_shard(store, layer, shard, box, data, valid, records, storage_options)
+
+
+def _arrays(store: str, layer: Layer,
+            storage_options: dict[str, Any] | None) -> tuple[zarr.Array[Any], zarr.Array[Any]]:
+    """The ``data`` and ``valid`` arrays of ``layer``'s group, opened for writing."""
+    root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
+    group = child_group(root, layer.group)
+    return child_array(group, "data"), child_array(group, "valid")
+
+
+def write_shard(store: str, layer: Layer, shard: tuple[int, int], box: tuple[slice, slice], data: np.ndarray,
+                valid: np.ndarray, records: dict[str, TileRecord],
+                storage_options: dict[str, Any] | None = None) -> ShardRecord:
+    """Write a whole shard (``data`` (band, y, x) and ``valid`` (y, x) over ``box``) in one put per array,
+    then record it as complete with ``records`` (its tiles); return the record. The one shard writer of
+    the project: the tiles stage and ``import-msc`` both write through it."""
+    with zarr.config.set(RUST_CODECS):  # arrays take their codec pipeline when opened
+        data_array, valid_array = _arrays(store, layer, storage_options)
+        data_array[(slice(None), *box)] = data  # the whole shard, clipped at the grid's edge: one encode, one put
+        valid_array[box] = valid
     record = ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer))
     write_done(store, record, storage_options)
     return record
