@@ -83,11 +83,9 @@ class Resamples:
 
     @classmethod
     def draw(cls, tiles: int, count: int = RESAMPLES, seed: int = 0) -> Resamples:
-        index = np.random.default_rng(seed).integers(0, tiles, size=(count, tiles))
-        rows = np.repeat(np.arange(count), tiles)
-        weights = np.zeros((count, tiles))
-        np.add.at(weights, (rows, index.ravel()), 1.0)
-        return cls(weights, seed)
+        index = np.random.default_rng(seed).integers(0, tiles, size=(count, tiles))  # tiles drawn, per resample
+        flat = (index + tiles * np.arange(count)[:, None]).ravel()
+        return cls(np.bincount(flat, minlength=count * tiles).reshape(count, tiles).astype(np.float64), seed)
 
     @property
     def count(self) -> int:
@@ -139,6 +137,7 @@ class Bootstrap:
         return list(dict.fromkeys((d.model, d.baseline) for d in self.differences))
 
     def difference(self, model: str, baseline: str, metric: str) -> Interval | None:
+        """The interval of ``model`` minus ``baseline`` on ``metric`` (None where either lacks that score)."""
         found = [d.interval for d in self.differences if (d.model, d.baseline, d.metric) == (model, baseline, metric)]
         return found[0] if found else None
 
