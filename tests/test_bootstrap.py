@@ -8,6 +8,7 @@ import torch
 
 from msc_france.eval.bootstrap import BalancedAccuracy, MeanIoU, Resamples, TileMean, bootstrap
 from msc_france.eval.probes import balanced_accuracy
+from msc_france.eval.report import difference_rows, headline_rows
 from msc_france.eval.segmentation import IGNORE, mean_iou, tile_confusions
 
 TILES = 48
@@ -101,3 +102,17 @@ def test_every_score_of_a_demo_sized_report_gets_a_finite_interval() -> None:
     result = bootstrap(dict.fromkeys(("a", "b", "c"), stats), Resamples.draw(TILES, 1000))
     assert len(result.differences) == 9 and result.resamples == 1000
     assert all(np.isfinite([i.low, i.high]).all() for f in result.figures.values() for i in f.values())
+
+
+def test_report_rows_mark_significant_differences_and_missing_scores() -> None:
+    models = {"random init": {"retrieval_R@1": TileMean((_half_correct(),))},
+              "DINO + MSAD": {"retrieval_R@1": TileMean((np.ones(TILES),))}}  # a store without labels: no probes
+    result = bootstrap(models, Resamples.draw(TILES))
+    header, rows = headline_rows(result)
+    assert header[:2] == ["model", "R@1"] and rows[1][1] == "100.0 [100.0, 100.0]"
+    assert rows[0][1].startswith("50.0 [") and set(rows[0][2:]) == {"n/a"}
+    _, differences = difference_rows(result)
+    assert differences[0][0] == "DINO + MSAD vs random init" and set(differences[0][2:]) == {"n/a"}
+    assert differences[0][1].startswith("+50.0 [+") and differences[0][1].endswith("]†")
+    same = bootstrap({"a": models["random init"], "b": models["random init"]}, Resamples.draw(TILES, 50))
+    assert difference_rows(same)[1][0][1] == "+0.0 [+0.0, +0.0]"  # no † on an interval that holds 0
