@@ -70,7 +70,7 @@ def test_report_carries_intervals_and_differences(trained: tuple[Path, str]) -> 
         for key, interval in scores["intervals"].items():
             assert interval["value"] == pytest.approx(scores["summary"][key], abs=1e-6), (name, key)  # torch: float32
             assert 0.0 <= interval["low"] <= interval["high"] <= 1.0, (name, key)
-        # 16 tiles: a model's accuracy moves with the tiles drawn (unless the probe is right on every tile)
+        # 16 tiles: a recall moves with the tiles drawn (unless every query finds its tile)
         assert scores["intervals"]["retrieval_R@5"]["high"] > scores["intervals"]["retrieval_R@5"]["low"] or \
             scores["summary"]["retrieval_R@5"] == 1.0
     differences = report["bootstrap"]["differences"]
