@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from odc.geo.geom import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, Interrupted, UserError, disk_full, disk_full_message
+from msc_france.eval.bootstrap import RESAMPLES  # numpy only
 from msc_france.grid import parse_lonlat_box
 from msc_france.redact import redact_text
 
@@ -205,6 +207,7 @@ def evaluate(
     baselines: Annotated[bool, typer.Option(help="also evaluate a random backbone and the run NAME-dino")] = True,
     downstream: Annotated[list[str] | None, typer.Option(
         help="NAME=FOLDER of a labelled dataset on disk (eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples of the test tiles for the intervals")] = RESAMPLES,
     data: DataDir = Path("data"),
 ) -> None:
     """Evaluate a trained backbone on the store's test split: retrieval, probes, segmentation, report."""
@@ -220,21 +223,28 @@ def evaluate(
         from msc_france.pretrain.config import default_preset, load_pretrain_config
 
         run = load_pretrain_config(default_preset(data, store)[0]).name
-    summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets))
+    summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets,
+                                   resamples=resamples))
     _print_headline(summary)
 
 
 def _print_headline(summary: EvalSummary) -> None:
-    from msc_france.eval.report import HEADLINE, HEADLINE_NOTE
+    from msc_france.eval.report import HEADLINE, HEADLINE_NOTE, intervals_note, signed, with_interval
 
+    bootstrap = summary.bootstrap
     table = Table(title=f"evaluation, percent (chance: R@1 {100 * summary.chance['R@1']:.1f}, "
-                        f"R@5 {100 * summary.chance['R@5']:.1f})", caption=HEADLINE_NOTE)
+                        f"R@5 {100 * summary.chance['R@5']:.1f})",
+                  caption=escape(f"{HEADLINE_NOTE}. {intervals_note(bootstrap)}; vs: difference in points, "
+                                 "† where its interval excludes 0"))
     table.add_column("model", no_wrap=True)
     for _, label in HEADLINE:
         table.add_column(label, justify="right")
-    for row in summary.headline:
-        table.add_row(row["model"], *(f"{100 * row[key]:.1f}" for key, _ in HEADLINE))
-    Console(width=max(console.width, 120)).print(table)  # the whole table, also in 80-column logs
+    for name, figures in bootstrap.figures.items():
+        table.add_row(name, *(with_interval(figures.get(key), compact=True) for key, _ in HEADLINE))
+    for model, baseline in bootstrap.compared:
+        table.add_row(f"{model} vs {baseline}",
+                      *(signed(bootstrap.difference(model, baseline, key), compact=True) for key, _ in HEADLINE))
+    Console(width=max(console.width, 170)).print(table)  # the whole table, intervals unwrapped, also in logs
     console.print(f"report: {summary.report}", soft_wrap=True)
 
 
