@@ -92,7 +92,7 @@ def test_a_catalog_save_cut_short_leaves_the_old_catalog_whole_and_the_rerun_wri
         for path in root.rglob("*.json"):
             json.loads(path.read_text())  # every file there is complete
         write_catalog(root, "demo", NEW, RECORD)
-        assert _read(root) == (["l8", "s2", "vhr"], {key: "new" for key in "abcdef"})
+        assert _read(root) == (["l8", "s2", "vhr"], dict.fromkeys("abcdef", "new"))
 
 
 def test_a_first_save_cut_short_leaves_no_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
