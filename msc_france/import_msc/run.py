@@ -18,7 +18,7 @@ from msc_france.import_msc.images import UnreadableImage, image_size, read_rgb
 from msc_france.import_msc.place import BLOCK, ENCODING, Placed, SplitMode, import_recipe, place, tile_sizes
 from msc_france.import_msc.scan import Footprint, Scan, scan
 from msc_france.lock import exclusive
-from msc_france.store.done import all_done, read_done
+from msc_france.store.done import all_done, read_done, write_done
 from msc_france.store.index import build_index, write_index
 from msc_france.store.layout import Layer, layers, lock_path, shard_box, shard_of, shard_tiles, tile_window
 from msc_france.store.records import ShardRecord, TileRecord
@@ -141,7 +141,7 @@ def _write_shards(store: str, root: Path, placed: list[Placed], layer_list: list
                 data[(slice(None), *window)] = by_group[layer.group]
                 valid[window] = 1
             records = {str(p.tile): _record(p, layer.group, root) for p, _ in images}
-            write_shard(store, layer, shard, box, data, valid, records)
+            write_done(store, write_shard(store, layer, shard, box, data, valid, records))
             progress.written += 1
     return progress
 
