@@ -19,6 +19,7 @@ from rich.console import Console
 from msc_france.errors import UserError
 from msc_france.eval.report import NO_LABELS_NOTE
 from msc_france.eval.run import EvalRequest, run_eval
+from msc_france.import_msc import run as import_run
 from msc_france.import_msc.place import city_splits
 from msc_france.import_msc.run import ImportRequest, ImportSummary, run_import
 from msc_france.pretrain.config import default_preset, load_pretrain_config
@@ -27,7 +28,6 @@ from msc_france.store import open_store
 from msc_france.store.done import write_done
 from msc_france.store.index import split_of
 from msc_france.store.records import ShardRecord
-from msc_france.tiles import shard as shard_module
 from tests.data.msc_release import CITIES, RESIZED, SIXTEEN_BIT, SIZES, Release, write_release
 from tests.pretrain_fixtures import write_preset
 
@@ -169,7 +169,7 @@ def test_an_import_cut_short_resumes_to_the_same_store(release: Release, importe
             raise KeyboardInterrupt
         write_done(store, record)
 
-    monkeypatch.setattr(shard_module, "write_done", die_on_the_second)
+    monkeypatch.setattr(import_run, "write_done", die_on_the_second)
     store = tmp_path / "cut.zarr"
     with pytest.raises(KeyboardInterrupt):
         _import(release, store)
