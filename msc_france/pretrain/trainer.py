@@ -34,6 +34,7 @@ from msc_france.pretrain.meta_arch import XStars
 from msc_france.pretrain.metrics import MetricsLog
 from msc_france.pretrain.sampler import ResumableSampler
 from msc_france.pretrain.schedules import cosine, warmup_then_constant
+from msc_france.pretrain.stopping import StepBoundaryStop
 from msc_france.pretrain.weights import load_initial_weights
 
 CHECKPOINT = "checkpoint.pt"
@@ -222,6 +223,8 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     window = {"wait": 0.0, "time": 0.0, "images": 0, "loss": 0.0, "dino": 0.0, "msad": 0.0, "n": 0}
     model.train()
     saved = step if request.resume else None
+    stop = StepBoundaryStop(enabled=proc.world == 1)
+    stop.install()
     try:
         while step < last_step:
             epoch, start_batch = divmod(micro, batches_per_epoch)
@@ -276,6 +279,11 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                 if step % rt.checkpoint_every == 0 or step == last_step:
                     _save(checkpoint_path, model, optimizer, step, micro, config, in_chans, proc)
                     saved = step
+                if stop.requested:  # Ctrl-C: this step is kept, then the run stops
+                    if saved != step:
+                        _save(checkpoint_path, model, optimizer, step, micro, config, in_chans, proc)
+                        saved = step
+                    raise Interrupted.at_checkpoint(saved, last_step)
                 if step >= last_step:
                     break
     except KeyboardInterrupt:  # Ctrl-C: the last checkpoint is whole (written aside, then renamed)
@@ -292,6 +300,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
             raise UserError(_worker_died(reason, saved)) from None
         raise
     finally:
+        stop.restore()
         bar.close()
     export = curves = None
     try:  # torch's SIGCHLD handler raises a worker's death wherever the main thread is while the loader lives

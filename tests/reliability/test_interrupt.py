@@ -175,6 +175,33 @@ def test_ctrl_c_stops_the_pretraining_in_seconds_and_resume_continues_from_the_k
     assert [r["step"] for r in _metrics(run)] == list(range(1, kept + 2)), "resumed at the kept step"
 
 
+def test_one_ctrl_c_checkpoints_the_step_it_lands_in_so_no_step_is_redone(tile_store: str, tmp_path: Path) -> None:
+    # no checkpoint before the last step: before, Ctrl-C here lost every step done; now the first press
+    # stops at the end of the current step, after a checkpoint of it
+    preset = write_preset(tmp_path, optim={"epochs": 12}, runtime={"checkpoint_every": 1000, "log_every": 1})
+    command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(tmp_path),
+               "--store", tile_store, "--run-name", "one-press"]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "runs" / "one-press"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and not (
+            (run / "metrics.jsonl").exists() and _metrics(run)):
+        time.sleep(0.05)
+    done_before = len(_metrics(run)) if (run / "metrics.jsonl").exists() else 0
+    assert done_before >= 1 and not (run / "checkpoint.pt").exists(), "steps done, none checkpointed yet"
+    line, _ = _interrupted(process)
+    kept = int(load_checkpoint(run / "checkpoint.pt")["step"])
+    assert done_before <= kept < 48, "the step it was in is kept, and it stopped part-way"
+    assert line == (f"interrupted: checkpoint of step {kept} kept; rerun the same command with --resume "
+                    "(make: resume=1) to continue"), line
+    assert [r["step"] for r in _metrics(run)] == list(range(1, kept + 1)), "every step done is logged once"
+    resumed = run_pretrain(PretrainRequest(config=preset, data=tmp_path, run="one-press", store=tile_store,
+                                           resume=True, max_steps=kept + 1, quiet=True))
+    assert resumed.steps == kept + 1
+    assert [r["step"] for r in _metrics(run)] == list(range(1, kept + 2)), "resumed after the kept step"
+
+
 def test_ctrl_c_cuts_a_long_retry_after_wait_short(
     tmp_path: Path, proxied_api: str, fault_proxy: FaultProxy, tiny_world: World,  # noqa: F811
 ) -> None:
