@@ -201,12 +201,16 @@ class S3Lease:
         self._thread = threading.Thread(target=self._renew_loop, name="msc-france-lease", daemon=True)
         self._thread.start()
 
-    def check(self) -> None:
+    def check(self, done: bool = False) -> None:
         """A one-line :class:`UserError` if the lease was lost while held, or is past the expiry this run
         last wrote (not renewed in time: another writer may have taken it over). Cheap (no request):
-        the renewal thread finds a loss; writers call this before each record they write."""
+        the renewal thread finds a loss; writers call this before each record they write, and once
+        ``done`` (after the last write)."""
         if self.lost is None and time.time() > self.record.expires:
             self.lost = "it expired before it could be renewed"
+        if self.lost and done:
+            raise UserError(f"lost the lease on {self.what} ({self.lost}) after the run's last write: another "
+                            "writer may have changed the store since; rerun to check it")
         if self.lost:
             raise UserError(f"lost the lease on {self.what} ({self.lost}); nothing more was written; rerun to resume")
 
@@ -253,6 +257,6 @@ def s3_lease(url: str, storage_options: dict[str, Any] | None, what: str,
     lease.start()
     try:
         yield lease
-        lease.check()
+        lease.check(done=True)
     finally:
         lease.release()

@@ -143,6 +143,23 @@ def test_release_never_deletes_a_lease_held_by_someone_else(s3: tuple[dict[str, 
     assert _record(client, key)["id"] == "0ther", "their lease is still there"
 
 
+def test_a_lease_lost_after_the_last_write_says_so(s3: tuple[dict[str, Any], Any]) -> None:
+    """Lost between the run's last write and its end: not "nothing more was written" (the run wrote
+    everything), but that the store may have changed since."""
+    options, client = s3
+    key = "late/demo.tiles.lock"
+    with pytest.raises(UserError) as late, s3_lease(f"s3://tiles/{key}", options, "store s3://tiles/late.zarr",
+                                                      ttl=60) as lease:
+        other = LeaseRecord("other-host pid 7", "0ther", time.time() + 60)
+        client.put_object(Bucket=BUCKET, Key=key, Body=other.to_json())
+        lease.renew()
+        assert lease.lost, "the premise: the lease was taken over inside the block"
+    assert str(late.value) == ("lost the lease on store s3://tiles/late.zarr (another writer took it over) after "
+                               "the run's last write: another writer may have changed the store since; rerun to "
+                               "check it")
+    assert _record(client, key)["id"] == "0ther", "their lease is kept"
+
+
 def test_run_tiles_holds_the_lease_of_an_s3_store(s3: tuple[dict[str, Any], Any], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """run_tiles takes the lease (with the request's storage options) around the whole run, and
