@@ -18,7 +18,7 @@ config  ?= $(if $(recipe),pretrain-$(recipe))
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: install download tiles publish pretrain eval demo lint test bench grid plan clean
+.PHONY: install download tiles publish pretrain eval demo doctor lint test bench grid plan clean
 
 install: $(STAMP)
 
@@ -59,6 +59,9 @@ eval: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/msc-france demo run --data "$(data)"
+
+doctor: $(STAMP)
+	$(BIN)/msc-france doctor --data "$(data)" $(call opt,store,store)
 
 grid: $(STAMP)
 	$(BIN)/msc-france grid $(call opt,recipe,recipe) $(call opt,bbox,bbox)
