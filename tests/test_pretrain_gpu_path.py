@@ -24,7 +24,7 @@ from tests.pretrain_fixtures import write_preset
 # one sensor, DINO alone, global crops only: one training graph and one no-grad graph per backbone call.
 SENSORS = {"s2": 3}
 SMALL = {"data": {"sensors": list(SENSORS), "workers": 0}, "crops": {"local_number": 0},
-         "loss": {"msad_weight": 0.0}, "optim": {"epochs": 2, "warmup_epochs": 0.5}}
+         "loss": {"msad_weight": 0.0}, "optim": {"epochs": 2, "warmup_epochs": 0.5, "base_lr": 0.1}}
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -67,7 +67,8 @@ def test_compiled_bf16_run_trains_resumes_and_keeps_plain_keys(compiled_run: tup
     logged = records(folder / "runs" / "c")
     assert [r["step"] for r in logged] == list(range(1, 9))  # 3 steps, then resumed to the end
     assert all(math.isfinite(r["loss"]) for r in logged)
-    assert logged[-1]["loss"] < logged[0]["loss"]
+    losses = [r["loss"] for r in logged]
+    assert sum(losses[4:]) / 4 < sum(losses[:4]) / 4 - 0.3  # the second epoch's DINO loss is well below the first's
     state = load_checkpoint(folder / "runs" / "c" / "checkpoint.pt")
     assert state["step"] == 8
     expected = XStars(load_pretrain_config(preset), SENSORS).state_dict().keys()
