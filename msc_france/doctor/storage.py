@@ -10,6 +10,7 @@ from pathlib import Path
 
 from msc_france.doctor.record import Check
 from msc_france.errors import UserError
+from msc_france.pretrain.dataset import TileDataset
 from msc_france.store import open_store, stores_in
 
 LOW_SPACE_GIB = 10.0  # the demo needs about 2 GiB; a region's store needs far more (msc-france plan)
@@ -50,8 +51,6 @@ def check_data_folder(data: Path) -> Check:
 def check_store_read(data: Path, store: str | None) -> Check:
     """Samples per second of ``TileDataset`` (every sensor, every split) on ``store``, else on the first
     tile store under ``data``; a WARN line when there is none."""
-    from msc_france.pretrain.dataset import TileDataset  # imports torch: only when a store is read
-
     name = "store read"
     found = [store] if store else (stores_in(data) if data.is_dir() else [])
     if not found:
