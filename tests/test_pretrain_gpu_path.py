@@ -16,6 +16,7 @@ from msc_france.pretrain.backbone import import_timm
 from msc_france.pretrain.checkpoint import load_checkpoint
 from msc_france.pretrain.config import RuntimeConfig, load_pretrain_config
 from msc_france.pretrain.meta_arch import XStars
+from msc_france.pretrain.peak import peak_dtype
 from msc_france.pretrain.runtime import runtime_choices
 from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 from tests.pretrain_fixtures import write_preset
@@ -44,6 +45,7 @@ def test_runtime_choices_come_from_the_device() -> None:
     assert runtime_choices(cuda, RuntimeConfig(bf16=False)).autocast_dtype is None
     with runtime_choices(cpu, RuntimeConfig(bf16_cpu=True)).autocast(cpu):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    assert peak_dtype(cuda) == torch.bfloat16 and peak_dtype(cpu) == torch.float32  # the MFU's denominator
 
 
 @pytest.fixture(scope="module")

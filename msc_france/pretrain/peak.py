@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from msc_france.pretrain.config import RuntimeConfig
+from msc_france.pretrain.runtime import runtime_choices
+
 
 @dataclass(frozen=True)
 class MatmulPeak:
@@ -17,8 +20,8 @@ class MatmulPeak:
 
 
 def peak_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on CUDA (what training autocasts to), fp32 on CPU (the CPU default, docs/pretrain.md)."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    """What a default run computes in on ``device``: bf16 on CUDA, fp32 on CPU."""
+    return runtime_choices(device, RuntimeConfig()).autocast_dtype or torch.float32
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype | None = None, size: int | None = None,

@@ -28,7 +28,7 @@ class RuntimeChoices:
 
 def runtime_choices(device: torch.device, runtime: RuntimeConfig) -> RuntimeChoices:
     """The choices for ``device``: ``runtime.bf16`` autocasts on CUDA, and on CPU only with
-    ``runtime.bf16_cpu`` as well (slower than fp32 on CPUs without bf16 matrix units, docs/pretrain.md)."""
+    ``runtime.bf16_cpu`` as well (slower than fp32 on the CPU measured in docs/pretrain.md)."""
     cuda = device.type == "cuda"
     bf16 = runtime.bf16 and (cuda or runtime.bf16_cpu)
     return RuntimeChoices(autocast_dtype=torch.bfloat16 if bf16 else None, fused_adamw=cuda, pin_memory=cuda,
