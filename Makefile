@@ -18,7 +18,7 @@ config  ?= $(if $(recipe),pretrain-$(recipe))
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: install download tiles publish pretrain eval demo doctor lint test bench grid plan clean
+.PHONY: install download tiles import-msc publish pretrain eval demo doctor lint test bench grid plan clean
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ tiles: $(STAMP)
 	$(BIN)/msc-france tiles $(call opt,recipe,recipe) --data "$(data)" $(call opt,region,region) \
 	  $(call opt,store,store) $(call opt,scheduler,scheduler) $(call opt,workers,workers)
 
+import-msc: $(STAMP)
+	$(if $(path),,$(error give the MSC-France folder: make import-msc path=FOLDER))
+	$(BIN)/msc-france import-msc "$(path)" --data "$(data)" $(call opt,store,store) $(call opt,split,split) \
+	  $(call opt,test_cities,test-cities) $(call opt,val_cities,val-cities)
+
 publish: $(STAMP)
 	$(BIN)/msc-france publish --data "$(data)" $(call opt,store,store) $(call opt,out,out)
 
@@ -63,7 +68,7 @@ pretrain: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/msc-france eval --data "$(data)" $(if $(or $(run),$(config)),--run "$(or $(run),$(config))") $(call opt,store,store) $(call opt,downstream,downstream) \
-	  $(if $(filter 0 no false,$(baselines)),--no-baselines)
+	  $(call opt,resamples,resamples) $(if $(filter 0 no false,$(baselines)),--no-baselines)
 
 demo: $(STAMP)
 	$(BIN)/msc-france demo run --data "$(data)"

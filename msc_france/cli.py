@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from odc.geo.geom import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, Interrupted, UserError, disk_full, disk_full_message
+from msc_france.eval.bootstrap import RESAMPLES  # numpy only
 from msc_france.grid import parse_lonlat_box
 from msc_france.redact import redact_text
 
@@ -119,6 +121,39 @@ def tiles(
                   f"{summary.skipped} already complete; index {summary.index}; quicklooks {summary.quicklooks}")
 
 
+@app.command(name="import-msc")
+def import_msc(
+    path: Annotated[Path, typer.Argument(help="the released MSC-France folder: Sentinel/, Landsat/, SPOT/ "
+                                              "of CITY/NAME images")],
+    store: Annotated[str | None, typer.Option(help="tile store folder (default DATA/msc-paper.zarr)")] = None,
+    split: Annotated[str, typer.Option(help="city: held-out cities; block: spatial blocks of 4 x 4 tiles")] = "city",
+    test_cities: Annotated[str | None, typer.Option(help="comma-separated test cities (--split city; "
+                                                         "default: drawn from a hash of the names)")] = None,
+    val_cities: Annotated[str | None, typer.Option(help="comma-separated validation cities (--split city)")] = None,
+    data: DataDir = Path("data"),
+) -> None:
+    """Write the X-STARS paper's released MSC-France images into a tile store and index (docs/import-msc.md)."""
+    from msc_france.import_msc.run import ImportRequest, run_import
+
+    if split not in ("city", "block"):
+        raise UserError(f"--split must be city or block, not {split!r}")
+    if split == "block" and (test_cities or val_cities):
+        raise UserError("--test-cities and --val-cities go with --split city")
+    summary = run_import(ImportRequest(path=path, data=data, store=store, split="city" if split == "city" else "block",
+                                       test_cities=_names(test_cities), val_cities=_names(val_cities)), console)
+    splits = ", ".join(f"{city} {name}" for city, name in sorted(summary.cities.items()))
+    console.print(f"store {summary.store}: {summary.tiles} footprints ({splits}); tile px "
+                  f"{', '.join(f'{g} {n}' for g, n in summary.px.items())}; left out: {summary.unpaired} unpaired "
+                  f"files, {summary.unreadable} footprints with an unreadable file; {summary.resized} images "
+                  f"resized, {summary.ignored} other files ignored; {summary.written} shards written, "
+                  f"{summary.skipped} already complete; index {summary.index}", markup=False, soft_wrap=True)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated list of names, None when not given."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
 @app.command()
 def publish(
     store: Annotated[str | None, typer.Option(help="tile store folder (default: the one tile store in DATA)")] = None,
@@ -172,6 +207,7 @@ def evaluate(
     baselines: Annotated[bool, typer.Option(help="also evaluate a random backbone and the run NAME-dino")] = True,
     downstream: Annotated[list[str] | None, typer.Option(
         help="NAME=FOLDER of a labelled dataset on disk (eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples of the test tiles for the intervals")] = RESAMPLES,
     data: DataDir = Path("data"),
 ) -> None:
     """Evaluate a trained backbone on the store's test split: retrieval, probes, segmentation, report."""
@@ -187,21 +223,28 @@ def evaluate(
         from msc_france.pretrain.config import default_preset, load_pretrain_config
 
         run = load_pretrain_config(default_preset(data, store)[0]).name
-    summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets))
+    summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets,
+                                   resamples=resamples))
     _print_headline(summary)
 
 
 def _print_headline(summary: EvalSummary) -> None:
-    from msc_france.eval.report import HEADLINE, HEADLINE_NOTE
+    from msc_france.eval.report import HEADLINE, HEADLINE_NOTE, intervals_note, signed, with_interval
 
+    bootstrap = summary.bootstrap
     table = Table(title=f"evaluation, percent (chance: R@1 {100 * summary.chance['R@1']:.1f}, "
-                        f"R@5 {100 * summary.chance['R@5']:.1f})", caption=HEADLINE_NOTE)
+                        f"R@5 {100 * summary.chance['R@5']:.1f})",
+                  caption=escape(f"{HEADLINE_NOTE}. {intervals_note(bootstrap)}; vs: difference in points, "
+                                 "† where its interval excludes 0"))
     table.add_column("model", no_wrap=True)
     for _, label in HEADLINE:
         table.add_column(label, justify="right")
-    for row in summary.headline:
-        table.add_row(row["model"], *(f"{100 * row[key]:.1f}" for key, _ in HEADLINE))
-    Console(width=max(console.width, 120)).print(table)  # the whole table, also in 80-column logs
+    for name, figures in bootstrap.figures.items():
+        table.add_row(name, *(with_interval(figures.get(key), compact=True) for key, _ in HEADLINE))
+    for model, baseline in bootstrap.compared:
+        table.add_row(f"{model} vs {baseline}",
+                      *(signed(bootstrap.difference(model, baseline, key), compact=True) for key, _ in HEADLINE))
+    Console(width=max(console.width, 170)).print(table)  # the whole table, intervals unwrapped, also in logs
     console.print(f"report: {summary.report}", soft_wrap=True)
 
 

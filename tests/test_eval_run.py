@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,52 @@ def test_report_scores_every_model_pair_and_probe(trained: tuple[Path, str]) -> 
     text = summary.report.read_text()
     assert "| random init |" in text and "## Cross-sensor transfer" in text and "![triplets]" in text
     assert [row["model"] for row in summary.headline] == list(report["models"])
+
+
+def test_report_carries_intervals_and_differences(trained: tuple[Path, str]) -> None:
+    data, store = trained
+    summary = run_eval(EvalRequest(run="pretrain-tiny", data=data, store=store, quiet=True, resamples=300))
+    report = json.loads(summary.report.with_suffix(".json").read_text())
+    assert {k: report["bootstrap"][k] for k in ("tiles", "resamples", "seed", "level", "tile_points")} == {
+        "tiles": 16, "resamples": 300, "seed": 0, "level": 0.95, "tile_points": 100 / 16}
+    for name, scores in report["models"].items():
+        assert set(scores["intervals"]) == set(scores["summary"]), name  # every headline score has one
+        for key, interval in scores["intervals"].items():
+            assert interval["value"] == pytest.approx(scores["summary"][key], abs=1e-6), (name, key)  # torch: float32
+            assert 0.0 <= interval["low"] <= interval["high"] <= 1.0, (name, key)
+        # 16 tiles: a recall moves with the tiles drawn (unless every query finds its tile)
+        assert scores["intervals"]["retrieval_R@5"]["high"] > scores["intervals"]["retrieval_R@5"]["low"] or \
+            scores["summary"]["retrieval_R@5"] == 1.0
+    differences = report["bootstrap"]["differences"]
+    assert {(d["model"], d["baseline"]) for d in differences} == {
+        ("DINO alone", "random init"), ("DINO + MSAD", "random init"), ("DINO + MSAD", "DINO alone")}
+    models = report["models"]
+    for d in differences:
+        assert d["value"] == pytest.approx(models[d["model"]]["summary"][d["metric"]]
+                                           - models[d["baseline"]]["summary"][d["metric"]], abs=1e-6)
+        assert d["significant"] == (d["low"] > 0 or d["high"] < 0) and d["low"] <= d["high"]
+    text = summary.report.read_text()
+    r1 = models["DINO + MSAD"]["intervals"]["retrieval_R@1"]
+    assert f"| DINO + MSAD | {100 * r1['value']:.1f} [{100 * r1['low']:.1f}, {100 * r1['high']:.1f}] |" in text
+    assert "### Differences between models" in text and "| DINO + MSAD vs DINO alone |" in text
+    assert "16 test tiles (300 resamples of the tiles" in text and "one test tile is 6.2 points" in text
+    assert summary.bootstrap.resamples == 300 and list(summary.bootstrap.figures) == list(models)
+
+
+def test_the_command_line_prints_intervals_and_refuses_no_resamples(trained: tuple[Path, str]) -> None:
+    data, store = trained
+    args = [sys.executable, "-m", "msc_france", "eval", "--data", str(data), "--run", "pretrain-tiny", "--store", store]
+    bad = subprocess.run([*args, "--resamples", "0"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+    assert "--resamples 0: give a number of bootstrap resamples of 1 or more" in bad.stderr
+    result = subprocess.run([*args, "--resamples", "200"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((data / "runs" / "pretrain-tiny" / "report.json").read_text())
+    r1 = report["models"]["DINO + MSAD"]["intervals"]["retrieval_R@1"]
+    assert f"{100 * r1['value']:.1f} [{math.floor(100 * r1['low'])},{math.ceil(100 * r1['high'])}]" in result.stdout
+    assert "DINO + MSAD vs DINO alone" in result.stdout and "200 resamples" in result.stdout
+    assert "[low, high]: 95 % percentile interval" in " ".join(result.stdout.split())  # not eaten as markup
+    assert report["bootstrap"]["resamples"] == 200
 
 
 def test_without_baselines_only_the_run(trained: tuple[Path, str]) -> None:

@@ -1,5 +1,6 @@
 """Pretraining end to end on CPU with a synthetic store: the loss moves, resume equals an uninterrupted
-run, a 2-process DDP run (gloo), continual mode freezes what it should, the export loads into timm."""
+run, a 2-process DDP run (gloo), continual mode freezes what it should, the export loads into timm strictly
+(RGB and multispectral)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,28 @@ def test_exported_backbone_loads_into_timm_in_one_call(full_run: tuple[Path, Pat
         torch.testing.assert_close(timm_model.forward_features(images), model.teacher.backbone(images, "l8"))
     card = json.loads((export / "model_card.json").read_text())
     assert card["sensors"]["s2"]["bands"] == ["B04", "B03", "B02"] and len(card["sensors"]["s2"]["mean"]) == 3
+
+
+def test_a_multispectral_run_exports_backbones_that_reload_strictly(tile_store: str, tmp_path: Path) -> None:
+    """Every sensor's own patch embedding (all the store's bands) goes to its file and comes back exactly."""
+    preset = write_preset(tmp_path, model={"mode": "multispectral"}, optim={"epochs": 1}, runtime={"max_steps": 2})
+    run_pretrain(PretrainRequest(config=preset, data=tmp_path, run="ms", store=tile_store, quiet=True))
+    export = tmp_path / "runs" / "ms" / "export"
+    card = json.loads((export / "model_card.json").read_text())
+    in_chans = {s: c["in_chans"] for s, c in card["sensors"].items()}
+    assert card["mode"] == "multispectral" and in_chans == {"s2": 4, "l8": 4, "vhr": 4}  # the demo recipe's bands
+    model = XStars(load_pretrain_config(preset), in_chans)
+    model.load_state_dict(load_checkpoint(tmp_path / "runs" / "ms" / "checkpoint.pt")["model"])
+    model.eval()
+    embeds = {}
+    for sensor, channels in in_chans.items():
+        timm_model = load_backbone(export, sensor).eval()
+        embeds[sensor] = timm_model.patch_embed.proj.weight
+        assert torch.equal(embeds[sensor], model.teacher.backbone.embed(sensor).proj.weight)
+        images = torch.randn(2, channels, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(timm_model.forward_features(images), model.teacher.backbone(images, sensor))
+    assert not torch.equal(embeds["s2"], embeds["l8"]) and not torch.equal(embeds["l8"], embeds["vhr"])
 
 
 def test_continual_mode_freezes_the_reference_and_adapts_the_student(full_run: tuple[Path, Path],

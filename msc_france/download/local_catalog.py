@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+from pystac.stac_io import DefaultStacIO
 
 from msc_france.download.candidates import Candidate
 from msc_france.download.fetch import Fetched, FileRecord
@@ -102,8 +103,19 @@ def write_catalog(root: Path, region_name: str, items: list[dict[str, Any]], rec
         catalog.add_child(child)
     catalog.normalize_hrefs(str(root))
     catalog.make_all_asset_hrefs_relative()
-    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, stac_io=AtomicStacIO())
     return root / "catalog.json"
+
+
+class AtomicStacIO(DefaultStacIO):
+    """pystac's file I/O with every file written whole or not at all (:func:`atomic_write`).
+
+    ``Catalog.save`` writes a catalog's items and sub-catalogs before the catalog itself, so with each
+    file atomic the catalog is atomic as a set: a save cut short leaves the previous ``catalog.json``
+    (or none), and whatever it links to is complete."""
+
+    def write_text_to_href(self, href: str, txt: str) -> None:
+        atomic_write(Path(href), txt)
 
 
 def write_json(path: Path, data: object) -> None:

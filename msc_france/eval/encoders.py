@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msc_france.pretrain.backbone import import_timm
-from msc_france.pretrain.export import load_backbone
+from msc_france.pretrain.export import load_backbone, timm_backbone
 from msc_france.store import ModelCard, read_card
 
 PATCH = 16
@@ -59,13 +58,11 @@ def _encoder(name: str, models: dict[str, nn.Module], card: ModelCard) -> Encode
 
 def random_like(card: ModelCard, name: str = "random init", seed: int = 0) -> Encoder:
     """A randomly initialised backbone with the architecture, bands and input size of ``card``."""
-    timm = import_timm()
     torch.manual_seed(seed)
     shared = None
     models = {}
-    for sensor, entry in card.sensors.items():
+    for sensor in card.sensors:
         if shared is None or card.mode != "rgb":  # rgb mode: one model for every sensor, as trained
-            shared = timm.create_model(card.arch, pretrained=False, num_classes=0, in_chans=entry.in_chans,
-                                       img_size=card.img_size, dynamic_img_size=True).eval()
+            shared = timm_backbone(card, sensor).eval()
         models[sensor] = shared
     return _encoder(name, models, card)

@@ -3,6 +3,7 @@ pair, confusion matrices of the linear probe, and test triplets beside their pre
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -14,6 +15,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from msc_france.eval.bootstrap import Bootstrap, Interval
 from msc_france.eval.embeddings import Split
 from msc_france.eval.labels import ClassSpace
 from msc_france.eval.retrieval import chance
@@ -31,6 +33,8 @@ HEADLINE_NOTE = ("R@k: cross-sensor retrieval, mean over sensor pairs; kNN, line
                  "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens, mean over "
                  "sensors; mIoU transfer: the segmentation probe of one sensor's patch tokens applied to another's, "
                  "mean over pairs")
+NO_LABELS_NOTE = ("The store has no land-cover labels (no `labels` group): the label tasks (kNN and linear "
+                  "probes, cross-sensor transfer, segmentation) are skipped and read n/a; retrieval needs none.")
 TRIPLET_TILES = 3
 
 
@@ -49,9 +53,45 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
-def headline_rows(results: dict[str, EncoderScores]) -> tuple[list[str], list[list[str]]]:
+def with_interval(interval: Interval | None, compact: bool = False) -> str:
+    """``70.1 [64.6, 75.7]`` in percent (``70.1 [64,76]`` when ``compact``: bounds rounded outwards);
+    ``n/a`` without a score."""
+    if interval is None or math.isnan(interval.value):
+        return "n/a"
+    if compact:
+        return f"{100 * interval.value:.1f} [{math.floor(100 * interval.low)},{math.ceil(100 * interval.high)}]"
+    return f"{_pct(interval.value)} [{_pct(interval.low)}, {_pct(interval.high)}]"
+
+
+def signed(interval: Interval | None, compact: bool = False) -> str:
+    """A difference in points with its interval, ``†`` when the interval excludes 0."""
+    if interval is None or math.isnan(interval.value):
+        return "n/a"
+    mark = "†" if interval.significant else ""
+    if compact:
+        return f"{100 * interval.value:+.1f}{mark}"
+    return f"{100 * interval.value:+.1f} [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]{mark}"
+
+
+def intervals_note(bootstrap: Bootstrap) -> str:
+    return (f"[low, high]: {100 * bootstrap.level:.0f} % percentile interval of a paired bootstrap over the "
+            f"{bootstrap.tiles} test tiles ({bootstrap.resamples} resamples of the tiles, seed {bootstrap.seed}, "
+            f"the same resamples for every model); one test tile is {100 / bootstrap.tiles:.1f} points of a score "
+            "of one sensor or sensor pair")
+
+
+def headline_rows(bootstrap: Bootstrap) -> tuple[list[str], list[list[str]]]:
     header = ["model", *(label for _, label in HEADLINE)]
-    rows = [[name, *(_pct(r.scores["summary"][key]) for key, _ in HEADLINE)] for name, r in results.items()]
+    rows = [[name, *(with_interval(figures.get(key)) for key, _ in HEADLINE)]
+            for name, figures in bootstrap.figures.items()]
+    return header, rows
+
+
+def difference_rows(bootstrap: Bootstrap) -> tuple[list[str], list[list[str]]]:
+    """One row per model and model before it in the table (its baselines): the difference in points."""
+    header = ["difference", *(label for _, label in HEADLINE)]
+    rows = [[f"{model} vs {baseline}", *(signed(bootstrap.difference(model, baseline, key)) for key, _ in HEADLINE)]
+            for model, baseline in bootstrap.compared]
     return header, rows
 
 
@@ -118,7 +158,7 @@ def triplets_figure(store: str, test: Split, scores: EncoderScores, classes: Cla
 
 
 def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: ClassSpace | None,
-              figures: dict[str, str]) -> str:
+              figures: dict[str, str], bootstrap: Bootstrap) -> str:
     n_test = meta["splits"]["test"]
     c = chance(n_test)
     lines = [f"# Evaluation of run `{meta['run']}`", "",
@@ -127,8 +167,15 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
               f"{meta['splits']['train']} train / {meta['splits']['val']} val / {n_test} test tiles; "
               f"evaluated {meta['created']} in {meta['seconds']:.0f} s. Scores in percent."), "",
              "## Headline", "", f"Chance: R@1 {_pct(c['R@1'])}, R@5 {_pct(c['R@5'])}. {HEADLINE_NOTE}.", ""]
-    lines += _table(*headline_rows(results))
+    lines += _table(*headline_rows(bootstrap))
     lines += [f"- {name}: {source}" for name, source in meta["sources"].items()] + [""]
+    lines += [f"{intervals_note(bootstrap)}.", ""]
+    if bootstrap.differences:
+        lines += ["### Differences between models", "",
+                  ("Each model minus each baseline before it in the table, in points, on the same resamples; "
+                   "† marks an interval above or below zero, a difference that tile sampling alone does not "
+                   "explain."), ""]
+        lines += _table(*difference_rows(bootstrap))
     pairs = list(next(iter(results.values())).scores["retrieval"])
     lines += ["## Cross-sensor retrieval (Recall@1 / Recall@5)", "",
               ("Each test tile of the query sensor looks for the same tile among all test tiles of the "
@@ -138,7 +185,9 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
                                         for name, r in results.items()])
     if figures.get("retrieval"):
         lines += [f"![retrieval]({figures['retrieval']})", ""]
-    if classes is not None:
+    if classes is None:
+        lines += [NO_LABELS_NOTE, ""]
+    else:
         sensors = list(next(iter(results.values())).scores["linear"])
         lines += ["## Dominant land cover of each tile", "",
                   (f"Classes: {', '.join(classes.names)}. kNN (k = 20, cosine) and a linear probe "
@@ -184,9 +233,18 @@ def _downstream_markdown(downstream: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _bootstrap_json(bootstrap: Bootstrap) -> dict[str, Any]:
+    return {"tiles": bootstrap.tiles, "resamples": bootstrap.resamples, "seed": bootstrap.seed,
+            "level": bootstrap.level, "tile_points": 100 / bootstrap.tiles,
+            "differences": [{"model": d.model, "baseline": d.baseline, "metric": d.metric,
+                             **dataclasses.asdict(d.interval), "significant": d.interval.significant}
+                            for d in bootstrap.differences]}
+
+
 def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: dict[str, Split],
                  classes: ClassSpace | None, results: dict[str, EncoderScores], reported: str,
-                 sources: dict[str, str], downstream: dict[str, dict[str, Any]], seconds: float) -> Path:
+                 sources: dict[str, str], downstream: dict[str, dict[str, Any]], bootstrap: Bootstrap,
+                 seconds: float) -> Path:
     """Write report.json, report.md and the figures under ``run_dir`` for the encoder named ``reported``
     (the run's own; the others are baselines); returns report.md's path."""
     figures_dir = run_dir / "eval"
@@ -203,9 +261,12 @@ def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: d
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "seconds": seconds,
             "splits": {k: len(v.tiles) for k, v in splits.items()}, "sources": sources}
     document = {**meta, "chance": chance(n_test), "classes": classes.names if classes else None,
-                "figures": relative, "models": {name: r.scores for name, r in results.items()},
+                "figures": relative, "bootstrap": _bootstrap_json(bootstrap),
+                "models": {name: {**r.scores, "intervals": {k: dataclasses.asdict(v)
+                                                             for k, v in bootstrap.figures[name].items()}}
+                           for name, r in results.items()},
                 "downstream": downstream}
     atomic_write(run_dir / "report.json", json.dumps(document, indent=2, default=float))
     path = run_dir / "report.md"
-    atomic_write(path, _markdown(meta, results, classes, relative) + _downstream_markdown(downstream))
+    atomic_write(path, _markdown(meta, results, classes, relative, bootstrap) + _downstream_markdown(downstream))
     return path

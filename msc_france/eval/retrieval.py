@@ -20,7 +20,11 @@ def match_ranks(query: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
 
 def recall_at(query: torch.Tensor, gallery: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """``{"R@k": fraction of queries whose true match is among the k most similar}``."""
-    ranks = match_ranks(query, gallery)
+    return recall_of(match_ranks(query, gallery), ks)
+
+
+def recall_of(ranks: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Recall@k from the ranks of ``match_ranks``."""
     return {f"R@{k}": float((ranks < k).float().mean()) for k in ks}
 
 

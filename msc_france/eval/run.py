@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from msc_france.errors import UserError
+from msc_france.eval.bootstrap import RESAMPLES, Bootstrap, Resamples, bootstrap
 from msc_france.eval.downstream import eurosat, score_downstream
 from msc_france.eval.embeddings import embed_split
 from msc_france.eval.encoders import Encoder, from_export, random_like
@@ -35,13 +36,15 @@ class EvalRequest:
     min_valid: float = 0.95
     batch_size: int = 32
     quiet: bool = False
-    seed: int = 0
+    seed: int = 0  # of the random-init baseline and of the bootstrap's resamples
+    resamples: int = RESAMPLES
     downstream: dict[str, str] = field(default_factory=dict)  # dataset name -> folder on disk
 
 
 @dataclass
 class EvalSummary:
     report: Path
+    bootstrap: Bootstrap  # the intervals of the headline scores and of the differences between models
     headline: list[dict[str, Any]] = field(default_factory=list)
     chance: dict[str, float] = field(default_factory=dict)
 
@@ -80,6 +83,9 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     if not run_dir.is_dir():
         raise UserError(f"no run {request.run!r} in {request.data / 'runs'}; "
                         f"train it with `make pretrain run={request.run}`")
+    if request.resamples < 1:
+        raise UserError(f"--resamples {request.resamples}: give a number of bootstrap resamples of 1 or more "
+                        f"({RESAMPLES} by default)")
     torch.manual_seed(request.seed)
     started = time.perf_counter()
     encoders, card, sources = _encoders(request, run_dir)
@@ -90,9 +96,11 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     labelled = [s.labels for s in (splits["train"], splits["test"]) if s.labels is not None]
     classes = ClassSpace.of(*labelled) if len(labelled) == 2 else None
     results = {e.name: score_encoder(e.name, splits["train"], splits["val"], splits["test"], classes) for e in encoders}
+    n_test = len(splits["test"].tiles)
+    intervals = bootstrap({name: r.outcomes for name, r in results.items()},
+                          Resamples.draw(n_test, request.resamples, request.seed))
     downstream = {name: _downstream(name, folder, encoders) for name, folder in request.downstream.items()}
     report = write_report(run_dir, request.run, card, store, splits, classes, results, card.method, sources,
-                          downstream, time.perf_counter() - started)
-    n_test = len(splits["test"].tiles)
+                          downstream, intervals, time.perf_counter() - started)
     headline = [{"model": name, **r.scores["summary"]} for name, r in results.items()]
-    return EvalSummary(report, headline, chance(n_test))
+    return EvalSummary(report, intervals, headline, chance(n_test))

@@ -5,32 +5,55 @@ linear probe, and linear segmentation of the label map."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
+import numpy as np
 import torch
 
+from msc_france.eval.bootstrap import BalancedAccuracy, MeanIoU, TileMean, TileStatistic
 from msc_france.eval.embeddings import Split
 from msc_france.eval.labels import ClassSpace
 from msc_france.eval.probes import accuracy, balanced_accuracy, confusion, fit_linear, knn_predict
-from msc_france.eval.retrieval import recall_at
-from msc_france.eval.segmentation import fit_segmentation, mean_iou
+from msc_france.eval.retrieval import match_ranks, recall_of
+from msc_france.eval.segmentation import fit_segmentation, mean_iou, tile_confusions
 
 
 @dataclass
 class EncoderScores:
-    """``scores``: JSON-ready tables; ``segmentation_maps[sensor]``: predicted class maps of the test tiles."""
+    """``scores``: JSON-ready tables; ``segmentation_maps[sensor]``: predicted class maps of the test tiles;
+    ``outcomes[summary key]``: the per-tile outcomes behind each summary score, for the bootstrap."""
 
     scores: dict[str, Any]
     segmentation_maps: dict[str, torch.Tensor]
+    outcomes: dict[str, TileStatistic]
+
+
+@dataclass
+class _TileOutcomes:
+    """Per-tile outcomes, one array per sensor or sensor pair, by summary key."""
+
+    hits: dict[str, list[np.ndarray]] = field(default_factory=dict)  # 1 where the tile scored, else 0
+    balanced: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)  # correct, truth
+    confusions: dict[str, list[np.ndarray]] = field(default_factory=dict)  # (N, C, C)
+
+    def statistics(self) -> dict[str, TileStatistic]:
+        out: dict[str, TileStatistic] = {k: TileMean(tuple(v)) for k, v in self.hits.items()}
+        out.update({k: BalancedAccuracy(tuple(v)) for k, v in self.balanced.items()})
+        out.update({k: MeanIoU(tuple(v)) for k, v in self.confusions.items()})
+        return out
 
 
 def pair_name(a: str, b: str) -> str:
     return f"{a}->{b}"
 
 
-def _classification(predicted: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+def _classification(predicted: torch.Tensor, truth: torch.Tensor, tiles: _TileOutcomes, key: str) -> dict[str, float]:
+    """Accuracy and balanced accuracy; each tile's correctness kept for the summary's ``key`` scores."""
+    correct = (predicted == truth).numpy()
+    tiles.hits.setdefault(f"{key}_accuracy", []).append(correct)
+    tiles.balanced.setdefault(f"{key}_balanced_accuracy", []).append((correct, truth.numpy()))
     return {"accuracy": accuracy(predicted, truth), "balanced_accuracy": balanced_accuracy(predicted, truth)}
 
 
@@ -48,8 +71,12 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
     sensors = list(te.cls)
     out: dict[str, Any] = {"retrieval": {}, "knn": {}, "linear": {}, "transfer": {}, "segmentation": {},
                            "segmentation_transfer": {}, "confusion": {}}
+    tiles = _TileOutcomes()
     for a, b in itertools.permutations(sensors, 2):
-        out["retrieval"][pair_name(a, b)] = recall_at(te.features(a), te.features(b))
+        ranks = match_ranks(te.features(a), te.features(b))
+        out["retrieval"][pair_name(a, b)] = recall_of(ranks)
+        for k in (1, 5):
+            tiles.hits.setdefault(f"retrieval_R@{k}", []).append((ranks < k).numpy())
     maps: dict[str, torch.Tensor] = {}
     if classes is not None and train.labels is not None and test.labels is not None:
         y_train, y_test = classes.dominant(train.labels), classes.dominant(test.labels)
@@ -58,11 +85,12 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
         for a in sensors:
             x_train = tr.features(a)
             knn = knn_predict(x_train, y_train, te.features(a), len(classes))
-            out["knn"][a] = _classification(knn, y_test)
+            out["knn"][a] = _classification(knn, y_test, tiles, "knn")
             probe = fit_linear(x_train, y_train, len(classes), va.features(a) if y_val is not None else None, y_val)
             for b in sensors:
                 predicted = probe.predict(te.features(b))
-                result = {**_classification(predicted, y_test), "weight_decay": probe.weight_decay}
+                key = "linear" if a == b else "transfer"
+                result = {**_classification(predicted, y_test, tiles, key), "weight_decay": probe.weight_decay}
                 if a == b:
                     out["linear"][a] = result
                     out["confusion"][a] = confusion(predicted, y_test, len(classes)).tolist()
@@ -72,13 +100,16 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
             for b in sensors:  # the dense counterpart of transfer: a probe of A's patch tokens on B's
                 predicted_map = segmenter.predict(te.patches[b], pixels_test.shape[-1])
                 miou, per_class = mean_iou(predicted_map, pixels_test, len(classes))
+                key = "segmentation_miou" if a == b else "segmentation_transfer_miou"
+                tiles.confusions.setdefault(key, []).append(
+                    tile_confusions(predicted_map, pixels_test, len(classes)).numpy())
                 if a == b:
                     maps[a] = predicted_map
                     out["segmentation"][a] = {"miou": miou, "iou": dict(zip(classes.names, per_class, strict=True))}
                 else:
                     out["segmentation_transfer"][pair_name(a, b)] = {"miou": miou}
     out["summary"] = summarise(out)
-    return EncoderScores(out, maps)
+    return EncoderScores(out, maps, tiles.statistics())
 
 
 def _mean(values: list[float]) -> float:
@@ -91,6 +122,7 @@ def summarise(scores: dict[str, Any]) -> dict[str, float]:
         "retrieval_R@1": _mean([v["R@1"] for v in scores["retrieval"].values()]),
         "retrieval_R@5": _mean([v["R@5"] for v in scores["retrieval"].values()]),
         "knn_accuracy": _mean([v["accuracy"] for v in scores["knn"].values()]),
+        "knn_balanced_accuracy": _mean([v["balanced_accuracy"] for v in scores["knn"].values()]),
         "linear_accuracy": _mean([v["accuracy"] for v in scores["linear"].values()]),
         "linear_balanced_accuracy": _mean([v["balanced_accuracy"] for v in scores["linear"].values()]),
         "transfer_accuracy": _mean([v["accuracy"] for v in scores["transfer"].values()]),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from msc_france.store.atomic import atomic_write
 
 CURVES = ("loss", "dino", "msad", "lr", "images_per_s", "data_wait")
 
@@ -23,8 +26,9 @@ class MetricsLog:
         self.jsonl = folder / "metrics.jsonl"
         self.csv = folder / "metrics.csv"
         kept = [r for r in self.records() if resume_step is not None and r["step"] <= resume_step]
-        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self._write_csv(kept)
+        # Whole or not at all: a kill here leaves the old files, which the next resume cuts the same way.
+        atomic_write(self.jsonl, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write(self.csv, _csv_text(kept))
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -42,18 +46,10 @@ class MetricsLog:
                 continue
         return records
 
-    def _write_csv(self, records: list[dict[str, Any]]) -> None:
-        self.csv.unlink(missing_ok=True)
-        for record in records:
-            self._append_csv(record)
-
     def _append_csv(self, record: dict[str, Any]) -> None:
-        new = not self.csv.exists()
+        header = not self.csv.stat().st_size
         with self.csv.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(record), extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(record)
+            handle.write(_csv_text([record], header))
 
     def log(self, record: dict[str, Any]) -> None:
         with self.jsonl.open("a") as handle:
@@ -69,6 +65,18 @@ class MetricsLog:
         if self.writer is not None:
             self.writer.close()
         return plot_curves(self.records(), self.folder / "curves.png")
+
+
+def _csv_text(records: list[dict[str, Any]], header: bool = True) -> str:
+    """``records`` as CSV rows, each in its own keys' order, after a header of the first one's keys
+    if ``header``: the same text whether written at once or appended one by one."""
+    out = io.StringIO()
+    for n, record in enumerate(records):
+        writer = csv.DictWriter(out, fieldnames=list(record), extrasaction="ignore")
+        if header and n == 0:
+            writer.writeheader()
+        writer.writerow(record)
+    return out.getvalue()
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> Path:

@@ -1,5 +1,6 @@
 """Completion records: a shard of a group is complete when its :class:`ShardRecord` exists beside the
-store (``STORE.tiles.done/GROUP/CCCC_RRRR.json``), written after the shard's data."""
+store (``STORE.tiles.done/GROUP/CCCC_RRRR.json``), written after the shard's data are flushed to disk,
+and its objects are still as it lists them (:func:`msc_france.store.durable.intact`)."""
 
 from __future__ import annotations
 

@@ -187,11 +187,11 @@ class S3Lease:
                 self.etag = self._put(record, IfMatch=self.etag)
                 self.record = record
             except LeaseLostError:
-                self.lost = f"the lease {self.url} was taken over by another writer"
+                self.lost = "another writer took it over"
             except Exception as exc:  # noqa: BLE001 - transient (network, 5xx): the next tick tries again, until expiry
                 log.warning("could not renew the lease %s: %s", self.url, exc)
                 if time.time() > self.record.expires:
-                    self.lost = f"the lease {self.url} expired (renewal failed: {exc})"
+                    self.lost = f"it expired: renewal failed: {exc}"
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl / 3):
@@ -202,10 +202,13 @@ class S3Lease:
         self._thread.start()
 
     def check(self) -> None:
-        """A one-line :class:`UserError` if the lease was lost while held (then this run must stop
-        writing: another writer has the store)."""
+        """A one-line :class:`UserError` if the lease was lost while held, or is past the expiry this run
+        last wrote (not renewed in time: another writer may have taken it over). Cheap (no request):
+        the renewal thread finds a loss; writers call this before each record they write."""
+        if self.lost is None and time.time() > self.record.expires:
+            self.lost = "it expired before it could be renewed"
         if self.lost:
-            raise UserError(f"{self.what}: {self.lost} while this run wrote; rerun once that writer is done")
+            raise UserError(f"lost the lease on {self.what} ({self.lost}); nothing more was written; rerun to resume")
 
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still ours (another writer's is never deleted)."""

@@ -119,18 +119,31 @@ class BandStatistics:
 
 
 @dataclass(frozen=True)
+class StoredObject:
+    """One object of a shard as written (``key`` in the store, e.g. ``s2/data/c/0/1/2``): its size and
+    SHA-256, what a rerun checks before it trusts the shard's completion record."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class ShardRecord:
-    """A shard of one group written whole: every tile it holds and the sums of its valid pixels."""
+    """A shard of one group written whole: every tile it holds, the sums of its valid pixels and the
+    objects it was written to (none in records of earlier versions: those are trusted as they are)."""
 
     group: str
     shard: tuple[int, int]
     tiles: dict[str, TileRecord]
     sums: BandSums
+    objects: tuple[StoredObject, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({"group": self.group, "shard": list(self.shard),
                            "tiles": {name: r.to_json() for name, r in self.tiles.items()},
-                           "statistics": self.sums.to_json()}, sort_keys=True)
+                           "statistics": self.sums.to_json(), "objects": [asdict(o) for o in self.objects]},
+                          sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ShardRecord:
@@ -139,7 +152,9 @@ class ShardRecord:
         try:
             return cls(str(data["group"]), (int(data["shard"][0]), int(data["shard"][1])),
                        {str(k): TileRecord.from_json(v) for k, v in data["tiles"].items()},
-                       BandSums.from_json(data["statistics"]))
+                       BandSums.from_json(data["statistics"]),
+                       tuple(StoredObject(str(o["key"]), int(o["size"]), str(o["sha256"]))
+                             for o in data.get("objects") or ()))
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"not a shard record ({type(exc).__name__}: {exc})") from None
 

@@ -22,7 +22,8 @@ from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
 from msc_france.store.atomic import is_url, local_path
-from msc_france.store.done import all_done, read_done
+from msc_france.store.done import all_done, read_done, write_done
+from msc_france.store.durable import intact
 from msc_france.store.index import build_index, write_index
 from msc_france.store.layout import layers, lease_url, lock_path, shard_of, shard_tiles
 from msc_france.store.lease import s3_lease
@@ -174,7 +175,8 @@ def run_tiles(request: TilesRequest, console: Console) -> TilesSummary:
 def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store: str,
                console: Console, still_ours: Callable[[], None] = lambda: None) -> TilesSummary:
     """The run; ``still_ours`` raises if this run lost its store to another writer (s3 lease), checked
-    before the index and statistics are written."""
+    before each completion record and before the index and statistics are written. A record is
+    trusted only while the shard's objects are as it recorded them."""
     grid = recipe.tile_grid
     tiles, items = plan_tiles(recipe, folders)
     orders = tile_orders([layer.group for layer in layers(recipe)], folders, items, console)
@@ -185,14 +187,16 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     for tile in sorted(tiles, key=lambda t: (t.row, t.col)):
         by_shard.setdefault(shard_of(tile, k), []).append(tile)
     jobs = []
-    skipped = 0
+    skipped = damaged = 0
     for layer in layers(recipe, encodings):
         sensor_items = [i for i in items if i.sensor == layer.group]
         for shard, shard_tile_list in by_shard.items():
             done = read_done(store, layer.group, shard, request.storage_options)
             if done and {str(t) for t in shard_tile_list} <= done.tiles.keys():
-                skipped += 1
-                continue
+                if intact(store, done.objects, request.storage_options):
+                    skipped += 1
+                    continue
+                damaged += 1
             bounds = [grid.tile_bounds(t) for t in shard_tile_list]
             area = shapely.box(min(b.left for b in bounds), min(b.bottom for b in bounds),
                                max(b.right for b in bounds), max(b.top for b in bounds))
@@ -201,6 +205,9 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
             near = [i for i in sensor_items if (wanted is None or i.key in wanted)
                     and shapely.from_wkt(i.footprint_wkt).intersects(area)]
             jobs.append((layer, shard, shard_tile_list, near, order))
+    if damaged:
+        console.print(f"{damaged} shard(s) recorded as complete are not as recorded (lost or changed since they "
+                      "were written, e.g. by a power loss): written again", markup=False)
     dashboard = None
     if jobs:
         with dask_client(request.scheduler, request.workers) as client:
@@ -211,7 +218,9 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
                        for layer, shard, shard_tile_list, near, order in jobs]
             with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
                 for future in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed has no annotations
-                    future.result()
+                    record = future.result()
+                    still_ours()  # a run that lost its store records nothing more
+                    write_done(store, record, request.storage_options)
                     bar.update(1)
     still_ours()
     index, table = finish_store(store, grid, request.storage_options)
@@ -222,14 +231,20 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
 
 def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, gpd.GeoDataFrame]:
     """From the shards' completion records: band statistics, consolidated metadata and the tile index."""
+    records = finish_groups(store, storage_options)
+    table = build_index([r for record in records for r in record.tiles.values()], grid)
+    return write_index(table, store, storage_options or None), table
+
+
+def finish_groups(store: str, storage_options: dict[str, Any]) -> list[ShardRecord]:
+    """Band statistics and consolidated metadata from the shards' completion records; return the records."""
     records = all_done(store, storage_options)
     _write_statistics(store, records, storage_options)
     with warnings.catch_warnings():  # consolidated metadata are not in the v3 spec yet; xarray opens faster with them
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
         zarr.consolidate_metadata(root.store)
-    table = build_index([r for record in records for r in record.tiles.values()], grid)
-    return write_index(table, store, storage_options or None), table
+    return records
 
 
 def write_quicklooks(store: str, table: gpd.GeoDataFrame, out: Path, storage_options: dict[str, Any],

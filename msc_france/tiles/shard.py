@@ -1,8 +1,9 @@
 """One Dask task: render the requested tiles of one shard of one group, merge them into the shard's
 current content (not read when every tile of the shard is rewritten, nor when none of its tiles is
-recorded as complete: it may be torn by a write cut short), write the whole shard at once,
-then record it as complete. No two tasks write the same shard, and memory is bounded by one shard
-whatever the scene size.
+recorded as complete, or its record does not match its objects: it may be torn by a write cut short
+or lost to a power loss), write the whole shard at once, flush it to disk and return its completion
+record, which the client writes (:mod:`msc_france.tiles.run`). No two tasks write the same shard,
+and memory is bounded by one shard whatever the scene size.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import zarr
 
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid, TileId
-from msc_france.store.done import read_done, write_done
+from msc_france.store.done import read_done
+from msc_france.store.durable import intact, seal, shard_keys
 from msc_france.store.layout import Layer, shard_box, tile_window
 from msc_france.store.reader import child_array, child_group
 from msc_france.store.records import BandSums, ShardRecord, TileRecord
@@ -72,7 +74,8 @@ def _sums(data: np.ndarray, valid: np.ndarray, layer: Layer) -> BandSums:
 def process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, int], k: int,
                   tiles: list[TileId], items: list[SourceItem],
                   storage_options: dict[str, Any] | None = None, order: ShardOrder | None = None) -> ShardRecord:
-    """Render ``tiles`` (all in ``shard``) for ``layer`` and write the shard; return its completion record.
+    """Render ``tiles`` (all in ``shard``) for ``layer``, write the shard and flush it to disk; return its
+    completion record, for the caller to write.
     ``order`` says which items go on which tile, best first (default: every item on every tile, in the
     order given).
 
@@ -93,29 +96,48 @@ def _process_shard(store: str, grid: TileGrid, layer: Layer, shard: tuple[int, i
     box = shard_box(grid, layer, shard, k)
     target = grid.geobox(layer.grid_sensor)[box]
     px = grid.tile_px(layer.grid_sensor)
+    whole = rewrites_whole_shard(tiles, target.shape, px)
+    if previous is not None and not whole and not intact(store, previous.objects, storage_options):
+        previous = None  # its objects are not those it recorded (lost to a power loss): neither read nor kept
     ranks = order.ranks(items, shard, k, (target.shape[0] // px, target.shape[1] // px))
     rendered = render(layer, items, target, ranks)
     windows = {tile: tile_window(tile, shard, k, px) for tile in tiles}
-    with zarr.config.set(RUST_CODECS):  # arrays take their codec pipeline when opened
-        root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
-        group = child_group(root, layer.group)
-        data_array, valid_array = child_array(group, "data"), child_array(group, "valid")
-        if rewrites_whole_shard(tiles, target.shape, px):
-            data, valid = rendered.data, rendered.valid.view(np.uint8)
-        elif previous is None:
-            # No tile of this shard is recorded: what it holds is nothing or a write cut short (a full disk
-            # tears a shard file, which then fails its checksum); start from the fill values, never read it.
-            data = np.full_like(rendered.data, layer.nodata)
-            valid = np.zeros(rendered.valid.shape, dtype=np.uint8)
-            for window in windows.values():
-                data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
-                valid[window] = rendered.valid[window]
-        else:
-            data, valid = _merged(data_array, valid_array, box, rendered, list(windows.values()))
-        data_array[(slice(None), *box)] = data  # the whole shard, clipped at the grid's edge: one encode, one put
-        valid_array[box] = valid
+    if whole:
+        data, valid = rendered.data, rendered.valid.view(np.uint8)
+    elif previous is None:
+        # No tile of this shard is recorded: what it holds is nothing or a write cut short (a full disk
+        # tears a shard file, which then fails its checksum); start from the fill values, never read it.
+        data = np.full_like(rendered.data, layer.nodata)
+        valid = np.zeros(rendered.valid.shape, dtype=np.uint8)
+        for window in windows.values():
+            data[(slice(None), *window)] = rendered.data[(slice(None), *window)]
+            valid[window] = rendered.valid[window]
+    else:
+        with zarr.config.set(RUST_CODECS):
+            data, valid = _merged(*_arrays(store, layer, storage_options), box, rendered, list(windows.values()))
     records = dict(previous.tiles) if previous else {}
     records.update({str(tile): _tile_record(tile, layer, rendered, window) for tile, window in windows.items()})
-    record = ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer))
-    write_done(store, record, storage_options)
-    return record
+    return write_shard(store, layer, shard, box, data, valid, records, storage_options)
+
+
+def _arrays(store: str, layer: Layer,
+            storage_options: dict[str, Any] | None) -> tuple[zarr.Array[Any], zarr.Array[Any]]:
+    """The ``data`` and ``valid`` arrays of ``layer``'s group, opened for writing."""
+    root = zarr.open_group(store, mode="r+", zarr_format=3, storage_options=storage_options or None)
+    group = child_group(root, layer.group)
+    return child_array(group, "data"), child_array(group, "valid")
+
+
+def write_shard(store: str, layer: Layer, shard: tuple[int, int], box: tuple[slice, slice], data: np.ndarray,
+                valid: np.ndarray, records: dict[str, TileRecord],
+                storage_options: dict[str, Any] | None = None) -> ShardRecord:
+    """Write a whole shard (``data`` (band, y, x) and ``valid`` (y, x) over ``box``) in one put per array,
+    flush its objects to disk and return its completion record (``records``: its tiles; the objects' sizes
+    and checksums), for the caller to write once it knows it still owns the store. The one shard writer
+    of the project: the tiles stage and ``import-msc`` both write through it."""
+    with zarr.config.set(RUST_CODECS):  # arrays take their codec pipeline when opened
+        data_array, valid_array = _arrays(store, layer, storage_options)
+        data_array[(slice(None), *box)] = data  # the whole shard, clipped at the grid's edge: one encode, one put
+        valid_array[box] = valid
+    objects = seal(store, shard_keys([data_array, valid_array], box), storage_options)
+    return ShardRecord(layer.group, shard, records, _sums(data, valid.astype(bool), layer), objects)

@@ -4,6 +4,7 @@ expired (a conditional write on its ETag) and never deleted by a writer that doe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -18,8 +19,11 @@ from msc_france.config import Recipe, load_recipe
 from msc_france.errors import UserError
 from msc_france.store.layout import lease_url, lock_path
 from msc_france.store.lease import LeaseLostError, LeaseRecord, S3Lease, s3_lease
+from msc_france.store.records import ShardRecord
 from msc_france.tiles import run as tiles_run
 from msc_france.tiles.run import TilesRequest, TilesSummary, run_tiles
+from tests.reliability.conftest import settle
+from tests.test_tiles import QUIET, downloaded  # noqa: F401 - downloaded is a fixture
 
 BUCKET = "tiles"
 
@@ -133,7 +137,7 @@ def test_release_never_deletes_a_lease_held_by_someone_else(s3: tuple[dict[str, 
     client.put_object(Bucket=BUCKET, Key=key, Body=other.to_json())  # e.g. taken over after we stalled
     ours.renew()
     assert ours.lost, "the renewal's conditional write saw the lease change"
-    with pytest.raises(UserError, match="taken over by another writer"):
+    with pytest.raises(UserError, match=r"lost the lease on .*another writer took it over.*rerun to resume"):
         ours.check()
     ours.release()
     assert _record(client, key)["id"] == "0ther", "their lease is still there"
@@ -161,3 +165,47 @@ def test_run_tiles_holds_the_lease_of_an_s3_store(s3: tuple[dict[str, Any], Any]
     run_tiles(request, Console(quiet=True))
     assert seen and seen[0] is not None, "the premise: the lease object existed during the run"
     assert _record(client, key) is None, "released after the run"
+
+
+def test_a_lease_lost_mid_run_stops_the_run_before_its_next_record(
+    s3: tuple[dict[str, Any], Any], downloaded: Path, cluster: str, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    """Another writer takes the lease over once the run has recorded one shard (the run stalled past
+    its expiry): the run writes no record after it, no index, and stops in one line; once that
+    writer is done, the rerun resumes."""
+    options, client = s3
+    store, key = "s3://tiles/lost/demo.zarr", "lost/demo.tiles.lock"
+    held: list[S3Lease] = []
+    written: list[ShardRecord] = []
+    hold, write = tiles_run.s3_lease, tiles_run.write_done
+
+    @contextlib.contextmanager
+    def kept_lease(*args: Any, **kwargs: Any) -> Iterator[S3Lease]:
+        with hold(*args, **kwargs) as lease:
+            held.append(lease)
+            yield lease
+
+    def write_then_lose(store: str, record: ShardRecord, storage_options: dict[str, Any] | None = None) -> None:
+        write(store, record, storage_options)
+        written.append(record)
+        if len(written) == 1:
+            other = LeaseRecord("other-host pid 7", "0ther", time.time() + 600)
+            client.put_object(Bucket=BUCKET, Key=key, Body=other.to_json())  # taken over
+            held[0].renew()  # the renewal thread's next tick, run now: it finds the lease taken over
+
+    monkeypatch.setattr(tiles_run, "s3_lease", kept_lease)
+    monkeypatch.setattr(tiles_run, "write_done", write_then_lose)
+    request = TilesRequest(recipe="demo", data=downloaded, store=store, scheduler=cluster, storage_options=options)
+    with pytest.raises(UserError) as stopped:
+        run_tiles(request, QUIET)
+    assert str(stopped.value) == (f"lost the lease on store {store} (another writer took it over); "
+                                  "nothing more was written; rerun to resume")
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix="lost/demo.tiles.done/").get("Contents", [])
+    assert len(written) == 1 and len(listed) == 1, "no record after the loss"
+    assert "Contents" not in client.list_objects_v2(Bucket=BUCKET, Prefix="lost/demo.tiles.parquet"), "no index"
+    assert _record(client, key)["id"] == "0ther", "the other writer's lease is kept"  # type: ignore[index]
+    settle(cluster)
+    client.delete_object(Bucket=BUCKET, Key=key)  # that writer is done
+    monkeypatch.setattr(tiles_run, "write_done", write)
+    resumed = run_tiles(request, QUIET)
+    assert resumed.skipped == 1 and resumed.written > 1, "the premise: the run had more records to write"

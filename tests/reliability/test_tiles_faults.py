@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,23 @@ import numpy as np
 import pytest
 import rasterio
 import zarr
-from dask.distributed import Client
 
+from msc_france.checksum import sha256_hex
+from msc_france.config import load_recipe
 from msc_france.demo.server import DemoServer
 from msc_france.download.run import DownloadRequest, run_download
 from msc_france.errors import UserError
 from msc_france.lock import exclusive
-from msc_france.store.done import all_done
+from msc_france.store.done import all_done, read_done
 from msc_france.store.index import read_index
-from msc_france.store.layout import BUILDING, done_root, lock_path
+from msc_france.store.layout import BUILDING, done_root, layers, lock_path, shard_of, shard_tiles
 from msc_france.tiles import run as tiles_run
 from msc_france.tiles.create import create_or_open
 from msc_france.tiles.run import TilesRequest, run_tiles
+from msc_france.tiles.shard import process_shard
+from msc_france.tiles.sources import catalog_dirs, read_items, region_geometry
 from tests.reliability import dask_faults
-from tests.reliability.conftest import pages, resize
+from tests.reliability.conftest import pages, resize, settle
 from tests.test_download import _catalog_file, _region
 from tests.test_tiles import QUIET, _arrays, downloaded  # noqa: F401 - downloaded is a fixture
 
@@ -48,15 +50,6 @@ def store(downloaded: Path, cluster: str) -> str:  # noqa: F811
 def _same_arrays(a: str, b: str) -> bool:
     left, right = _arrays(a), _arrays(b)
     return left.keys() == right.keys() and all(np.array_equal(left[k], right[k]) for k in left)
-
-
-def _settle(cluster: str, timeout: float = 60) -> None:
-    """Wait until no worker of ``cluster`` holds a task (a failed run's released tasks run to their end)."""
-    with Client(cluster) as client:  # type: ignore[no-untyped-call]
-        deadline = time.monotonic() + timeout
-        while any(client.run(lambda dask_worker: len(dask_worker.state.tasks)).values()):
-            assert time.monotonic() < deadline, "the cluster never became idle"
-            time.sleep(0.1)
 
 
 def _records(store: str) -> dict[str, bytes]:
@@ -135,7 +128,7 @@ def test_a_damaged_cog_is_a_one_line_error_and_a_new_download_repairs_it(
         run_tiles(TilesRequest(recipe="demo", data=data, store=other, scheduler=cluster), QUIET)
     message = str(error.value)
     assert "unreadable" in message and str(b04.parent) in message and "\n" not in message
-    _settle(cluster)  # tasks already running when the run failed still finish, and record their shards
+    settle(cluster)  # tasks already running when the run failed still finish, and record their shards
     kept = all_done(other)
     assert "s2" not in {r.group for r in kept}, "the failed shard is not recorded as complete"
     assert len(kept) > 0, "the premise: shards of the other groups were finished before the error"
@@ -220,7 +213,7 @@ def test_a_full_disk_is_a_one_line_error_and_the_rerun_completes(
     assert last.startswith("error: no space left on device"), full.stderr[-2000:]
     assert "free some space and rerun" in last, full.stderr[-2000:]
     assert "Traceback" not in full.stderr
-    _settle(cluster)
+    settle(cluster)
     records = _records(str(other))
     assert len(records) > 0, "the premise: some shards were finished before the disk was full"
     resize(small_fs, 64 * MIB)
@@ -303,3 +296,55 @@ def test_a_group_without_the_building_marker_is_never_deleted(tmp_path: Path) ->
         create_or_open(path, load_recipe("demo"))
     kept = zarr.open_group(path, mode="r")["labels"]
     assert BUILDING not in kept.attrs and np.array_equal(kept["mine"][:], np.full(4, 3, dtype="int8"))
+
+
+def test_a_shard_is_flushed_to_disk_before_its_record_is_handed_back(
+    downloaded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    """A power loss drops what was written and not flushed; the record is written after the task hands
+    it back, so every object of the shard, and every folder above it, must be flushed by then."""
+    recipe = load_recipe("demo")
+    grid, k = recipe.tile_grid, shard_tiles(recipe)
+    layer = next(layer for layer in layers(recipe) if layer.group == "s2")
+    folders = catalog_dirs(downloaded, None)
+    items = [i for folder in folders for i in read_items(folder) if i.sensor == "s2"]
+    tiles = grid.tiles_in(region_geometry(folders[0]))
+    shard = shard_of(tiles[0], k)
+    store = tmp_path / "flushed.zarr"
+    create_or_open(str(store), recipe)
+    flushed: list[Path] = []
+    fsync = os.fsync
+
+    def recorded_fsync(fd: int) -> None:
+        flushed.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    record = process_shard(str(store), grid, layer, shard, k, [t for t in tiles if shard_of(t, k) == shard], items)
+    assert {Path(o.key).parts[:2] for o in record.objects} == {("s2", "data"), ("s2", "valid")}, "the premise"
+    for stored in record.objects:
+        path = (store / stored.key).resolve()
+        assert path.stat().st_size == stored.size and sha256_hex(path) == stored.sha256
+        assert path in flushed, f"{stored.key} is flushed before its record exists"
+        assert {p for p in path.parents if p.is_relative_to(store.resolve())} <= set(flushed), "and its folders"
+    assert read_done(str(store), "s2", shard) is None, "the record is the caller's to write, after this"
+
+
+def test_a_power_loss_between_data_and_record_rebuilds_the_shards_it_dropped(
+    downloaded: Path, store: str, cluster: str, tmp_path: Path,  # noqa: F811
+) -> None:
+    """A record kept while its shard's data were dropped (what a power loss does to writes not flushed:
+    a zero-length file, stale bytes, no file) is not trusted: the rerun writes those shards again."""
+    other = tmp_path / "power.zarr"
+    shutil.copytree(store, other)
+    shutil.copytree(done_root(store), done_root(str(other)))
+    records = all_done(str(other))
+    assert len(records) > 3 and all(r.objects for r in records), "the premise: records list their shards' objects"
+    empty, stale, gone = records[0].objects[0], records[1].objects[0], records[2].objects[-1]
+    (other / empty.key).write_bytes(b"")
+    (other / stale.key).write_bytes(bytes(stale.size))  # the right size, not the right bytes
+    (other / gone.key).unlink()
+    summary = run_tiles(TilesRequest(recipe="demo", data=downloaded, store=str(other), scheduler=cluster), QUIET)
+    assert summary.written == 3 and summary.skipped == len(records) - 3
+    assert _same_arrays(store, str(other))
+    assert _records(str(other)) == _records(store), "the same records, sizes and checksums as the original"
