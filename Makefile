@@ -18,7 +18,7 @@ config  ?= $(if $(recipe),pretrain-$(recipe))
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: install download tiles import-msc publish pretrain eval demo lint test bench grid plan clean
+.PHONY: install download tiles import-msc publish pretrain eval demo doctor lint test bench grid plan clean
 
 install: $(STAMP)
 
@@ -26,11 +26,19 @@ install: $(STAMP)
 # flight; without it the demo's VHR is dated to the campaign year (docs/download.md).
 MAPSERVER_HINT := note: MapServer is not installed, so the demo WFS is off and demo VHR dates fall back to the campaign year; install it with: sudo apt-get install cgi-mapserver
 
+# torch.compile's CPU backend (inductor) builds its kernels with a C++ compiler: runtime.compile on CPU,
+# the compile test and `msc-france doctor` need one.
+GXX_HINT := note: no C++ compiler (g++), so torch.compile on CPU fails (runtime.compile, make doctor, tests/test_pretrain_gpu_path.py); install it with: sudo apt-get install g++
+
 $(STAMP): pyproject.toml constraints.txt
 	@command -v mapserv >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cgi-mapserver >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cgi-mapserver >/dev/null 2>&1; }; }; } || \
 	  echo "$(MAPSERVER_HINT)"
+	@command -v g++ >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null 2>&1; }; }; } || \
+	  echo "$(GXX_HINT)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
@@ -64,6 +72,9 @@ eval: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/msc-france demo run --data "$(data)"
+
+doctor: $(STAMP)
+	$(BIN)/msc-france doctor --data "$(data)" $(call opt,store,store)
 
 grid: $(STAMP)
 	$(BIN)/msc-france grid $(call opt,recipe,recipe) $(call opt,bbox,bbox)

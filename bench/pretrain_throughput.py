@@ -4,14 +4,16 @@ same store, model and step count, in one process.
     make download region=demo catalog=demo && make tiles recipe=demo     # once: the store
     .venv/bin/python bench/pretrain_throughput.py [--config pretrain-demo] [--arch vit_small_patch16]
         [--global-size 224 --local-size 96 --local-number 8 --batch 64] [--steps 20] [--peak-tflops 989]
+        [--compile] [--bf16-cpu]
 
 - msc-france: DataLoader of Zarr chunks -> batched multi-crop and co-located views on the device ->
-  X-STARS step (bf16 autocast and fused AdamW on CUDA, optional torch.compile);
+  X-STARS step (bf16 autocast and fused AdamW on CUDA, bf16 on CPU with --bf16-cpu, optional torch.compile);
 - reference: the authors' pipeline: per-sample PIL/torchvision augmentation (RandomResizedCrop bicubic,
   flip, colour jitter, grayscale, blur, solarise) in the DataLoader workers, images resized per sensor
   for MSAD, fp16 autocast with a GradScaler on CUDA; the same model and losses.
 Prints images/s, the share of step time spent waiting for data, achieved TFLOP/s (counted with
-torch.utils.flop_counter on one step) and, with --peak-tflops, the MFU; then the ratio.
+torch.utils.flop_counter on one step) and the MFU against --peak-tflops, by default the matmul peak
+measured on this device (msc_france.pretrain.peak, the figure `msc-france doctor` prints); then the ratio.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,8 @@ from msc_france.pretrain.backbone import import_timm
 from msc_france.pretrain.config import PretrainConfig, load_pretrain_config
 from msc_france.pretrain.dataset import TileDataset
 from msc_france.pretrain.meta_arch import XStars
+from msc_france.pretrain.peak import matmul_peak
+from msc_france.pretrain.runtime import RuntimeChoices, runtime_choices
 from msc_france.pretrain.trainer import _bands, _param_groups
 
 import_timm()
@@ -98,13 +102,14 @@ def _cycle(loader: DataLoader):  # noqa: ANN202
 
 
 def run(name: str, config: PretrainConfig, model: XStars, batches, make_views, steps: int,  # noqa: ANN001
-        device: torch.device, fp16: bool, peak: float | None) -> float:
-    optimizer = torch.optim.AdamW(_param_groups(model), lr=1e-4, fused=device.type == "cuda" or None)
+        device: torch.device, choices: RuntimeChoices, fp16: bool, peak: float) -> float:
+    optimizer = torch.optim.AdamW(_param_groups(model), lr=1e-4, fused=choices.fused_adamw or None)
     cuda = device.type == "cuda"
+    autocast: AbstractContextManager[object]
     if cuda and fp16:
         autocast, scaler = torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
     else:
-        autocast, scaler = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()), None
+        autocast, scaler = choices.autocast(device), None
     batch_size = config.optim.batch_size
 
     def step(views: Views) -> None:
@@ -140,8 +145,8 @@ def run(name: str, config: PretrainConfig, model: XStars, batches, make_views, s
         total += time.perf_counter() - start
     rate = steps * batch_size / total
     tflops = flops * steps / total / 1e12
-    mfu = f", MFU {100 * tflops / peak:.1f} %" if peak else ""
-    print(f"{name:12s} {rate:8.1f} images/s   data wait {100 * wait / total:5.1f} %   {tflops:7.3f} TFLOP/s{mfu}")
+    print(f"{name:12s} {rate:8.1f} images/s   data wait {100 * wait / total:5.1f} %   {tflops:7.3f} TFLOP/s, "
+          f"MFU {100 * tflops / peak:.1f} %")
     return rate
 
 
@@ -157,7 +162,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for MFU (H100 SXM: 989)")
+    parser.add_argument("--bf16-cpu", action="store_true", help="our loop with bf16 autocast on CPU too")
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for MFU (H100 SXM: 989); "
+                        "default: the measured matmul peak")
     args = parser.parse_args()
     config = load_pretrain_config(args.config)
     model_update = {"arch": args.arch} if args.arch else {}
@@ -173,6 +180,11 @@ def main() -> None:
     if not Path(args.store).exists():
         sys.exit(f"no store at {args.store}: run `make download region=demo catalog=demo` and `make tiles recipe=demo`")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    peak = args.peak_tflops
+    if peak is None:
+        measured = matmul_peak(device)
+        peak = measured.tflops
+        print(f"matmul peak {peak:.3f} TFLOP/s (measured, {measured.dtype}, n={measured.size})")
     tiles = TileDataset(args.store, _bands(config), config.data.split, config.data.min_valid)
     sensors, dino_sensor = list(tiles.sensors), tiles.sensors[0]
     print(f"{config.model.arch}, {config.crops.global_size}/{config.crops.local_size} px crops, 2 global + "
@@ -187,6 +199,7 @@ def main() -> None:
             model.teacher.backbone.compile()
         return model
 
+    runtime = config.runtime.model_copy(update={"bf16_cpu": args.bf16_cpu})  # our loop's precision
     augment = MultiCrop(config.crops)
     counter = iter(range(10**9))
 
@@ -201,11 +214,11 @@ def main() -> None:
                      {s: t.to(device, non_blocking=True) for s, t in batch["aligned"].items()})
 
     ours = run("msc-france", config, fresh_model(), _cycle(_loader(tiles, config, device)), ours_views,
-               args.steps, device, fp16=False, peak=args.peak_tflops)
+               args.steps, device, runtime_choices(device, runtime), fp16=False, peak=peak)
     reference_model = fresh_model()
     reference_batches = _cycle(_loader(PILMultiCrop(tiles, config, dino_sensor), config, device))
     reference = run("reference", config, reference_model, reference_batches,
-                    reference_views, args.steps, device, fp16=True, peak=args.peak_tflops)
+                    reference_views, args.steps, device, runtime_choices(device, config.runtime), fp16=True, peak=peak)
     print(f"ratio: msc-france is {ours / reference:.2f}x the reference loop's images/s")
 
 

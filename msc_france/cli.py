@@ -298,6 +298,21 @@ def plan(
     Console(width=max(console.width, 150)).print(table)
 
 
+@app.command()
+def doctor(
+    data: Annotated[Path, typer.Option(help="the data folder a job will use")] = Path("data"),
+    store: Annotated[str | None, typer.Option(help="tile store to time (default: the first under DATA)")] = None,
+) -> None:
+    """Check this machine before a long job: torch, CUDA, GPUs, bf16, torch.compile, the all-reduce, the data
+    folder, the store's read rate and the matmul peak. Exit 1 when a required check fails."""
+    from msc_france.doctor.run import doctor_table, failed, run_doctor
+
+    checks = run_doctor(data, store)
+    Console(width=max(console.width, 120)).print(doctor_table(checks))
+    if failed(checks):
+        raise typer.Exit(1)
+
+
 def _world_dir(data: Path) -> Path:
     return data / "demo-world"
 

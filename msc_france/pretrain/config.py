@@ -98,7 +98,8 @@ class ContinualConfig(Strict):
 
 class RuntimeConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True
+    bf16: bool = Field(default=True, description="bf16 autocast where supported: CUDA, and CPU with bf16_cpu")
+    bf16_cpu: bool = Field(default=False, description="also autocast to bf16 on CPU (opt-in: slower on most CPUs)")
     compile: bool = False
     seed: int = 0
     log_every: int = Field(default=10, ge=1)

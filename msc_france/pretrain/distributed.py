@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from msc_france.pretrain.config import RuntimeConfig
+from msc_france.pretrain.runtime import RuntimeChoices, runtime_choices
+
 
 @dataclass(frozen=True)
 class Process:
@@ -15,14 +18,16 @@ class Process:
     world: int
     local_rank: int
     device: torch.device
+    choices: RuntimeChoices
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
-def setup(device: str) -> Process:
+def setup(runtime: RuntimeConfig) -> Process:
     """Join the process group that ``torchrun`` describes in the environment (none when run alone)."""
+    device = runtime.device
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -30,9 +35,10 @@ def setup(device: str) -> Process:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     target = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    choices = runtime_choices(target, runtime)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Process(rank, world, local_rank, target)
+        dist.init_process_group(choices.backend)
+    return Process(rank, world, local_rank, target, choices)
 
 
 def teardown() -> None:

@@ -1,6 +1,6 @@
 """The pretraining loop: data, batched augmentation on the device, X-STARS losses, AdamW with DINO's
-schedules, EMA teacher, gradient accumulation and clipping, bf16 and DDP on CUDA, atomic checkpoints
-that resume exactly, logs and curves, and the exported backbone at the end."""
+schedules, EMA teacher, gradient accumulation and clipping, bf16 autocast, optional compile, DDP (NCCL on
+CUDA, gloo on CPU), atomic checkpoints that resume exactly, logs and curves, and the exported backbone."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def run_pretrain(request: PretrainRequest) -> PretrainSummary:
         config = config.model_copy(update={"loss": config.loss.model_copy(update={"msad_weight": 0.0})})
         request = replace(request, run=(request.run or config.name) + DINO_SUFFIX)
     name = safe_name(request.run or config.name, "run name")
-    proc = distributed.setup(config.runtime.device)
+    proc = distributed.setup(config.runtime)
     try:
         # One run at a time in a run folder (the lock file is beside it); only the main process writes.
         with exclusive(request.data / "runs" / f".{name}.lock", f"run {name}") if proc.main else nullcontext():
@@ -170,7 +170,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                         "processes: lower optim.batch_size or build more tiles") from None
     workers = config.data.workers
     loader = DataLoader(dataset, batch_size=o.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
-                        pin_memory=proc.device.type == "cuda", generator=torch.Generator().manual_seed(rt.seed),
+                        pin_memory=proc.choices.pin_memory, generator=torch.Generator().manual_seed(rt.seed),
                         multiprocessing_context="forkserver" if workers else None, worker_init_fn=_ignore_ctrl_c,
                         prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0)
     in_chans = {s: len(dataset.stats[s].bands) for s in dataset.sensors}
@@ -185,7 +185,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
         model.start_continual()
     model.to(proc.device)
     cuda = proc.device.type == "cuda"
-    optimizer = torch.optim.AdamW(_param_groups(model), lr=0.0, fused=cuda or None)
+    optimizer = torch.optim.AdamW(_param_groups(model), lr=0.0, fused=proc.choices.fused_adamw or None)
 
     batches_per_epoch = sampler.batches_per_epoch
     steps_per_epoch = max(1, batches_per_epoch // o.accumulate)
@@ -211,8 +211,8 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     augment = MultiCrop(config.crops)
     dino_sensors = [config.continual.new_sensor] if config.continual else list(dataset.sensors)
     msad_sensors = sorted({s for pair in model.msad_pairs() for s in pair}) if config.loss.msad_weight > 0 else []
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and rt.bf16 else nullcontext())
-    if cuda:
+    autocast = proc.choices.autocast(proc.device)
+    if proc.choices.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 

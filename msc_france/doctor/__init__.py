@@ -1,0 +1,1 @@
+"""``msc-france doctor``: what a user checks on a machine before a long job."""
