@@ -25,6 +25,7 @@ from tests.pretrain_fixtures import write_preset
 from tests.reliability.test_pretrain_faults import _loader_workers
 from tests.reliability.test_pretrain_faults import _records as _metrics
 from tests.reliability.test_tiles_faults import (  # noqa: F401 - downloaded and store are fixtures
+    _alive,
     _copy_data,
     _records,
     _same_arrays,
@@ -67,14 +68,6 @@ def _interrupted(process: subprocess.Popen[str], times: int = 1, timeout: float 
     lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.startswith("interrupted")]
     assert len(lines) == 1, stderr[-2000:]
     return lines[0], stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_ctrl_c_stops_the_download_in_seconds_and_the_rerun_resumes(
@@ -145,15 +138,20 @@ def test_ctrl_c_stops_the_tiles_in_seconds_and_the_rerun_skips_the_kept_shards(
     assert _same_arrays(store, str(built))
 
 
+def _pretrain(preset: Path, data: Path, tiles: str, run: str) -> subprocess.Popen[str]:
+    """``msc-france pretrain`` as a terminal starts it (its own process group), one thread per process."""
+    command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(data),
+               "--store", tiles, "--run-name", run]
+    return subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_ctrl_c_stops_the_pretraining_in_seconds_and_resume_continues_from_the_kept_checkpoint(
     tile_store: str, tmp_path: Path,
 ) -> None:
     # 12 epochs of 4 steps, a checkpoint at each: the signal lands well before the end, with 2 loader workers
     preset = write_preset(tmp_path, data={"workers": 2}, optim={"epochs": 12}, runtime={"checkpoint_every": 1})
-    command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(tmp_path),
-               "--store", tile_store, "--run-name", "ctrl-c"]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _pretrain(preset, tmp_path, tile_store, "ctrl-c")
     run = tmp_path / "runs" / "ctrl-c"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None and not (
@@ -179,10 +177,7 @@ def test_one_ctrl_c_checkpoints_the_step_it_lands_in_so_no_step_is_redone(tile_s
     # no checkpoint before the last step: before, Ctrl-C here lost every step done; now the first press
     # stops at the end of the current step, after a checkpoint of it
     preset = write_preset(tmp_path, optim={"epochs": 12}, runtime={"checkpoint_every": 1000, "log_every": 1})
-    command = [sys.executable, "-m", "msc_france", "pretrain", "--config", str(preset), "--data", str(tmp_path),
-               "--store", tile_store, "--run-name", "one-press"]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _pretrain(preset, tmp_path, tile_store, "one-press")
     run = tmp_path / "runs" / "one-press"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None and not (
