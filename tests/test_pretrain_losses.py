@@ -3,6 +3,7 @@ optimised, global variant), the EMA teacher."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,56 @@ def test_msad_is_lower_for_aligned_pairs_than_for_shuffled_ones() -> None:
     loss = MSADLoss(temperature=0.1, label_smoothing=0.1)
     assert loss(a, b) < loss(a, shuffled) - 0.5
     assert torch.allclose(loss(a, b), loss(b, a), atol=1e-5)  # symmetric
+
+
+def test_hard_msad_targets_are_a_symmetric_smoothed_infonce() -> None:
+    g = torch.Generator().manual_seed(2)
+    a = F.normalize(torch.randn(8, 4, 16, generator=g), dim=-1)
+    b = F.normalize(torch.randn(8, 4, 16, generator=g), dim=-1)
+    logits = torch.einsum("itd,jtd->tij", a, b) / 0.1  # (T, B, B)
+    labels = torch.arange(8).repeat(4)
+    expected = (F.cross_entropy(logits.reshape(-1, 8), labels, label_smoothing=0.2)
+                + F.cross_entropy(logits.transpose(1, 2).reshape(-1, 8), labels, label_smoothing=0.2)) / 2
+    torch.testing.assert_close(MSADLoss(0.1, 0.2, soft=False)(a, b), expected)
+
+
+def _after_descent(soft: bool) -> tuple[float, float]:
+    """Free tokens started nearly collapsed (every one close to the same vector), 300 Adam steps on MSAD:
+    the loss, and the mean cosine between different samples' tokens."""
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(1, 1, 16, generator=g)
+    a = (start + 0.05 * torch.randn(8, 4, 16, generator=g)).requires_grad_(True)
+    b = (start + 0.05 * torch.randn(8, 4, 16, generator=g)).requires_grad_(True)
+    optimizer = torch.optim.Adam([a, b], lr=0.01)
+    loss_fn = MSADLoss(0.1, 0.1, soft=soft)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = loss_fn(F.normalize(a, dim=-1), F.normalize(b, dim=-1))
+        loss.backward()
+        optimizer.step()
+    tokens = F.normalize(a.detach(), dim=-1).transpose(0, 1)  # (T, B, D)
+    cosines = tokens @ tokens.transpose(1, 2)
+    others = (cosines.sum() - cosines.diagonal(dim1=1, dim2=2).sum()) / (4 * 8 * 7)
+    return float(loss.detach()), float(others)
+
+
+def test_soft_msad_targets_keep_collapsed_tokens_collapsed_and_hard_ones_spread_them() -> None:
+    """The soft targets have a collapsed optimum: with every token alike they are uniform, so are the
+    predictions, and the loss stays at chance (ln B); the identity targets pull each token to its
+    partner and away from the others."""
+    soft_loss, soft_alike = _after_descent(soft=True)
+    hard_loss, hard_alike = _after_descent(soft=False)
+    assert soft_alike > 0.95 and abs(soft_loss - math.log(8)) < 0.05, (soft_loss, soft_alike)
+    assert hard_alike < 0.8 and hard_loss < 1.0, (hard_loss, hard_alike)
+
+
+def test_a_shared_msad_head_has_no_per_sensor_layer() -> None:
+    config = PretrainConfig.model_validate({**TINY, "model": {**TINY["model"], "msad_head": "shared"},
+                                            "loss": {**TINY["loss"], "msad_weight": 1.0}})
+    heads = XStars(config, {"s2": 3, "l8": 3, "vhr": 3}).student.msad_head
+    assert heads is not None and all(isinstance(h, torch.nn.Identity) for h in heads.heads.values())
+    tokens = torch.randn(2, 5, heads.shared[0].in_features)
+    torch.testing.assert_close(heads(tokens, "s2"), heads(tokens, "vhr"))  # the same map for every sensor
 
 
 def test_msad_gradient_reaches_the_backbone_and_its_heads_are_optimised() -> None:

@@ -46,6 +46,9 @@ class ModelConfig(Strict):
     dino_hidden_dim: int = 2048
     dino_bottleneck_dim: int = 256
     msad_dim: int = Field(default=256, ge=2)
+    msad_head: Literal["sensor", "shared"] = Field(
+        default="sensor", description="sensor: a shared projection, then one linear head per sensor; shared: "
+        "the shared projection alone (the sensors' tokens must align in the backbone, not in their heads)")
 
 
 class CropConfig(Strict):
@@ -69,6 +72,9 @@ class LossConfig(Strict):
     msad_mode: Literal["dense", "global"] = "dense"
     msad_temperature: float = Field(default=0.1, gt=0)
     msad_label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    msad_targets: Literal["soft", "hard"] = Field(
+        default="soft", description="soft: softmax of the within-sensor similarities (X-STARS); hard: the "
+        "identity, each token's partner is the same ground in the other sensor (InfoNCE)")
     student_temperature: float = Field(default=0.1, gt=0)
     teacher_temperature: float = Field(default=0.04, gt=0)
     teacher_temperature_warmup: float = Field(default=0.04, gt=0)

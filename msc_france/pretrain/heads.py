@@ -48,13 +48,13 @@ class DINOHead(nn.Module):
 
 
 class MSADHead(nn.Module):
-    """``forward(tokens, sensor)``: a projection shared by all sensors, then the sensor's own linear head,
-    L2-normalised (B, T, dim)."""
+    """``forward(tokens, sensor)``: a projection shared by all sensors, then the sensor's own linear head
+    (identity when not ``per_sensor``), L2-normalised (B, T, dim)."""
 
-    def __init__(self, in_dim: int, dim: int, sensors: list[str]) -> None:
+    def __init__(self, in_dim: int, dim: int, sensors: list[str], per_sensor: bool = True) -> None:
         super().__init__()
         self.shared = nn.Sequential(nn.Linear(in_dim, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.heads = nn.ModuleDict({s: nn.Linear(dim, dim) for s in sensors})
+        self.heads = nn.ModuleDict({s: nn.Linear(dim, dim) if per_sensor else nn.Identity() for s in sensors})
         self.apply(_init)
 
     def forward(self, tokens: torch.Tensor, sensor: str) -> torch.Tensor:

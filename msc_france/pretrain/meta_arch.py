@@ -56,7 +56,7 @@ class XStars(nn.Module):
         self.continual = config.continual
         backbone = SensorViT(m.arch, in_chans, m.mode, config.crops.global_size, m.drop_path)
         dim = backbone.embed_dim
-        msad_head = MSADHead(dim, m.msad_dim, self.sensors) if self.msad_weight > 0 else None
+        msad_head = MSADHead(dim, m.msad_dim, self.sensors, m.msad_head == "sensor") if self.msad_weight > 0 else None
         self.student = Branch(backbone, DINOHead(dim, m.dino_out_dim, m.dino_hidden_dim, m.dino_bottleneck_dim),
                               msad_head)
         self.teacher = copy.deepcopy(self.student)
@@ -64,7 +64,7 @@ class XStars(nn.Module):
         self.teacher.requires_grad_(False)
         self.frozen: Branch | None = None
         self.dino_loss = DINOLoss(m.dino_out_dim, loss.student_temperature, loss.center_momentum)
-        self.msad_loss = MSADLoss(loss.msad_temperature, loss.msad_label_smoothing)
+        self.msad_loss = MSADLoss(loss.msad_temperature, loss.msad_label_smoothing, loss.msad_targets == "soft")
 
     def start_continual(self) -> None:
         """Freeze a copy of the (just loaded) student as the reference for the known sensor."""
