@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from torch._dynamo.utils import counters
 
+from msc_france.pretrain import runtime as runtime_module
 from msc_france.pretrain.backbone import import_timm
 from msc_france.pretrain.checkpoint import load_checkpoint
 from msc_france.pretrain.config import RuntimeConfig, load_pretrain_config
@@ -32,7 +33,8 @@ def records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_runtime_choices_come_from_the_device() -> None:
+def test_runtime_choices_come_from_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_module, "cuda_bf16", lambda: True)  # an Ampere or later GPU
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     on_gpu = runtime_choices(cuda, RuntimeConfig())
     assert on_gpu.autocast_dtype == torch.bfloat16 and on_gpu.fused_adamw and on_gpu.pin_memory and on_gpu.tf32
@@ -46,6 +48,15 @@ def test_runtime_choices_come_from_the_device() -> None:
     with runtime_choices(cpu, RuntimeConfig(bf16_cpu=True)).autocast(cpu):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     assert peak_dtype(cuda) == torch.bfloat16 and peak_dtype(cpu) == torch.float32  # the MFU's denominator
+
+
+def test_a_gpu_without_bf16_trains_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(runtime_module, "cuda_bf16", lambda: True)
+    assert runtime_choices(cuda, RuntimeConfig()).autocast_dtype == torch.bfloat16  # the premise: bf16 asked
+    monkeypatch.setattr(runtime_module, "cuda_bf16", lambda: False)  # e.g. a V100 or a T4
+    assert runtime_choices(cuda, RuntimeConfig()).autocast_dtype is None
+    assert runtime_choices(cuda, RuntimeConfig()).fused_adamw and peak_dtype(cuda) == torch.float32
 
 
 @pytest.fixture(scope="module")

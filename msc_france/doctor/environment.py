@@ -51,7 +51,7 @@ def check_bf16(device: torch.device) -> Check:
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return Check("bf16", "OK", "supported on the GPU (runtime.bf16: true autocasts to it)")
-        return Check("bf16", "WARN", "this GPU has no bf16: set runtime.bf16: false in the preset (fp32)")
+        return Check("bf16", "WARN", "this GPU has no bf16 (before Ampere): training runs in fp32 here")
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = torch.ones(4, 4) @ torch.ones(4, 4)

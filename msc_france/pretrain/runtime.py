@@ -26,10 +26,16 @@ class RuntimeChoices:
         return torch.autocast(device.type, dtype=self.autocast_dtype)
 
 
+def cuda_bf16() -> bool:
+    """Whether the CUDA device computes in bf16 (compute capability 8.0 or later: Ampere, Hopper)."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
 def runtime_choices(device: torch.device, runtime: RuntimeConfig) -> RuntimeChoices:
-    """The choices for ``device``: ``runtime.bf16`` autocasts on CUDA, and on CPU only with
+    """The choices for ``device``: ``runtime.bf16`` autocasts on a CUDA device that has bf16 (one
+    without, before Ampere, stays fp32; ``make doctor`` says so), and on CPU only with
     ``runtime.bf16_cpu`` as well (slower than fp32 on the CPU measured in docs/pretrain.md)."""
     cuda = device.type == "cuda"
-    bf16 = runtime.bf16 and (cuda or runtime.bf16_cpu)
+    bf16 = runtime.bf16 and (cuda_bf16() if cuda else runtime.bf16_cpu)
     return RuntimeChoices(autocast_dtype=torch.bfloat16 if bf16 else None, fused_adamw=cuda, pin_memory=cuda,
                           tf32=cuda, backend="nccl" if cuda else "gloo")
