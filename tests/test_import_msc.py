@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 from msc_france.store import open_store
 from msc_france.store.done import write_done
 from msc_france.store.index import split_of
+from msc_france.store.layout import done_root
 from msc_france.store.records import ShardRecord
 from tests.data.msc_release import CITIES, RESIZED, SIXTEEN_BIT, SIZES, Release, write_release
 from tests.pretrain_fixtures import write_preset
@@ -180,6 +182,18 @@ def test_an_import_cut_short_resumes_to_the_same_store(release: Release, importe
     assert _chunk_digests(str(store)) == _chunk_digests(complete)
     assert open_store(str(store)).index().drop(columns="geometry").equals(
         open_store(complete).index().drop(columns="geometry"))
+
+
+def test_a_shard_lost_after_its_record_is_imported_again(release: Release, imported: tuple[ImportSummary, str, str],
+                                                          tmp_path: Path) -> None:
+    first, _, complete = imported
+    store = Path(shutil.copytree(complete, tmp_path / "lost.zarr"))
+    shutil.copytree(done_root(complete), done_root(str(store)))  # the completion records beside it
+    shard = next(p for p in sorted((store / "s2" / "data").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    shard.write_bytes(b"")  # a power loss kept the record and dropped the data
+    resumed, _ = _import(release, store)
+    assert (resumed.written, resumed.skipped) == (1, first.written + first.skipped - 1)
+    assert _chunk_digests(str(store)) == _chunk_digests(complete)
 
 
 def test_a_store_of_other_files_is_refused(release: Release, tmp_path: Path) -> None:

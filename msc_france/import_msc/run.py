@@ -19,6 +19,7 @@ from msc_france.import_msc.place import BLOCK, ENCODING, Placed, SplitMode, impo
 from msc_france.import_msc.scan import Footprint, Scan, scan
 from msc_france.lock import exclusive
 from msc_france.store.done import all_done, read_done, write_done
+from msc_france.store.durable import intact
 from msc_france.store.index import build_index, write_index
 from msc_france.store.layout import Layer, layers, lock_path, shard_box, shard_of, shard_tiles, tile_window
 from msc_france.store.records import ShardRecord, TileRecord
@@ -121,6 +122,8 @@ def _write_shards(store: str, root: Path, placed: list[Placed], layer_list: list
         by_shard.setdefault(shard_of(p.tile, k), []).append(p)
     for shard, members in sorted(by_shard.items()):
         done = {layer.group: read_done(store, layer.group, shard) for layer in layer_list}
+        done = {group: record if record and intact(store, record.objects) else None  # lost to a power loss
+                for group, record in done.items()}
         todo = [layer for layer in layer_list if done[layer.group] is None]
         progress.skipped += len(layer_list) - len(todo)
         if not todo:  # the same files (checked): footprints it lacks were unreadable then
