@@ -10,6 +10,7 @@ import torch
 
 from msc_france.doctor.record import Check
 from msc_france.pretrain.peak import matmul_peak
+from msc_france.pretrain.runtime import cuda_bf16
 
 GPU_HINT = "on a GPU machine install a CUDA build of torch (README, GPU users)"
 
@@ -49,7 +50,7 @@ def check_gpus() -> Check:
 def check_bf16(device: torch.device) -> Check:
     """bf16 autocast on ``device``: what the trainer uses (runtime.bf16, runtime.bf16_cpu)."""
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if cuda_bf16():
             return Check("bf16", "OK", "supported on the GPU (runtime.bf16: true autocasts to it)")
         return Check("bf16", "WARN", "this GPU has no bf16 (before Ampere): training runs in fp32 here")
     try:
