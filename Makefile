@@ -18,7 +18,7 @@ config  ?= $(if $(recipe),pretrain-$(recipe))
 # Optional arguments become CLI options only when set.
 opt = $(if $($(1)),--$(2) $($(1)))
 
-.PHONY: install download tiles import-msc publish pretrain eval demo doctor lint test bench grid plan clean
+.PHONY: install download tiles import-msc publish pretrain eval study demo doctor lint test bench grid plan clean
 
 install: $(STAMP)
 
@@ -69,6 +69,10 @@ pretrain: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/msc-france eval --data "$(data)" $(if $(or $(run),$(config)),--run "$(or $(run),$(config))") $(call opt,store,store) $(call opt,downstream,downstream) \
 	  $(call opt,resamples,resamples) $(if $(filter 0 no false,$(baselines)),--no-baselines)
+
+study: $(STAMP)
+	$(if $(name),,$(error give the study: make study name=msad (pipelines/studies/)))
+	$(BIN)/msc-france study "$(name)" --data "$(data)" $(call opt,store,store) $(call opt,resamples,resamples)
 
 demo: $(STAMP)
 	$(BIN)/msc-france demo run --data "$(data)"

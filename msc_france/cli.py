@@ -240,6 +240,31 @@ def evaluate(
     _print_headline(summary)
 
 
+@app.command()
+def study(
+    name: Annotated[str, typer.Argument(help="study in pipelines/studies/ (e.g. msad) or a YAML file")],
+    store: Annotated[str | None, typer.Option(help="tile store path or URL (default DATA/<recipe>.zarr)")] = None,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples of the val and test tiles")] = RESAMPLES,
+    data: DataDir = Path("data"),
+) -> None:
+    """Train every variant of a study (finished runs are kept), choose on val, report test with intervals."""
+    from msc_france.study.report import test_rows, val_rows
+    from msc_france.study.run import StudyRequest, run_study
+
+    summary = run_study(StudyRequest(study=name, data=data, store=store, resamples=resamples))
+    wide = Console(width=max(console.width, 200))
+    for title, (header, rows) in ((f"val ({summary.val.tiles} tiles): the choice", val_rows(summary, True)),
+                                  (f"test ({summary.test.tiles} tiles), vs: points, † interval excludes 0",
+                                   test_rows(summary, True))):
+        table = Table(title=f"study {summary.spec.name}, {title}")
+        for column in header:
+            table.add_column(escape(column))
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        wide.print(table)
+    console.print(f"chosen on val: {summary.chosen}; report: {summary.folder / 'study.md'}", soft_wrap=True)
+
+
 def _print_headline(summary: EvalSummary) -> None:
     from msc_france.eval.report import HEADLINE, HEADLINE_NOTE, intervals_note, signed, with_interval
 

@@ -82,6 +82,22 @@ class SensorSelection(Strict):
     bands: list[str] = Field(min_length=1)
 
 
+class SplitConfig(Strict):
+    """How the tile index splits tiles into train, val and test (``docs/store.md``)."""
+
+    block: int = Field(default=4, ge=1, description="tiles per side of a split block (drawn by hash)")
+    test_area: tuple[float, float, float, float] | None = Field(
+        default=None, description="Lambert-93 box (west, south, east, north, metres): every tile whose centre "
+        "lies inside is test, never train or val: an evaluation area held out whole")
+
+    @field_validator("test_area")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if value is not None and not (value[0] < value[2] and value[1] < value[3]):
+            raise ValueError("test_area must be west, south, east, north with west < east and south < north")
+        return value
+
+
 class Recipe(Strict):
     """What dataset to build: the grid and, per sensor, the bands to keep."""
 
@@ -90,6 +106,7 @@ class Recipe(Strict):
     grid: GridConfig
     sensors: dict[str, SensorSelection]
     labels: bool = False
+    splits: SplitConfig = SplitConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -203,7 +220,9 @@ class DemoWorldConfig(Strict):
 
     seed: int = 2154
     center: tuple[float, float] = Field(description="lon, lat (EPSG:4326)")
-    size: float = Field(gt=0, description="side of the square scene in Lambert-93 metres")
+    size: float = Field(gt=0, description="east-west side of the scene in Lambert-93 metres")
+    height: float | None = Field(default=None, gt=0,
+                                 description="north-south side in metres (default: size, a square scene)")
     truth_gsd: float = Field(gt=0, description="GSD of the land-cover truth and of the VHR images")
     s2: WorldDates
     l8: WorldDates

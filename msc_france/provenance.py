@@ -49,8 +49,9 @@ def catalog_record(folder: Path) -> RecipeRecord | None:
 
 
 def content(recipe: Recipe) -> dict[str, Any]:
-    """What a recipe makes (grid, sensors and bands, labels), whatever its name and description."""
-    return recipe.model_dump(mode="json", exclude={"name", "description"})
+    """What a recipe makes (grid, sensors and bands, labels), whatever its name, description and splits
+    (the splits are the index's, drawn when tiling, not the downloaded pixels')."""
+    return recipe.model_dump(mode="json", exclude={"name", "description", "splits"})
 
 
 def describe(recipe: Recipe) -> str:

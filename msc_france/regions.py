@@ -189,7 +189,7 @@ def _demo_region(world: DemoWorldConfig | None) -> Region:
     left, bottom, right, top = scene_geobox(cfg).extent.boundingbox
     # Inset by 1 m: the round trip through lon/lat must not graze the tiles around the scene.
     inset = box(left + 1, bottom + 1, right - 1, top - 1, crs=GRID_CRS)
-    return Region("demo", "demo", inset.segmented(cfg.size / 96).to_crs(LONLAT))
+    return Region("demo", "demo", inset.segmented(min(cfg.size, cfg.height or cfg.size) / 96).to_crs(LONLAT))
 
 
 def _france() -> Region:

@@ -56,6 +56,14 @@ def test_report_scores_every_model_pair_and_probe(trained: tuple[Path, str]) -> 
         assert (data / "runs" / "pretrain-tiny" / figure).stat().st_size > 10_000
     text = summary.report.read_text()
     assert "| random init |" in text and "## Cross-sensor transfer" in text and "![triplets]" in text
+    # retrieval with the class token alone and the mean patch token alone, beside the tile embedding
+    for scores in report["models"].values():
+        assert set(scores["retrieval_cls"]) == set(scores["retrieval_mean"]) == pairs
+        assert {"retrieval_R@1_cls", "retrieval_R@1_mean"} <= set(scores["intervals"])
+    msad = report["models"]["DINO + MSAD"]
+    assert len({msad["summary"][k] for k in ("retrieval_R@1", "retrieval_R@1_cls", "retrieval_R@1_mean")}) > 1 or \
+        msad["summary"]["retrieval_R@1"] == 1.0  # three embeddings, three rankings (unless all are perfect)
+    assert "### Which embedding retrieves" in text and "| class + mean patch | class token | mean patch token |" in text
     assert [row["model"] for row in summary.headline] == list(report["models"])
 
 

@@ -12,6 +12,7 @@ from pyproj import Transformer
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.demo.world import scene_geobox
+from msc_france.store.index import tile_split
 from msc_france.errors import UserError
 from msc_france.grid import TileId
 from msc_france.regions import (
@@ -342,14 +343,21 @@ def test_demo_region_covers_exactly_the_demo_scene_tiles() -> None:
     grid = load_recipe("demo").tile_grid
     tiles = region_tiles(region, grid)
     world = load_catalog("demo").world
-    assert world is not None and world.size == 9600
-    assert len(tiles) == 400  # 20 x 20 tiles of 480 m
+    assert world is not None and (world.size, world.height) == (9600, 14880)
+    assert len(tiles) == 620  # 20 x 31 tiles of 480 m
     cols = sorted({t.col for t in tiles})
     rows = sorted({t.row for t in tiles})
-    assert len(cols) == len(rows) == 20 and cols[-1] - cols[0] == rows[-1] - rows[0] == 19
+    assert (len(cols), len(rows)) == (20, 31) and (cols[-1] - cols[0], rows[-1] - rows[0]) == (19, 30)
     left, bottom, right, top = scene_geobox(world).extent.boundingbox
+    assert scene_geobox(world).shape == (7440, 4800)  # rows, columns of the 2 m truth
     assert tiles[0] == grid.tile_at(left + 1, top - 1) and tiles[-1] == grid.tile_at(right - 1, bottom + 1)
     assert region.geometry.geom.contains(shapely.Point(*world.center))
+    # the recipe's evaluation area: the southern 11 rows, whole, 220 tiles
+    splits = load_recipe("demo").splits
+    south_rows = {grid.tile_at(left + 1, bottom + 1 + 480 * k).row for k in range(11)}
+    held = [t for t in tiles if t.row in south_rows]
+    assert len(held) == 220 and all(tile_split(grid, t, splits) == "test" for t in held)
+    assert sum(tile_split(grid, t, splits) == "train" for t in tiles) >= 250  # the north trains as before
 
 
 def test_toulouse_tile_count() -> None:

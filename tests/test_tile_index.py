@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from msc_france.config import SplitConfig
 from msc_france.grid import TileGrid, TileId
 from msc_france.store.index import SPLITS, build_index, read_index, split_of, write_index
 from msc_france.store.layout import index_path
@@ -180,13 +181,34 @@ def test_index_reason_says_why_pixels_are_not_valid() -> None:
 
 
 def test_index_geometry_and_split(records: list[dict]) -> None:
-    gdf = _build(records, GRID, block=2)
+    gdf = _build(records, GRID, splits=SplitConfig(block=2))
     for _, row in gdf.iterrows():
         b = GRID.tile_bounds(TileId(row["col"], row["row"]))
         expected = shapely.box(b.left, b.bottom, b.right, b.top)
         assert row.geometry.equals(expected)
         assert row.geometry.area == pytest.approx(480.0 * 480.0)
         assert row["split"] == split_of(row["col"], row["row"], block=2)
+
+
+def test_a_test_area_holds_out_every_tile_whose_centre_is_inside() -> None:
+    tiles = [(col, row) for col in range(12) for row in range(12)]
+    recs = [record(col, row, "s2") for col, row in tiles]
+    first = GRID.tile_bounds(TileId(0, 0))
+    # a box over the centres of columns 2..5 of every row: 4 x 12 tiles, whatever their blocks draw
+    west, east = first.left + 2 * 480 + 100, first.left + 6 * 480 - 100
+    south, north = min(first.bottom, first.top) - 20 * 480, max(first.bottom, first.top) + 20 * 480
+    gdf = _build(recs, GRID, splits=SplitConfig(test_area=(west, south, east, north)))
+    inside = gdf["col"].between(2, 5)
+    assert (gdf.loc[inside, "split"] == "test").all() and inside.sum() == 48
+    # the premise: by their blocks alone, some of those tiles would have been train
+    assert any(split_of(c, r) == "train" for c, r in tiles if 2 <= c <= 5)
+    assert (gdf.loc[~inside, "split"] == [split_of(c, r) for c, r in zip(gdf.loc[~inside, "col"],
+                                                                         gdf.loc[~inside, "row"], strict=True)]).all()
+
+
+def test_a_test_area_must_be_a_box() -> None:
+    with pytest.raises(ValueError, match="west < east and south < north"):
+        SplitConfig(test_area=(10, 0, 0, 10))
 
 
 def test_index_rejects_inconsistent_tile_id() -> None:

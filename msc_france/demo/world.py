@@ -66,14 +66,17 @@ def config_digest(cfg: DemoWorldConfig) -> str:
 
 
 def scene_geobox(cfg: DemoWorldConfig) -> GeoBox:
-    """The truth grid: a Lambert-93 square around ``cfg.center`` with edges on tile edges."""
+    """The truth grid: a Lambert-93 rectangle (``size`` east-west, ``height`` north-south) around
+    ``cfg.center`` with edges on tile edges."""
     x, y = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform(*cfg.center)
-    n = round(cfg.size / cfg.truth_gsd)
-    if not math.isclose(n * cfg.truth_gsd, cfg.size):
-        raise ValueError(f"world size {cfg.size} is not a multiple of truth_gsd {cfg.truth_gsd}")
-    left = math.floor((x - cfg.size / 2) / SCENE_SNAP) * SCENE_SNAP
-    top = math.floor((y + cfg.size / 2) / SCENE_SNAP) * SCENE_SNAP
-    return GeoBox((n, n), Affine(cfg.truth_gsd, 0, left, 0, -cfg.truth_gsd, top), "EPSG:2154")
+    width, height = cfg.size, cfg.height or cfg.size
+    nx, ny = round(width / cfg.truth_gsd), round(height / cfg.truth_gsd)
+    for side, n in ((width, nx), (height, ny)):
+        if not math.isclose(n * cfg.truth_gsd, side):
+            raise ValueError(f"world side {side} is not a multiple of truth_gsd {cfg.truth_gsd}")
+    left = math.floor((x - width / 2) / SCENE_SNAP) * SCENE_SNAP
+    top = math.floor((y + height / 2) / SCENE_SNAP) * SCENE_SNAP
+    return GeoBox((ny, nx), Affine(cfg.truth_gsd, 0, left, 0, -cfg.truth_gsd, top), "EPSG:2154")
 
 
 _T = TypeVar("_T")

@@ -15,9 +15,16 @@ from msc_france.eval.encoders import Encoder
 from msc_france.pretrain.dataset import EmptySplitError, TileDataset
 from msc_france.store import LABELS
 
+EMBEDDINGS = ("both", "cls", "mean")  # the tile embedding (first), then each of its halves alone
 
-def tile_features(cls: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-    """The tile embedding: class token and mean patch token side by side (DINOv2's linear eval)."""
+
+def tile_features(cls: torch.Tensor, patches: torch.Tensor, kind: str = "both") -> torch.Tensor:
+    """The tile embedding: class token and mean patch token side by side (DINOv2's linear eval), or
+    ``kind`` ``cls`` or ``mean`` alone."""
+    if kind == "cls":
+        return cls
+    if kind == "mean":
+        return patches.mean(dim=(1, 2))
     return torch.cat([cls, patches.mean(dim=(1, 2))], dim=1)
 
 
@@ -29,8 +36,8 @@ class SplitEmbeddings:
     cls: dict[str, torch.Tensor] = field(default_factory=dict)
     patches: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def features(self, sensor: str) -> torch.Tensor:
-        return tile_features(self.cls[sensor], self.patches[sensor])
+    def features(self, sensor: str, kind: str = "both") -> torch.Tensor:
+        return tile_features(self.cls[sensor], self.patches[sensor], kind)
 
 
 @dataclass

@@ -28,6 +28,8 @@ HEADLINE = (("retrieval_R@1", "R@1"), ("retrieval_R@5", "R@5"), ("knn_accuracy",
             ("linear_accuracy", "linear"), ("transfer_accuracy", "transfer"),
             ("transfer_balanced_accuracy", "transfer bal."), ("segmentation_miou", "mIoU"),
             ("segmentation_transfer_miou", "mIoU transfer"))
+EMBEDDING_LABELS = {"retrieval_R@1": "class + mean patch", "retrieval_R@1_cls": "class token",
+                    "retrieval_R@1_mean": "mean patch token"}
 HEADLINE_NOTE = ("R@k: cross-sensor retrieval, mean over sensor pairs; kNN, linear: dominant land cover, "
                  "mean over sensors; transfer: linear probe trained on one sensor, tested on another, mean "
                  "over pairs (accuracy, balanced accuracy); mIoU: linear segmentation on patch tokens, mean over "
@@ -185,6 +187,12 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
                                         for name, r in results.items()])
     if figures.get("retrieval"):
         lines += [f"![retrieval]({figures['retrieval']})", ""]
+    lines += ["### Which embedding retrieves", "",
+              ("Recall@1 (mean over sensor pairs, 95 % interval) with the tile embedding (class token and mean "
+               "patch token), the class token alone and the mean patch token alone."), ""]
+    lines += _table(["model", *EMBEDDING_LABELS.values()],
+                    [[name, *(with_interval(bootstrap.figures[name].get(key)) for key in EMBEDDING_LABELS)]
+                     for name in results])
     if classes is None:
         lines += [NO_LABELS_NOTE, ""]
     else:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from msc_france.eval.bootstrap import BalancedAccuracy, MeanIoU, TileMean, TileStatistic
-from msc_france.eval.embeddings import Split
+from msc_france.eval.embeddings import EMBEDDINGS, Split
 from msc_france.eval.labels import ClassSpace
 from msc_france.eval.probes import accuracy, balanced_accuracy, confusion, fit_linear, knn_predict
 from msc_france.eval.retrieval import match_ranks, recall_of
@@ -69,14 +69,17 @@ def score_encoder(name: str, train: Split, val: Split, test: Split, classes: Cla
 def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace | None) -> EncoderScores:
     tr, va, te = train.embeddings[name], val.embeddings[name], test.embeddings[name]
     sensors = list(te.cls)
-    out: dict[str, Any] = {"retrieval": {}, "knn": {}, "linear": {}, "transfer": {}, "segmentation": {},
+    out: dict[str, Any] = {"retrieval": {}, "retrieval_cls": {}, "retrieval_mean": {}, "knn": {}, "linear": {},
+                           "transfer": {}, "segmentation": {},
                            "segmentation_transfer": {}, "confusion": {}}
     tiles = _TileOutcomes()
     for a, b in itertools.permutations(sensors, 2):
-        ranks = match_ranks(te.features(a), te.features(b))
-        out["retrieval"][pair_name(a, b)] = recall_of(ranks)
-        for k in (1, 5):
-            tiles.hits.setdefault(f"retrieval_R@{k}", []).append((ranks < k).numpy())
+        for kind in EMBEDDINGS:  # the tile embedding, then the class token and the mean patch token alone
+            ranks = match_ranks(te.features(a, kind), te.features(b, kind))
+            suffix = "" if kind == EMBEDDINGS[0] else f"_{kind}"
+            out[f"retrieval{suffix}"][pair_name(a, b)] = recall_of(ranks)
+            for k in (1, 5):
+                tiles.hits.setdefault(f"retrieval_R@{k}{suffix}", []).append((ranks < k).numpy())
     maps: dict[str, torch.Tensor] = {}
     if classes is not None and train.labels is not None and test.labels is not None:
         y_train, y_test = classes.dominant(train.labels), classes.dominant(test.labels)
@@ -118,9 +121,10 @@ def _mean(values: list[float]) -> float:
 
 def summarise(scores: dict[str, Any]) -> dict[str, float]:
     """One number per task: means over sensor pairs (retrieval, transfer) or sensors (the others)."""
+    by_embedding = {f"retrieval_R@{k}{suffix}": _mean([v[f"R@{k}"] for v in scores[f"retrieval{suffix}"].values()])
+                    for suffix in ("", "_cls", "_mean") for k in (1, 5) if f"retrieval{suffix}" in scores}
     return {
-        "retrieval_R@1": _mean([v["R@1"] for v in scores["retrieval"].values()]),
-        "retrieval_R@5": _mean([v["R@5"] for v in scores["retrieval"].values()]),
+        **by_embedding,
         "knn_accuracy": _mean([v["accuracy"] for v in scores["knn"].values()]),
         "knn_balanced_accuracy": _mean([v["balanced_accuracy"] for v in scores["knn"].values()]),
         "linear_accuracy": _mean([v["accuracy"] for v in scores["linear"].values()]),

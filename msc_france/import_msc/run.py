@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
+from msc_france.config import SplitConfig
 from msc_france.errors import UserError
 from msc_france.grid import TileGrid
 from msc_france.import_msc.images import UnreadableImage, image_size, read_rgb
@@ -181,7 +182,7 @@ def run_import(request: ImportRequest, console: Console) -> ImportSummary:
 
 def _write_index(store: str, grid: TileGrid, placed: list[Placed], records: list[ShardRecord]) -> str:
     """The tile index with each tile's city and file name, and the city splits where chosen."""
-    table = build_index([r for record in records for r in record.tiles.values()], grid, block=BLOCK)
+    table = build_index([r for record in records for r in record.tiles.values()], grid, splits=SplitConfig(block=BLOCK))
     by_tile = {str(p.tile): p for p in placed}
     rows = [by_tile[tile] for tile in table["tile"]]
     at = list(table.columns).index("region") + 1

@@ -16,6 +16,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
+from msc_france.config import SplitConfig
 from msc_france.errors import UserError
 from msc_france.grid import CRS, TileGrid, TileId
 from msc_france.store.atomic import atomic_path, atomic_write, is_url, local_path
@@ -88,8 +89,19 @@ def _columns(sensors: list[str]) -> list[str]:
     return [*base, *per_sensor, "quality_ok", "quality_reason", "split"]
 
 
+def tile_split(grid: TileGrid, tile: TileId, splits: SplitConfig) -> str:
+    """The split of ``tile``: ``test`` when its centre lies in ``splits.test_area``, else by block hash."""
+    area = splits.test_area
+    if area is not None:
+        b = grid.tile_bounds(tile)
+        x, y = (b.left + b.right) / 2, (b.bottom + b.top) / 2
+        if area[0] <= x < area[2] and area[1] <= y < area[3]:
+            return "test"
+    return split_of(tile.col, tile.row, block=splits.block)
+
+
 def build_index(
-    records: list[TileRecord], grid: TileGrid, min_valid: float = 0.95, block: int = 4
+    records: list[TileRecord], grid: TileGrid, min_valid: float = 0.95, splits: SplitConfig | None = None
 ) -> gpd.GeoDataFrame:
     """The tile index (``docs/store.md``) from per-(tile, sensor) records, given oldest first.
 
@@ -140,7 +152,7 @@ def build_index(
         reasons = [r for s in imaging if (r := _verdict(s, per_tile.get(s), row[f"{s}_valid"], min_valid))]
         row["quality_ok"] = not reasons
         row["quality_reason"] = "; ".join(reasons) or "ok"
-        row["split"] = split_of(tile.col, tile.row, block=block)
+        row["split"] = tile_split(grid, tile, splits or SplitConfig())
         rows.append(row)
 
     columns = _columns(sensors)

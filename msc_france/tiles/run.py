@@ -17,7 +17,7 @@ from dask.distributed import Client, LocalCluster, Worker, WorkerPlugin, as_comp
 from rich.console import Console
 from tqdm import tqdm
 
-from msc_france.config import Recipe
+from msc_france.config import Recipe, SplitConfig
 from msc_france.download.plan import PLAN_FILE
 from msc_france.errors import Interrupted, UserError
 from msc_france.grid import TileGrid, TileId
@@ -221,7 +221,7 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
                       "were written, e.g. by a power loss): written again", markup=False)
     dashboard = _run_jobs(request, store, grid, k, jobs, skipped, console, still_ours) if jobs else None
     still_ours()
-    index, table = finish_store(store, grid, request.storage_options)
+    index, table = finish_store(store, grid, request.storage_options, recipe.splits)
     quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
                                   request.storage_options)
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
@@ -256,10 +256,11 @@ def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: l
     return dashboard
 
 
-def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any]) -> tuple[str, gpd.GeoDataFrame]:
+def finish_store(store: str, grid: TileGrid, storage_options: dict[str, Any],
+                 splits: SplitConfig | None = None) -> tuple[str, gpd.GeoDataFrame]:
     """From the shards' completion records: band statistics, consolidated metadata and the tile index."""
     records = finish_groups(store, storage_options)
-    table = build_index([r for record in records for r in record.tiles.values()], grid)
+    table = build_index([r for record in records for r in record.tiles.values()], grid, splits=splits)
     return write_index(table, store, storage_options or None), table
 
 

@@ -1,0 +1,1 @@
+"""``msc-france study``: an ablation of pretraining presets, chosen on val and reported on test."""
