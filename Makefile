@@ -63,7 +63,7 @@ publish: $(STAMP)
 	$(BIN)/msc-france publish --data "$(data)" $(call opt,store,store) $(call opt,out,out)
 
 pretrain: $(STAMP)
-	$(BIN)/msc-france pretrain --data "$(data)" $(call opt,config,config) $(call opt,run,run-name) \
+	$(BIN)/msc-france pretrain --data "$(data)" $(call opt,config,config) $(call opt,run,run-name) $(call opt,seed,seed) \
 	  $(if $(filter 1 yes true,$(resume)),--resume) $(if $(filter 1 yes true,$(baselines)),--baselines)
 
 eval: $(STAMP)

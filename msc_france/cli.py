@@ -196,6 +196,8 @@ def pretrain(
     max_steps: Annotated[int | None, typer.Option(help="stop after this many steps (checkpointed)")] = None,
     baselines: Annotated[bool, typer.Option(help="then train the DINO-alone baseline (MSAD weight 0) "
                                                  "as run NAME-dino")] = False,
+    seed: Annotated[int | None, typer.Option(min=0, help="runtime.seed = SEED (initialisation, sampling, "
+                                                         "augmentation); the run is named NAME-seedSEED")] = None,
     data: DataDir = Path("data"),
 ) -> None:
     """X-STARS pretraining (DINO + MSAD) from the Zarr store; under torchrun, one process per GPU."""
@@ -204,7 +206,7 @@ def pretrain(
     for dino_only in (False, True) if baselines else (False,):
         summary = run_pretrain(PretrainRequest(config=config, data=data, run=run, store=store, max_steps=max_steps,
                                                resume="auto" if dino_only and resume else resume,  # if it had started
-                                               dino_only=dino_only))
+                                               dino_only=dino_only, seed=seed))
         if summary.export is not None:
             loss = summary.last.get("loss", float("nan"))
             console.print(f"run {summary.run_dir}: {summary.steps} steps, loss {loss:.4f}; "

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from msc_france.config import CATALOGS_DIR, load_recipe
@@ -61,6 +62,25 @@ def test_pretrain_and_eval_take_the_preset_of_the_store(tmp_path: Path) -> None:
     create_or_open(str(tmp_path / "data" / "demo.zarr"), load_recipe("demo"))
     result = _cli("pretrain", "--data", str(tmp_path / "data"))
     assert result.returncode == 2 and "holds several tile stores (demo.zarr, tiny.zarr)" in result.stderr
+
+
+def test_pretrain_seed_reaches_the_run_and_its_baseline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from msc_france.cli import app
+    from msc_france.pretrain.trainer import PretrainRequest, PretrainSummary
+
+    requests: list[PretrainRequest] = []
+
+    def record(request: PretrainRequest) -> PretrainSummary:
+        requests.append(request)
+        return PretrainSummary(tmp_path, 0, tmp_path / "checkpoint.pt", None, None, {})
+
+    monkeypatch.setattr("msc_france.pretrain.trainer.run_pretrain", record)
+    result = CliRunner().invoke(app, ["pretrain", "--config", "pretrain-demo", "--seed", "4", "--baselines"])
+    assert result.exit_code == 0, result.output
+    assert [(r.seed, r.dino_only) for r in requests] == [(4, False), (4, True)]
+    assert CliRunner().invoke(app, ["pretrain", "--seed", "-1"]).exit_code == 2  # seeds are >= 0
 
 
 def test_bad_recipe_file(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from msc_france.errors import UserError
 from msc_france.grid import TileId
-from msc_france.pretrain.augment import MultiCrop, crop_resize, gaussian_blur, random_orientation
+from msc_france.pretrain.augment import MultiCrop, crop_resize, gaussian_blur, photometric, random_orientation
 from msc_france.pretrain.config import CropConfig
 from msc_france.pretrain.dataset import TileDataset
 from msc_france.pretrain.sampler import ResumableSampler
@@ -79,6 +79,29 @@ def test_aligned_views_put_the_same_ground_under_each_token() -> None:
     assert not torch.allclose(tokens["s2"][0], ramps(4, 1)[0], atol=0.05)  # cropped and turned, not the identity
     for sensor in ("l8", "vhr"):
         torch.testing.assert_close(tokens[sensor], tokens["s2"], atol=1 / 32, rtol=0)  # half a Landsat pixel
+
+
+def test_msad_augment_recolours_each_sensor_on_the_same_geometry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sensors with the same images: the plain aligned views are equal; with crops.msad_augment each
+    gets its own photometric draw, applied to exactly the plain views (same boxes and turns)."""
+    images = torch.randn(4, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    batch = {"s2": images, "vhr": images.clone()}
+    plain_crops = CropConfig(global_size=32, local_size=16, local_number=0, msad_scale=(0.3, 0.8))
+    plain = MultiCrop(plain_crops).aligned(batch, ["s2", "vhr"], torch.Generator().manual_seed(4))
+    assert not plain_crops.msad_augment and torch.equal(plain["s2"], plain["vhr"])
+    seen: list[torch.Tensor] = []
+
+    def spy(views: torch.Tensor, generator: torch.Generator, p_blur: float, p_solarize: float) -> torch.Tensor:
+        seen.append(views)
+        return photometric(views, generator, p_blur=p_blur, p_solarize=p_solarize)
+
+    monkeypatch.setattr("msc_france.pretrain.augment.photometric", spy)
+    crops = plain_crops.model_copy(update={"msad_augment": True})
+    augmented = MultiCrop(crops).aligned(batch, ["s2", "vhr"], torch.Generator().manual_seed(4))
+    assert len(seen) == 2 and all(torch.equal(view, plain["s2"]) for view in seen)  # geometry unchanged
+    for sensor in ("s2", "vhr"):
+        assert augmented[sensor].shape == plain[sensor].shape and not torch.allclose(augmented[sensor], plain[sensor])
+    assert not torch.allclose(augmented["s2"], augmented["vhr"])  # each sensor its own colour
 
 
 def test_crop_resize_of_the_whole_tile_is_the_identity_and_turns_are_exact() -> None:

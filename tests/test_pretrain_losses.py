@@ -18,6 +18,8 @@ from msc_france.pretrain.msad_loss import MSADLoss
 from msc_france.pretrain.trainer import _param_groups
 from tests.pretrain_fixtures import TINY
 
+RGB3 = {"s2": 3, "l8": 3, "vhr": 3}
+
 
 def tiny_config(**loss: object) -> PretrainConfig:
     return PretrainConfig.model_validate({**TINY, "loss": {**TINY["loss"], **loss}})
@@ -101,6 +103,80 @@ def test_a_shared_msad_head_has_no_per_sensor_layer() -> None:
     torch.testing.assert_close(heads(tokens, "s2"), heads(tokens, "vhr"))  # the same map for every sensor
 
 
+def head_config(model: dict[str, object] | None = None, **loss: object) -> PretrainConfig:
+    return PretrainConfig.model_validate({**TINY, "model": {**TINY["model"], **(model or {})},
+                                          "loss": {**TINY["loss"], **loss}})
+
+
+def test_msad_normalize_false_leaves_the_projections_unnormalised() -> None:
+    tokens = torch.randn(3, 5, 192, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    normalised = XStars(head_config(), RGB3).student.msad_head
+    torch.manual_seed(0)
+    raw = XStars(head_config(msad_normalize=False), RGB3).student.msad_head
+    assert normalised is not None and raw is not None
+    unit, free = normalised(tokens, "l8"), raw(tokens, "l8")
+    torch.testing.assert_close(unit.norm(dim=-1), torch.ones(3, 5))
+    assert (free.norm(dim=-1) - 1).abs().min() > 0.1  # not unit vectors
+    torch.testing.assert_close(F.normalize(free, dim=-1), unit)  # the same head, only the normalisation differs
+
+
+def test_msad_loss_on_unnormalised_projections_is_float32_and_finite_under_bf16_autocast() -> None:
+    g = torch.Generator().manual_seed(6)
+    a, b = 30 * torch.randn(8, 4, 16, generator=g), 30 * torch.randn(8, 4, 16, generator=g)  # |a . b| ~ 3600
+    loss = MSADLoss(temperature=1.0, label_smoothing=0.3)
+    exact = loss(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = loss(a.bfloat16(), b.bfloat16())
+    assert autocast.dtype == torch.float32 and torch.isfinite(autocast)
+    torch.testing.assert_close(autocast, loss(a.bfloat16().float(), b.bfloat16().float()))  # no bf16 logits
+    assert torch.isfinite(exact) and exact > 0
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_msad_head_depth_is_the_number_of_linear_layers_of_the_shared_projection(depth: int) -> None:
+    head = XStars(head_config({"msad_head_depth": depth}), RGB3).student.msad_head
+    assert head is not None
+    kinds = [type(m).__name__ for m in head.shared]
+    assert kinds == ["Linear", "GELU"] * (depth - 1) + ["Linear"]  # depth 2 is the default Linear-GELU-Linear
+    assert head.shared[0].in_features == 192 and all(m.out_features == 64 for m in head.shared if
+                                                      isinstance(m, torch.nn.Linear))
+    assert head(torch.randn(2, 5, 192), "s2").shape == (2, 5, 64)
+
+
+def test_msad_head_defaults_are_todays_head() -> None:
+    """Default keys: the head as it was before they existed (Linear-GELU-Linear, per-sensor heads,
+    L2-normalised), built from the same seed to the same weights and outputs."""
+    from msc_france.pretrain.heads import MSADHead, _init
+
+    torch.manual_seed(0)
+    head = MSADHead(192, 64, list(RGB3))
+    torch.manual_seed(0)
+    shared = torch.nn.Sequential(torch.nn.Linear(192, 64), torch.nn.GELU(), torch.nn.Linear(64, 64))
+    heads = torch.nn.ModuleDict({s: torch.nn.Linear(64, 64) for s in RGB3})
+    shared.apply(_init)
+    heads.apply(_init)
+    tokens = torch.randn(2, 5, 192)
+    torch.testing.assert_close(head(tokens, "vhr"), F.normalize(heads["vhr"](shared(tokens)), dim=-1), rtol=0, atol=0)
+    config = head_config()
+    assert (config.model.msad_head_depth, config.loss.msad_normalize, config.crops.msad_augment) == (2, True, False)
+
+
+def test_the_reference_msad_formulation_trains_with_the_other_axes() -> None:
+    """Unnormalised projections, temperature 1, smoothing 0.3, a 3-layer head and augmented aligned views:
+    a finite loss whose gradient reaches the head's first layer."""
+    config = PretrainConfig.model_validate({
+        **TINY, "model": {**TINY["model"], "msad_head_depth": 3}, "crops": {**TINY["crops"], "msad_augment": True},
+        "loss": {"msad_weight": 1.0, "msad_normalize": False, "msad_temperature": 1.0, "msad_label_smoothing": 0.3}})
+    model = XStars(config, RGB3)
+    model.train()
+    views = MultiCrop(config.crops)(batch(), seed=0, dino_sensor="s2", msad_sensors=list(RGB3))
+    out = model(views, teacher_temperature=0.04)
+    assert torch.isfinite(out["loss"]) and out["msad"] > 0
+    out["loss"].backward()
+    assert model.student.msad_head.shared[0].weight.grad.abs().sum() > 0
+
+
 def test_msad_gradient_reaches_the_backbone_and_its_heads_are_optimised() -> None:
     config = tiny_config()
     model = XStars(config, {"s2": 3, "l8": 3, "vhr": 3})
@@ -169,6 +245,7 @@ def test_multispectral_mode_has_one_patch_embedding_per_sensor() -> None:
     ({"loss": {"msad_weight": 0.1}, "data": {"sensors": ["s2"], "workers": 0}}, "at least two"),
     ({"crops": {"global_size": 30}}, "multiple of the patch size"),
     ({"model": {"arch": "vit_huge_patch14"}}, "model.arch"),
+    ({"model": {"msad_head_depth": 5}}, "model.msad_head_depth"),
 ])
 def test_bad_presets_fail_on_one_line(bad: dict, message: str, tmp_path: Path) -> None:
     from msc_france.errors import UserError

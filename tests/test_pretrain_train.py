@@ -15,7 +15,7 @@ import torch
 
 from msc_france.errors import UserError
 from msc_france.pretrain.checkpoint import load_checkpoint
-from msc_france.pretrain.config import load_pretrain_config
+from msc_france.pretrain.config import baseline_name, load_pretrain_config, seeded_name
 from msc_france.pretrain.export import load_backbone
 from msc_france.pretrain.meta_arch import XStars
 from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
@@ -133,6 +133,34 @@ def test_continual_mode_freezes_the_reference_and_adapts_the_student(full_run: t
     model.train()
     assert not model.frozen.training and not any(p.requires_grad for p in model.frozen.parameters())
     assert model.msad_pairs() == [("vhr", "s2")]
+
+
+def test_seeded_and_baseline_names_follow_one_rule() -> None:
+    assert seeded_name("pretrain-demo", 3) == "pretrain-demo-seed3"
+    assert seeded_name("pretrain-demo", None) == "pretrain-demo"
+    assert baseline_name(seeded_name("pretrain-demo", 0)) == "pretrain-demo-seed0-dino"
+
+
+def test_seed_names_the_run_and_drives_initialisation_and_sampling(tile_store: str, tmp_path: Path) -> None:
+    """--seed K: runtime.seed = K and run NAME-seedK (baseline NAME-seedK-dino); the same seed gives the
+    same first step, another seed another one."""
+    preset = write_preset(tmp_path, optim={"epochs": 1}, runtime={"max_steps": 1})
+
+    def run(name: str | None, seed: int, dino_only: bool = False) -> Path:
+        summary = run_pretrain(PretrainRequest(config=preset, data=tmp_path, run=name, store=tile_store, seed=seed,
+                                               dino_only=dino_only, quiet=True))
+        return summary.run_dir
+
+    a, b, c = run("a", 5), run("b", 5), run("a", 6)
+    dino = run(None, 5, dino_only=True)
+    assert [d.name for d in (a, b, c, dino)] == ["a-seed5", "b-seed5", "a-seed6", "pretrain-tiny-seed5-dino"]
+    states = {d.name: load_checkpoint(d / "checkpoint.pt") for d in (a, b, c, dino)}
+    assert [s["config"]["runtime"]["seed"] for s in states.values()] == [5, 5, 6, 5]
+    assert states[dino.name]["config"]["loss"]["msad_weight"] == 0
+    assert records(a)[0]["loss"] == records(b)[0]["loss"] != records(c)[0]["loss"]
+    key = "student.backbone.vit.blocks.0.attn.qkv.weight"
+    assert torch.equal(states["a-seed5"]["model"][key], states["b-seed5"]["model"][key])
+    assert not torch.equal(states["a-seed5"]["model"][key], states["a-seed6"]["model"][key])
 
 
 def test_two_process_ddp_run_with_gloo(tile_store: str, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from msc_france.eval.report import write_report
 from msc_france.eval.retrieval import chance
 from msc_france.eval.scores import score_encoder
 from msc_france.names import safe_name
-from msc_france.pretrain.config import DINO_SUFFIX
+from msc_france.pretrain.config import baseline_name
 from msc_france.store import ModelCard, read_card
 from msc_france.store.model_card import CARD
 
@@ -57,7 +57,7 @@ def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], Model
     main = from_export(run_dir / "export", card.method)
     encoders, sources = [main], {main.name: f"run {request.run}, step {card.step}"}
     if request.baselines:
-        dino = run_dir.parent / f"{request.run}{DINO_SUFFIX}" / "export"
+        dino = run_dir.parent / baseline_name(request.run) / "export"
         if main.name != "DINO alone" and (dino / CARD).exists():
             dino_card = read_card(dino)
             encoders.append(from_export(dino, "DINO alone"))

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from msc_france.pretrain.config import CropConfig
 
 BLUR_RADIUS = 4  # pixels; sigma up to 2
+MSAD_BLUR, MSAD_SOLARIZE = 0.5, 0.0  # photometric chances of an aligned view with crops.msad_augment
 
 
 @dataclass
@@ -136,12 +137,16 @@ class MultiCrop:
 
     def aligned(self, batch: dict[str, torch.Tensor], sensors: list[str],
                 generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Every sensor on the same random ground window and orientation, at the global crop size."""
+        """Every sensor on the same random ground window and orientation, at the global crop size; with
+        ``crops.msad_augment``, then each with its own photometric draw (after the geometry's)."""
         if not sensors:
             return {}
         any_images = batch[sensors[0]]
         n, dev = any_images.shape[0], any_images.device
         boxes = random_boxes(n, self.crops.msad_scale, generator, dev, ratio=(1.0, 1.0))  # square: the token grid
         orientation = random_orientation(n, generator, dev)
-        return {s: crop_resize(_limit(batch[s], self.source_limit), boxes, orientation, self.crops.global_size)
-                for s in sensors}
+        views = {s: crop_resize(_limit(batch[s], self.source_limit), boxes, orientation, self.crops.global_size)
+                 for s in sensors}
+        if self.crops.msad_augment:
+            views = {s: photometric(v, generator, p_blur=MSAD_BLUR, p_solarize=MSAD_SOLARIZE) for s, v in views.items()}
+        return views

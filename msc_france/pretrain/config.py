@@ -13,7 +13,8 @@ from msc_france.errors import UserError
 from msc_france.sensors import SENSORS
 from msc_france.store import open_store, stores_in
 
-DINO_SUFFIX = "-dino"  # the DINO-alone baseline run of a run NAME is NAME-dino
+DINO_SUFFIX = "-dino"  # the DINO-alone baseline run of a run NAME is NAME-dino (baseline_name)
+SEED_SUFFIX = "-seed"  # run NAME trained with --seed K is NAME-seedK (seeded_name)
 ARCHS = ("vit_tiny_patch16", "vit_small_patch16", "vit_base_patch16", "vit_large_patch16")
 RGB_BANDS: dict[str, tuple[str, str, str]] = {  # red, green, blue of each sensor, for the paper's RGB mode
     "s2": ("B04", "B03", "B02"), "l8": ("red", "green", "blue"), "vhr": ("red", "green", "blue"),
@@ -49,6 +50,8 @@ class ModelConfig(Strict):
     msad_head: Literal["sensor", "shared"] = Field(
         default="sensor", description="sensor: a shared projection, then one linear head per sensor; shared: "
         "the shared projection alone (the sensors' tokens must align in the backbone, not in their heads)")
+    msad_head_depth: int = Field(default=2, ge=1, le=4, description="Linear layers of the MSAD head's shared "
+                                 "projection, GELU between them: 1 a single Linear, 2 Linear-GELU-Linear")
 
 
 class CropConfig(Strict):
@@ -58,6 +61,8 @@ class CropConfig(Strict):
     global_scale: tuple[float, float] = (0.4, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.4)
     msad_scale: tuple[float, float] = Field(default=(1.0, 1.0), description="ground window shared by all sensors")
+    msad_augment: bool = Field(default=False, description="DINO's photometric augmentation on each sensor's "
+                               "aligned MSAD view, drawn independently per sensor (same geometry, own colour)")
 
     @model_validator(mode="after")
     def _patch_multiple(self) -> CropConfig:
@@ -72,6 +77,8 @@ class LossConfig(Strict):
     msad_mode: Literal["dense", "global"] = "dense"
     msad_temperature: float = Field(default=0.1, gt=0)
     msad_label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    msad_normalize: bool = Field(default=True, description="L2-normalise the MSAD projections; false: the "
+                                 "paper's reference code (which also has temperature 1, label smoothing 0.3)")
     msad_targets: Literal["soft", "hard"] = Field(
         default="soft", description="soft: softmax of the within-sensor similarities (X-STARS); hard: the "
         "identity, each token's partner is the same ground in the other sensor (InfoNCE)")
@@ -139,6 +146,16 @@ class PretrainConfig(Strict):
         if self.loss.msad_weight > 0 and len(self.data.sensors) < 2:
             raise ValueError("loss.msad_weight > 0 needs at least two data.sensors")
         return self
+
+
+def seeded_name(name: str, seed: int | None) -> str:
+    """The run name of ``name`` trained with ``--seed K``: ``NAME-seedK``; ``name`` itself without a seed."""
+    return name if seed is None else f"{name}{SEED_SUFFIX}{seed}"
+
+
+def baseline_name(run: str) -> str:
+    """The DINO-alone baseline run of ``run``: ``RUN-dino`` (of a seeded run ``NAME-seedK``, ``NAME-seedK-dino``)."""
+    return f"{run}{DINO_SUFFIX}"
 
 
 def load_pretrain_config(name_or_path: str | Path) -> PretrainConfig:

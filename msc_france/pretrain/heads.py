@@ -48,14 +48,18 @@ class DINOHead(nn.Module):
 
 
 class MSADHead(nn.Module):
-    """``forward(tokens, sensor)``: a projection shared by all sensors, then the sensor's own linear head
-    (identity when not ``per_sensor``), L2-normalised (B, T, dim)."""
+    """``forward(tokens, sensor)``: a projection shared by all sensors (``depth`` Linear layers, GELU between
+    them), then the sensor's own linear head (identity when not ``per_sensor``), (B, T, dim), L2-normalised
+    when ``normalize``."""
 
-    def __init__(self, in_dim: int, dim: int, sensors: list[str], per_sensor: bool = True) -> None:
+    def __init__(self, in_dim: int, dim: int, sensors: list[str], per_sensor: bool = True, depth: int = 2,
+                 normalize: bool = True) -> None:
         super().__init__()
-        self.shared = nn.Sequential(nn.Linear(in_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.normalize = normalize
+        self.shared = _mlp(in_dim, dim, dim, depth)
         self.heads = nn.ModuleDict({s: nn.Linear(dim, dim) if per_sensor else nn.Identity() for s in sensors})
         self.apply(_init)
 
     def forward(self, tokens: torch.Tensor, sensor: str) -> torch.Tensor:
-        return F.normalize(self.heads[sensor](self.shared(tokens)), dim=-1)
+        projected: torch.Tensor = self.heads[sensor](self.shared(tokens))
+        return F.normalize(projected, dim=-1) if self.normalize else projected

@@ -56,7 +56,8 @@ class XStars(nn.Module):
         self.continual = config.continual
         backbone = SensorViT(m.arch, in_chans, m.mode, config.crops.global_size, m.drop_path)
         dim = backbone.embed_dim
-        msad_head = MSADHead(dim, m.msad_dim, self.sensors, m.msad_head == "sensor") if self.msad_weight > 0 else None
+        msad_head = MSADHead(dim, m.msad_dim, self.sensors, m.msad_head == "sensor", m.msad_head_depth,
+                             loss.msad_normalize) if self.msad_weight > 0 else None
         self.student = Branch(backbone, DINOHead(dim, m.dino_out_dim, m.dino_hidden_dim, m.dino_bottleneck_dim),
                               msad_head)
         self.teacher = copy.deepcopy(self.student)

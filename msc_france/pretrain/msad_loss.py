@@ -11,6 +11,9 @@ With ``soft=False`` the targets are the identity (InfoNCE, label-smoothed). The 
 collapsed optimum: when the projections are all alike, the targets are uniform, so are the
 predictions, and the loss sits at chance with nothing pulling the tokens apart; the hard ones pull
 each token towards its partner and away from the others (``tests/test_pretrain_losses.py``).
+
+The similarities are computed in float32 with autocast off, so that projections left unnormalised
+(``loss.msad_normalize: false``, the reference code's formulation) give exact logits under bf16 too.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 
 
 class MSADLoss(nn.Module):
-    """``forward(a, b)`` on L2-normalised projections (B, T, D) of the same ground by two sensors."""
+    """``forward(a, b)`` on projections (B, T, D) of the same ground by two sensors (L2-normalised by default)."""
 
     def __init__(self, temperature: float = 0.1, label_smoothing: float = 0.1, soft: bool = True) -> None:
         super().__init__()
@@ -30,7 +33,10 @@ class MSADLoss(nn.Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a, b = a.float().transpose(0, 1), b.float().transpose(0, 1)  # (T, B, D)
+        with torch.autocast(a.device.type, enabled=False):
+            return self._loss(a.float().transpose(0, 1), b.float().transpose(0, 1))  # (T, B, D)
+
+    def _loss(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         batch = a.shape[1]
         logits = a @ b.transpose(1, 2) / self.temperature  # (T, B, B): a's sample i against b's sample j
         if self.soft:

@@ -27,7 +27,14 @@ from msc_france.names import safe_name
 from msc_france.pretrain import distributed
 from msc_france.pretrain.augment import MultiCrop
 from msc_france.pretrain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from msc_france.pretrain.config import DINO_SUFFIX, RGB_BANDS, PretrainConfig, default_preset, load_pretrain_config
+from msc_france.pretrain.config import (
+    RGB_BANDS,
+    PretrainConfig,
+    baseline_name,
+    default_preset,
+    load_pretrain_config,
+    seeded_name,
+)
 from msc_france.pretrain.dataset import TileDataset
 from msc_france.pretrain.export import export_backbone
 from msc_france.pretrain.meta_arch import XStars
@@ -51,6 +58,7 @@ class PretrainRequest:
     max_steps: int | None = None
     quiet: bool = False
     dino_only: bool = False  # the DINO-alone baseline: MSAD weight 0, run named <run>-dino
+    seed: int | None = None  # runtime.seed = seed, run named <run>-seed<seed> (before any -dino)
 
 
 
@@ -132,11 +140,15 @@ def run_pretrain(request: PretrainRequest) -> PretrainSummary:
     if request.max_steps is not None:
         runtime = config.runtime.model_copy(update={"max_steps": request.max_steps})
         config = config.model_copy(update={"runtime": runtime})
+    if request.seed is not None:
+        runtime = config.runtime.model_copy(update={"seed": request.seed})
+        config = config.model_copy(update={"runtime": runtime})
+        request = replace(request, run=seeded_name(request.run or config.name, request.seed))
     if request.dino_only:
         if config.continual is not None:
             raise UserError(f"preset {config.name} is a continual run: its DINO-alone baseline is not defined")
         config = config.model_copy(update={"loss": config.loss.model_copy(update={"msad_weight": 0.0})})
-        request = replace(request, run=(request.run or config.name) + DINO_SUFFIX)
+        request = replace(request, run=baseline_name(request.run or config.name))
     name = safe_name(request.run or config.name, "run name")
     proc = distributed.setup(config.runtime)
     try:
