@@ -12,7 +12,6 @@ from pyproj import Transformer
 
 from msc_france.config import load_catalog, load_recipe
 from msc_france.demo.world import scene_geobox
-from msc_france.store.index import tile_split
 from msc_france.errors import UserError
 from msc_france.grid import TileId
 from msc_france.regions import (
@@ -25,6 +24,7 @@ from msc_france.regions import (
     resolve_region,
     slugify,
 )
+from msc_france.store.index import tile_split
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning"),

@@ -22,6 +22,7 @@ from msc_france.eval.embeddings import Split, SplitEmbeddings, embed_split
 from msc_france.eval.encoders import Encoder, from_export, random_like
 from msc_france.eval.labels import ClassSpace
 from msc_france.eval.scores import EncoderScores, score_encoder
+from msc_france.pretrain.config import seeded_name
 from msc_france.pretrain.trainer import PretrainRequest, run_pretrain
 from msc_france.store import read_card
 from msc_france.study.spec import StudySpec, Variant, load_study, variant_config, write_preset
@@ -81,7 +82,7 @@ class StudySummary:
 
 
 def arms_of(spec: StudySpec) -> list[Arm]:
-    return [Arm(v.name, seed, f"study-{spec.name}-{v.name}-seed{seed}") for v in spec.variants
+    return [Arm(v.name, seed, seeded_name(f"study-{spec.name}-{v.name}", seed)) for v in spec.variants
             for seed in spec.seeds_of(v)]
 
 
