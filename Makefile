@@ -68,7 +68,7 @@ pretrain: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/msc-france eval --data "$(data)" $(if $(or $(run),$(config)),--run "$(or $(run),$(config))") $(call opt,store,store) $(call opt,downstream,downstream) \
-	  $(call opt,resamples,resamples) $(if $(filter 0 no false,$(baselines)),--no-baselines)
+	  $(call opt,resamples,resamples) $(call opt,continual,continual) $(if $(filter 0 no false,$(baselines)),--no-baselines)
 
 study: $(STAMP)
 	$(if $(name),,$(error give the study: make study name=msad (pipelines/studies/)))

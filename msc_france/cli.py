@@ -22,6 +22,7 @@ from msc_france.grid import parse_lonlat_box
 from msc_france.redact import redact_text
 
 if TYPE_CHECKING:
+    from msc_france.eval.continual import ContinualResult
     from msc_france.eval.run import EvalSummary  # imported on use: it loads torch
 
 class _Commands(TyperGroup):
@@ -222,6 +223,8 @@ def evaluate(
     downstream: Annotated[list[str] | None, typer.Option(
         help="NAME=FOLDER of a labelled dataset on disk (eurosat=PATH: EuroSAT MS as torchgeo lays it out)")] = None,
     resamples: Annotated[int, typer.Option(help="bootstrap resamples of the test tiles for the intervals")] = RESAMPLES,
+    continual: Annotated[str | None, typer.Option(
+        help="continual run to report before and after adaptation (default: the run NAME-continual, if any)")] = None,
     data: DataDir = Path("data"),
 ) -> None:
     """Evaluate a trained backbone on the store's test split: retrieval, probes, segmentation, report."""
@@ -238,7 +241,7 @@ def evaluate(
 
         run = load_pretrain_config(default_preset(data, store)[0]).name
     summary = run_eval(EvalRequest(run=run, data=data, store=store, baselines=baselines, downstream=datasets,
-                                   resamples=resamples))
+                                   resamples=resamples, continual=continual))
     _print_headline(summary)
 
 
@@ -283,8 +286,24 @@ def _print_headline(summary: EvalSummary) -> None:
     for model, baseline in bootstrap.compared:
         table.add_row(f"{model} vs {baseline}",
                       *(signed(bootstrap.difference(model, baseline, key), compact=True) for key, _ in HEADLINE))
-    Console(width=max(console.width, 170)).print(table)  # the whole table, intervals unwrapped, also in logs
+    wide = Console(width=max(console.width, 170))  # the whole table, intervals unwrapped, also in logs
+    wide.print(table)
+    if summary.continual is not None:
+        wide.print(_continual_table(summary.continual))
     console.print(f"report: {summary.report}", soft_wrap=True)
+
+
+def _continual_table(result: ContinualResult) -> Table:
+    """The report's continual section: before and after adaptation, and the difference."""
+    from msc_france.eval.report import continual_note, continual_rows
+
+    header, rows = continual_rows(result, compact=True)
+    table = Table(title=f"continual run {result.run}, percent", caption=escape(continual_note(result)))
+    for i, label in enumerate(header):
+        table.add_column(label, no_wrap=i == 0, justify="right" if i else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @app.command()
@@ -383,9 +402,13 @@ def demo_run(
     data: DataDir = Path("data"),
     catalog: str = "demo",
     pretrain_config: Annotated[str, typer.Option("--pretrain-config", help="pretraining preset")] = "pretrain-demo",
+    s2_config: Annotated[str, typer.Option("--s2-config", help="preset of the Sentinel-2 model that the "
+                                           "continual preset adapts")] = "pretrain-demo-s2",
+    continual_config: Annotated[str, typer.Option("--continual-config", help="continual preset, reported "
+                                                  "before and after adaptation")] = "pretrain-demo-continual",
 ) -> None:
-    """Everything offline: demo world, download, tiles, publish, pretraining (DINO + MSAD and DINO alone),
-    evaluation."""
+    """Everything offline: demo world, download, tiles, publish, pretraining (DINO + MSAD and DINO alone;
+    a Sentinel-2 model and its continual adaptation to VHR), evaluation."""
     import json
 
     from pystac_client import Client
@@ -425,7 +448,11 @@ def demo_run(
         summary = run_pretrain(PretrainRequest(config=pretrain_config, data=data, dino_only=dino_only,
                                                resume="auto"))  # a finished run only re-exports
         console.print(f"run {summary.run_dir}: {summary.steps} steps; backbone {summary.export}")
-    _print_headline(run_eval(EvalRequest(run=name, data=data)))
+    for preset in (s2_config, continual_config):  # the continual one starts from the Sentinel-2 one
+        summary = run_pretrain(PretrainRequest(config=preset, data=data, resume="auto"))
+        console.print(f"run {summary.run_dir}: {summary.steps} steps; backbone {summary.export}")
+    continual = load_pretrain_config(continual_config).name
+    _print_headline(run_eval(EvalRequest(run=name, data=data, continual=continual)))
     console.print(f"demo done in {time.perf_counter() - started:.0f} s")
 
 

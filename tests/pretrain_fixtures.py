@@ -22,9 +22,11 @@ TINY: dict[str, Any] = {
 }
 
 
-def write_preset(folder: Path, name: str = "tiny", **sections: dict[str, Any]) -> Path:
-    """TINY with ``sections`` merged over it, as a YAML file in ``folder``."""
+def write_preset(folder: Path, name: str = "tiny", preset_name: str | None = None, **sections: dict[str, Any]) -> Path:
+    """TINY with ``sections`` merged over it (named ``preset_name`` when given), as ``folder``/``name``.yaml."""
     preset = {key: dict(value) if isinstance(value, dict) else value for key, value in TINY.items()}
+    if preset_name is not None:
+        preset["name"] = preset_name
     for key, value in sections.items():
         preset[key] = {**preset.get(key, {}), **value}
     path = folder / f"{name}.yaml"

@@ -102,10 +102,16 @@ def test_demo_run_end_to_end(tmp_path: Path) -> None:
     catalog["world"].update(size=E2E_SIZE, center=E2E_CENTER)
     catalog_file = tmp_path / "tiny.yaml"
     catalog_file.write_text(yaml.safe_dump(catalog))
-    preset = write_preset(tmp_path, name="preset", data={"min_valid": 0.0, "workers": 0},
-                          optim={"epochs": 1, "batch_size": 4})
+    small = {"data": {"min_valid": 0.0, "workers": 0}, "optim": {"epochs": 1, "batch_size": 4}}
+    preset = write_preset(tmp_path, name="preset", **small)
+    s2 = write_preset(tmp_path, name="s2", preset_name="pretrain-tiny-s2", data={**small["data"], "sensors": ["s2"]},
+                      loss={"msad_weight": 0.0}, optim=small["optim"])
+    continual = write_preset(tmp_path, name="continual", preset_name="pretrain-tiny-continual",
+                             data={**small["data"], "sensors": ["s2", "vhr"]},
+                             optim={**small["optim"], "freeze_last_layer_epochs": 0},
+                             continual={"init": "run:pretrain-tiny-s2", "new_sensor": "vhr", "known_sensor": "s2"})
     result = _cli("demo", "run", "--data", str(tmp_path / "data"), "--catalog", str(catalog_file),
-                  "--pretrain-config", str(preset))
+                  "--pretrain-config", str(preset), "--s2-config", str(s2), "--continual-config", str(continual))
     assert result.returncode == 0, result.stderr
     assert "sentinel-2-l2a" in result.stdout and "window of S2" in result.stdout
     assert "local catalog:" in result.stdout and "failed 0" in result.stdout
@@ -115,6 +121,8 @@ def test_demo_run_end_to_end(tmp_path: Path) -> None:
     assert (runs / "pretrain-tiny-dino" / "export" / "backbone-vhr.safetensors").exists()
     report = json.loads((runs / "pretrain-tiny" / "report.json").read_text())
     assert report["splits"]["test"] == 16 and len(report["models"]) == 3
+    assert report["continual"]["run"] == "pretrain-tiny-continual" and report["continual"]["same_tiles"]
+    assert "continual run pretrain-tiny-continual" in result.stdout and "after - before" in result.stdout
     assert f"report: {runs / 'pretrain-tiny' / 'report.md'}\n" in result.stdout
     assert (tmp_path / "data" / "demo.tiles.parquet").exists() and (tmp_path / "data" / "demo.zarr").is_dir()
     assert "published " in result.stdout and "as version 1.0.0 (first publish)" in result.stdout

@@ -3,6 +3,7 @@ every sensor and every encoder, computed in one pass over the data, with the til
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,14 +61,15 @@ def read_labels(dataset: TileDataset) -> torch.Tensor | None:
 
 
 def embed_split(encoders: list[Encoder], store: str, split: str, min_valid: float = 0.95, batch_size: int = 32,
-                workers: int = 0, quiet: bool = False, required: bool = True) -> Split:
-    """Embed every tile of ``split`` valid in every sensor with every encoder (they share their bands).
-    A split with no tile is an error when ``required``, else an empty Split."""
+                workers: int = 0, quiet: bool = False, required: bool = True,
+                tiles: Collection[str] | None = None) -> Split:
+    """Embed every tile of ``split`` valid in every sensor with every encoder (they share their bands); only
+    those of ``tiles`` when given. A split with no tile is an error when ``required``, else an empty Split."""
     bands = encoders[0].bands
     if any(e.bands != bands for e in encoders[1:]):
         raise UserError("the evaluated backbones were trained on different bands; evaluate them separately")
     try:
-        dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid)
+        dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid, tiles=tiles)
     except EmptySplitError:
         if required:
             raise

@@ -1,5 +1,6 @@
-"""Frozen backbones to evaluate: an exported run (one timm model per sensor, as written by pretraining)
-or a randomly initialised one of the same architecture (the floor every method must beat)."""
+"""Frozen backbones to evaluate: an exported run (one timm model per sensor, as written by pretraining),
+the model a continual run started from, or a randomly initialised one of the same architecture (the
+floor every method must beat)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from msc_france.errors import UserError
+from msc_france.pretrain.backbone import SensorViT
 from msc_france.pretrain.export import load_backbone, timm_backbone
 from msc_france.store import ModelCard, read_card
 
@@ -47,6 +50,26 @@ def from_export(folder: str | Path, name: str) -> Encoder:
     """The exported teacher backbone of a run (``runs/NAME/export``)."""
     card = read_card(Path(folder))
     models = {s: load_backbone(folder, s).eval() for s in card.sensors}
+    return _encoder(name, models, card)
+
+
+def continual_start(export: Path, model_state: dict[str, torch.Tensor], name: str) -> Encoder:
+    """The weights a continual run started from (its ``continual.init``): the frozen copy of the initial
+    model in its checkpoint's ``model_state``, with the sensors, bands and normalisation of its ``export``."""
+    card = read_card(export)
+    prefix = "frozen.backbone."
+    weights = {k.removeprefix(prefix): v for k, v in model_state.items() if k.startswith(prefix)}
+    if not weights:
+        raise UserError(f"run {export.parent.name} is not a continual run (its checkpoint holds no frozen initial "
+                        "model); name one trained with a continual: section")
+    backbone = SensorViT(card.arch.removesuffix("_224"), {s: c.in_chans for s, c in card.sensors.items()},
+                         card.mode, card.img_size)
+    backbone.load_state_dict(weights, strict=True)
+    models = {}
+    for sensor in card.sensors:
+        model = timm_backbone(card, sensor)
+        model.load_state_dict(backbone.timm_state_dict(sensor), strict=True)
+        models[sensor] = model.eval()
     return _encoder(name, models, card)
 
 

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from msc_france.eval.bootstrap import Bootstrap, Interval
+from msc_france.eval.continual import AFTER, BEFORE, ContinualResult
 from msc_france.eval.embeddings import Split
 from msc_france.eval.labels import ClassSpace
 from msc_france.eval.retrieval import chance
@@ -97,6 +98,51 @@ def difference_rows(bootstrap: Bootstrap) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def continual_note(result: ContinualResult) -> str:
+    c = result.continual
+    tiles = (f"the same {result.bootstrap.tiles} test tiles and resamples as the headline" if result.same_tiles else
+             f"the {result.bootstrap.tiles} headline test tiles valid in its sensors ({result.bootstrap.resamples} "
+             f"resamples, seed {result.bootstrap.seed})")
+    return (f"Run `{result.run}` adapts the model it started from (continual.init `{c.init}`) to {c.new_sensor}, "
+            f"aligned against a frozen copy of it on {c.known_sensor}. {BEFORE}: those initial weights; {AFTER}: "
+            f"the run's export; both with the run's bands and normalisation, on {tiles}. R@k: retrieval from the "
+            "first sensor's test tiles among the second's; transfer: the linear probe trained on the first "
+            "sensor's train tiles classifies the second's test tiles (accuracy); after - before in points, "
+            "† where its interval excludes 0")
+
+
+def continual_rows(result: ContinualResult, compact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Before and after adaptation with their intervals, and the difference after - before."""
+    header = ["model", *(label for _, label in result.columns)]
+    rows = [[name, *(with_interval(result.bootstrap.figures[name].get(key), compact) for key, _ in result.columns)]
+            for name in (BEFORE, AFTER)]
+    rows.append(["after - before", *(signed(result.bootstrap.difference(AFTER, BEFORE, key), compact)
+                                     for key, _ in result.columns)])
+    return header, rows
+
+
+def _continual_markdown(result: ContinualResult | None) -> list[str]:
+    if result is None:
+        return []
+    c = result.continual
+    lines = [f"## Continual: {c.known_sensor} model adapted to {c.new_sensor} (run `{result.run}`)", "",
+             f"{continual_note(result)}.", ""]
+    lines += _table(*continual_rows(result))
+    lines += [f"- {name}: {source}" for name, source in result.sources.items()] + [""]
+    return lines
+
+
+def _continual_json(result: ContinualResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"run": result.run, **result.continual.model_dump(), "pairs": result.pairs,
+            "same_tiles": result.same_tiles, "sources": result.sources,
+            "bootstrap": _bootstrap_json(result.bootstrap),
+            "models": {name: {**scores, "intervals": {k: dataclasses.asdict(v)
+                                                      for k, v in result.bootstrap.figures[name].items()}}
+                       for name, scores in result.scores.items()}}
+
+
 def retrieval_figure(results: dict[str, EncoderScores], n_test: int, path: Path) -> Path:
     pairs = list(next(iter(results.values())).scores["retrieval"])
     fig = _figure(max(6.0, 1.1 * len(pairs)), 3.4)
@@ -160,7 +206,7 @@ def triplets_figure(store: str, test: Split, scores: EncoderScores, classes: Cla
 
 
 def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: ClassSpace | None,
-              figures: dict[str, str], bootstrap: Bootstrap) -> str:
+              figures: dict[str, str], bootstrap: Bootstrap, continual: ContinualResult | None) -> str:
     n_test = meta["splits"]["test"]
     c = chance(n_test)
     lines = [f"# Evaluation of run `{meta['run']}`", "",
@@ -178,6 +224,7 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
                    "† marks an interval above or below zero, a difference that tile sampling alone does not "
                    "explain."), ""]
         lines += _table(*difference_rows(bootstrap))
+    lines += _continual_markdown(continual)
     pairs = list(next(iter(results.values())).scores["retrieval"])
     lines += ["## Cross-sensor retrieval (Recall@1 / Recall@5)", "",
               ("Each test tile of the query sensor looks for the same tile among all test tiles of the "
@@ -252,9 +299,10 @@ def _bootstrap_json(bootstrap: Bootstrap) -> dict[str, Any]:
 def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: dict[str, Split],
                  classes: ClassSpace | None, results: dict[str, EncoderScores], reported: str,
                  sources: dict[str, str], downstream: dict[str, dict[str, Any]], bootstrap: Bootstrap,
-                 seconds: float) -> Path:
+                 continual: ContinualResult | None, seconds: float) -> Path:
     """Write report.json, report.md and the figures under ``run_dir`` for the encoder named ``reported``
-    (the run's own; the others are baselines); returns report.md's path."""
+    (the run's own; the others are baselines), with the ``continual`` run's section when given; returns
+    report.md's path."""
     figures_dir = run_dir / "eval"
     figures_dir.mkdir(parents=True, exist_ok=True)
     n_test = len(splits["test"].tiles)
@@ -273,8 +321,9 @@ def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: d
                 "models": {name: {**r.scores, "intervals": {k: dataclasses.asdict(v)
                                                              for k, v in bootstrap.figures[name].items()}}
                            for name, r in results.items()},
-                "downstream": downstream}
+                "downstream": downstream, "continual": _continual_json(continual)}
     atomic_write(run_dir / "report.json", json.dumps(document, indent=2, default=float))
     path = run_dir / "report.md"
-    atomic_write(path, _markdown(meta, results, classes, relative, bootstrap) + _downstream_markdown(downstream))
+    atomic_write(path, _markdown(meta, results, classes, relative, bootstrap, continual)
+                 + _downstream_markdown(downstream))
     return path

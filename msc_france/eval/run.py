@@ -1,5 +1,6 @@
 """``msc-france eval``: embed the store's splits with a run's backbone and its baselines, score them,
-and write ``runs/NAME/report.md`` and ``report.json`` with figures."""
+and write ``runs/NAME/report.md`` and ``report.json`` with figures; with a continual run, its scores
+before and after adaptation in the same report."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 
 from msc_france.errors import UserError
 from msc_france.eval.bootstrap import RESAMPLES, Bootstrap, Resamples, bootstrap
+from msc_france.eval.continual import ContinualResult, evaluate_continual, find_continual
 from msc_france.eval.downstream import eurosat, score_downstream
 from msc_france.eval.embeddings import embed_split
 from msc_france.eval.encoders import Encoder, from_export, random_like
@@ -39,6 +41,7 @@ class EvalRequest:
     seed: int = 0  # of the random-init baseline and of the bootstrap's resamples
     resamples: int = RESAMPLES
     downstream: dict[str, str] = field(default_factory=dict)  # dataset name -> folder on disk
+    continual: str | None = None  # the continual run reported beside the run (default: run-continual if exported)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class EvalSummary:
     bootstrap: Bootstrap  # the intervals of the headline scores and of the differences between models
     headline: list[dict[str, Any]] = field(default_factory=list)
     chance: dict[str, float] = field(default_factory=dict)
+    continual: ContinualResult | None = None  # the continual run before and after adaptation
 
 
 def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], ModelCard, dict[str, str]]:
@@ -86,6 +90,7 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     if request.resamples < 1:
         raise UserError(f"--resamples {request.resamples}: give a number of bootstrap resamples of 1 or more "
                         f"({RESAMPLES} by default)")
+    continual_dir = find_continual(run_dir.parent, request.run, request.continual)
     torch.manual_seed(request.seed)
     started = time.perf_counter()
     encoders, card, sources = _encoders(request, run_dir)
@@ -100,7 +105,10 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     intervals = bootstrap({name: r.outcomes for name, r in results.items()},
                           Resamples.draw(n_test, request.resamples, request.seed))
     downstream = {name: _downstream(name, folder, encoders) for name, folder in request.downstream.items()}
+    continual = None if continual_dir is None else evaluate_continual(
+        continual_dir, store, splits, request.min_valid, request.batch_size, request.resamples, request.seed,
+        request.quiet)
     report = write_report(run_dir, request.run, card, store, splits, classes, results, card.method, sources,
-                          downstream, intervals, time.perf_counter() - started)
+                          downstream, intervals, continual, time.perf_counter() - started)
     headline = [{"model": name, **r.scores["summary"]} for name, r in results.items()]
-    return EvalSummary(report, intervals, headline, chance(n_test))
+    return EvalSummary(report, intervals, headline, chance(n_test), continual)

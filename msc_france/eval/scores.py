@@ -23,11 +23,13 @@ from msc_france.eval.segmentation import fit_segmentation, mean_iou, tile_confus
 @dataclass
 class EncoderScores:
     """``scores``: JSON-ready tables; ``segmentation_maps[sensor]``: predicted class maps of the test tiles;
-    ``outcomes[summary key]``: the per-tile outcomes behind each summary score, for the bootstrap."""
+    ``outcomes[summary key]``: the per-tile outcomes behind each summary score, for the bootstrap;
+    ``pair_outcomes["<summary key> A->B"]``: those of retrieval and transfer for one sensor pair alone."""
 
     scores: dict[str, Any]
     segmentation_maps: dict[str, torch.Tensor]
     outcomes: dict[str, TileStatistic]
+    pair_outcomes: dict[str, TileStatistic]
 
 
 @dataclass
@@ -37,6 +39,7 @@ class _TileOutcomes:
     hits: dict[str, list[np.ndarray]] = field(default_factory=dict)  # 1 where the tile scored, else 0
     balanced: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)  # correct, truth
     confusions: dict[str, list[np.ndarray]] = field(default_factory=dict)  # (N, C, C)
+    pairs: dict[str, TileStatistic] = field(default_factory=dict)  # "<summary key> A->B": one pair's outcomes
 
     def statistics(self) -> dict[str, TileStatistic]:
         out: dict[str, TileStatistic] = {k: TileMean(tuple(v)) for k, v in self.hits.items()}
@@ -49,11 +52,16 @@ def pair_name(a: str, b: str) -> str:
     return f"{a}->{b}"
 
 
-def _classification(predicted: torch.Tensor, truth: torch.Tensor, tiles: _TileOutcomes, key: str) -> dict[str, float]:
-    """Accuracy and balanced accuracy; each tile's correctness kept for the summary's ``key`` scores."""
+def _classification(predicted: torch.Tensor, truth: torch.Tensor, tiles: _TileOutcomes, key: str,
+                    pair: str | None = None) -> dict[str, float]:
+    """Accuracy and balanced accuracy; each tile's correctness kept for the summary's ``key`` scores
+    (and for the sensor ``pair`` alone when given)."""
     correct = (predicted == truth).numpy()
     tiles.hits.setdefault(f"{key}_accuracy", []).append(correct)
     tiles.balanced.setdefault(f"{key}_balanced_accuracy", []).append((correct, truth.numpy()))
+    if pair is not None:
+        tiles.pairs[f"{key}_accuracy {pair}"] = TileMean((correct,))
+        tiles.pairs[f"{key}_balanced_accuracy {pair}"] = BalancedAccuracy(((correct, truth.numpy()),))
     return {"accuracy": accuracy(predicted, truth), "balanced_accuracy": balanced_accuracy(predicted, truth)}
 
 
@@ -79,7 +87,10 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
             suffix = "" if kind == EMBEDDINGS[0] else f"_{kind}"
             out[f"retrieval{suffix}"][pair_name(a, b)] = recall_of(ranks)
             for k in (1, 5):
-                tiles.hits.setdefault(f"retrieval_R@{k}{suffix}", []).append((ranks < k).numpy())
+                hits = (ranks < k).numpy()
+                tiles.hits.setdefault(f"retrieval_R@{k}{suffix}", []).append(hits)
+                if not suffix:
+                    tiles.pairs[f"retrieval_R@{k} {pair_name(a, b)}"] = TileMean((hits,))
     maps: dict[str, torch.Tensor] = {}
     if classes is not None and train.labels is not None and test.labels is not None:
         y_train, y_test = classes.dominant(train.labels), classes.dominant(test.labels)
@@ -92,8 +103,8 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
             probe = fit_linear(x_train, y_train, len(classes), va.features(a) if y_val is not None else None, y_val)
             for b in sensors:
                 predicted = probe.predict(te.features(b))
-                key = "linear" if a == b else "transfer"
-                result = {**_classification(predicted, y_test, tiles, key), "weight_decay": probe.weight_decay}
+                key, pair = ("linear", None) if a == b else ("transfer", pair_name(a, b))
+                result = {**_classification(predicted, y_test, tiles, key, pair), "weight_decay": probe.weight_decay}
                 if a == b:
                     out["linear"][a] = result
                     out["confusion"][a] = confusion(predicted, y_test, len(classes)).tolist()
@@ -112,7 +123,7 @@ def _score(name: str, train: Split, val: Split, test: Split, classes: ClassSpace
                 else:
                     out["segmentation_transfer"][pair_name(a, b)] = {"miou": miou}
     out["summary"] = summarise(out)
-    return EncoderScores(out, maps, tiles.statistics())
+    return EncoderScores(out, maps, tiles.statistics(), tiles.pairs)
 
 
 def _mean(values: list[float]) -> float:

@@ -13,6 +13,8 @@ import torch
 from msc_france.errors import UserError
 from msc_france.store.atomic import atomic_path
 
+CHECKPOINT = "checkpoint.pt"  # in each run folder, runs/NAME/
+
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch generator states, as plain data (no pickled objects)."""

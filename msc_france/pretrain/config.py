@@ -104,7 +104,8 @@ class OptimConfig(Strict):
 
 
 class ContinualConfig(Strict):
-    init: str = Field(description="checkpoint to start from: ours (.pt) or a timm/DINO state dict (.pth, .safetensors)")
+    init: str = Field(description="checkpoint to start from: run:NAME (DATA/runs/NAME/checkpoint.pt), or a file: "
+                      "ours (.pt) or a timm/DINO state dict (.pth, .safetensors)")
     new_sensor: str
     known_sensor: str
 

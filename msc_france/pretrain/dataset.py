@@ -3,6 +3,7 @@ reflectance normalised with the per-band statistics stored in the store."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -18,14 +19,15 @@ class EmptySplitError(UserError):
 
 class TileDataset(Dataset[dict[str, torch.Tensor]]):
     """Tiles of one split (``all``: every split) whose every sensor passed the quality checks and is valid
-    at least ``min_valid``.
+    at least ``min_valid``; of those, only ``tiles`` when given (the tiles of another evaluation).
 
     ``dataset[i]`` is ``{sensor: float32 tensor (band, px, px)}``, each from one Zarr chunk. The store is
     opened lazily in each DataLoader worker (the object pickles as paths and numbers only).
     """
 
     def __init__(self, store: str, bands: dict[str, list[str] | None], split: str = "train",
-                 min_valid: float = 0.95, storage_options: dict[str, Any] | None = None) -> None:
+                 min_valid: float = 0.95, storage_options: dict[str, Any] | None = None,
+                 tiles: Collection[str] | None = None) -> None:
         self.store = store
         self.storage_options = storage_options
         self.sensors = list(bands)
@@ -36,6 +38,8 @@ class TileDataset(Dataset[dict[str, torch.Tensor]]):
         keep = table["quality_ok"].astype(bool) & ((table["split"] == split) if split != "all" else True)
         for sensor in self.sensors:
             keep &= table[f"{sensor}_valid"].fillna(0.0) >= min_valid
+        if tiles is not None:
+            keep &= table["tile"].isin(list(tiles))
         chosen = table[keep].sort_values(["row", "col"])
         if chosen.empty:
             raise EmptySplitError(f"no {split} tile of {store} is valid in {', '.join(self.sensors)} "

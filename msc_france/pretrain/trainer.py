@@ -26,7 +26,7 @@ from msc_france.lock import exclusive
 from msc_france.names import safe_name
 from msc_france.pretrain import distributed
 from msc_france.pretrain.augment import MultiCrop
-from msc_france.pretrain.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from msc_france.pretrain.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from msc_france.pretrain.config import (
     RGB_BANDS,
     PretrainConfig,
@@ -42,9 +42,8 @@ from msc_france.pretrain.metrics import MetricsLog
 from msc_france.pretrain.sampler import ResumableSampler
 from msc_france.pretrain.schedules import cosine, warmup_then_constant
 from msc_france.pretrain.stopping import StepBoundaryStop
-from msc_france.pretrain.weights import load_initial_weights
+from msc_france.pretrain.weights import load_initial_weights, resolve_init
 
-CHECKPOINT = "checkpoint.pt"
 WORKER_DIED = "DataLoader worker (pid"  # how torch words the death of a loader worker
 
 
@@ -169,6 +168,9 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
         raise UserError(f"run {run_dir} already has a checkpoint: add resume=1 to continue it, or give another run=")
     if request.resume and not checkpoint_path.exists():
         raise UserError(f"nothing to resume: no checkpoint in {run_dir}")
+    init = None  # on resume, the frozen copy's weights come back with the checkpoint
+    if config.continual is not None and not request.resume:
+        init = resolve_init(config.continual.init, request.data)  # before the data: a missing run fails at once
     random.seed(rt.seed)
     np.random.seed(rt.seed)
     torch.manual_seed(rt.seed + proc.rank)
@@ -189,10 +191,10 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
 
     model = XStars(config, in_chans)
     if config.continual is not None:
-        if not request.resume:  # on resume, the frozen copy's weights come back with the checkpoint
-            missing = load_initial_weights(model, config.continual.init)
+        if init is not None:
+            missing = load_initial_weights(model, init)
             if missing and proc.main:
-                tqdm.write(f"continual: {len(missing)} tensors not in {config.continual.init} "
+                tqdm.write(f"continual: {len(missing)} tensors not in {init} "
                            f"(kept at their initial values), e.g. {missing[0]}")
         model.start_continual()
     model.to(proc.device)

@@ -1,4 +1,5 @@
-"""Initial weights for continual pretraining: one of our checkpoints, or a timm / DINO state dict."""
+"""Initial weights for continual pretraining: one of our checkpoints (a file, or ``run:NAME``, the
+checkpoint of run NAME of the data folder), or a timm / DINO state dict."""
 
 from __future__ import annotations
 
@@ -7,10 +8,24 @@ from pathlib import Path
 import torch
 
 from msc_france.errors import UserError
-from msc_france.pretrain.checkpoint import load_checkpoint
+from msc_france.names import safe_name
+from msc_france.pretrain.checkpoint import CHECKPOINT, load_checkpoint
 from msc_france.pretrain.meta_arch import XStars
 
 _PREFIXES = ("module.", "backbone.", "student.", "teacher.", "encoder.")
+RUN_PREFIX = "run:"  # continual.init: run:NAME is DATA/runs/NAME/checkpoint.pt
+
+
+def resolve_init(init: str, data: Path) -> Path:
+    """The file of ``continual.init``: ``run:NAME``, the checkpoint of run NAME under ``data``; else a path."""
+    if not init.startswith(RUN_PREFIX):
+        return Path(init)
+    name = safe_name(init.removeprefix(RUN_PREFIX), "continual.init run name")
+    path = data / "runs" / name / CHECKPOINT
+    if not path.exists():
+        raise UserError(f"continual.init: run {name} has no checkpoint in {data / 'runs'}; "
+                        f"train it first with `make pretrain config={name}`")
+    return path
 
 
 def _plain_state(path: Path) -> dict[str, torch.Tensor]:
