@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="bench-download-"))
-    world_cfg = load_catalog("demo").world.model_copy(update={"size": args.size})  # type: ignore[union-attr]
+    world_cfg = load_catalog("demo").world.model_copy(update={"size": args.size, "height": None})  # type: ignore[union-attr]
     world = work / "world"
     manifest = generate_world(world_cfg, world, show_progress=False)
     west, south, east, north = manifest["scene"]["bbox_lonlat"]

@@ -32,7 +32,7 @@ TINY_SIZE = 960.0  # metres: 2 x 2 tiles of the demo recipe, a few seconds to ge
 def tiny_world_config(seed: int | None = None) -> DemoWorldConfig:
     world = load_catalog("demo").world
     assert world is not None
-    update: dict[str, Any] = {"size": TINY_SIZE}
+    update: dict[str, Any] = {"size": TINY_SIZE, "height": None}  # a square
     if seed is not None:
         update["seed"] = seed
     return world.model_copy(update=update)

@@ -99,7 +99,7 @@ def test_grid_counts_tiles() -> None:
 def test_demo_run_end_to_end(tmp_path: Path) -> None:
     catalog = yaml.safe_load((CATALOGS_DIR / "demo.yaml").read_text())
     # 6 x 6 tiles over four split blocks (16 test, 8 val, 12 train tiles), about 20 s to generate
-    catalog["world"].update(size=E2E_SIZE, center=E2E_CENTER)
+    catalog["world"].update(size=E2E_SIZE, height=None, center=E2E_CENTER)  # a square
     catalog_file = tmp_path / "tiny.yaml"
     catalog_file.write_text(yaml.safe_dump(catalog))
     small = {"data": {"min_valid": 0.0, "workers": 0}, "optim": {"epochs": 1, "batch_size": 4}}
