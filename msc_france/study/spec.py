@@ -30,6 +30,8 @@ class StudySpec(Strict):
     name: SafeName
     description: str = ""
     base: str = Field(description="pretraining preset the variants change (name or YAML path)")
+    set: dict[str, Any] = Field(default_factory=dict,
+                                description="keys set in every variant before its own (the study's starting point)")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     choose_by: list[str] = Field(default_factory=lambda: list(CHOICE_SCORES), min_length=1,
                                  description="summary scores averaged to rank the variants on val")
@@ -82,7 +84,7 @@ def variant_config(spec: StudySpec, variant: Variant, seed: int, run: str) -> di
     raw = read_yaml(resolve_config(spec.base, PIPELINES_DIR, "pretraining preset", pretrain=True))
     if not isinstance(raw, dict):
         raise UserError(f"study {spec.name}: base preset {spec.base} is not a mapping")
-    for dotted, value in {**variant.set, "runtime.seed": seed, "name": run}.items():
+    for dotted, value in {**spec.set, **variant.set, "runtime.seed": seed, "name": run}.items():
         _with(raw, dotted, value)
     try:
         PretrainConfig.model_validate(raw)
