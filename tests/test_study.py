@@ -15,7 +15,7 @@ import yaml
 from msc_france.errors import UserError
 from msc_france.eval.bootstrap import TileMean
 from msc_france.study.run import Pooled, StudyRequest, run_study
-from msc_france.study.spec import load_study
+from msc_france.study.spec import load_study, variant_config
 from tests.data.tile_store import write_tile_store
 from tests.pretrain_fixtures import write_preset
 
@@ -112,3 +112,18 @@ def test_a_bad_variant_is_one_line_before_any_training(tmp_path: Path) -> None:
 def test_the_shipped_study_is_valid() -> None:
     spec = load_study("msad")
     assert spec.reference in {v.name for v in spec.variants} and spec.base == "pretrain-demo"
+
+
+def test_the_study_wide_keys_come_first_and_a_variant_overrides_them(tmp_path: Path) -> None:
+    base = write_preset(tmp_path)
+    study = _study(tmp_path, base, dino={"set": {"loss.msad_weight": 0}}, hard={"set": {"loss.msad_targets": "hard"}})
+    raw = yaml.safe_load(study.read_text())
+    raw["set"] = {"loss.msad_weight": 0.5, "loss.msad_targets": "soft", "model.msad_head_depth": 1}
+    study.write_text(yaml.safe_dump(raw))
+    spec = load_study(str(study))
+    dino, hard = spec.variants
+    assert variant_config(spec, dino, 0, "a")["loss"] == {"msad_weight": 0, "msad_targets": "soft"}
+    hard_config = variant_config(spec, hard, 3, "b")
+    assert hard_config["loss"] == {"msad_weight": 0.5, "msad_targets": "hard"}
+    assert hard_config["model"]["msad_head_depth"] == 1 and hard_config["runtime"]["seed"] == 3
+    assert hard_config["name"] == "b"
