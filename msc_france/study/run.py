@@ -142,8 +142,10 @@ def run_study(request: StudyRequest) -> StudySummary:
     encoders, store = _encoders(request, arms)
     train, val, test = (embed_split(encoders, store, name, quiet=request.quiet) for name in ("train", "val", "test"))
     no_val = Split("none", [], {e.name: SplitEmbeddings([]) for e in encoders}, None)
-    on_val = {e.name: score_encoder(e.name, train, no_val, val, _classes(train, val)) for e in encoders}
-    on_test = {e.name: score_encoder(e.name, train, val, test, _classes(train, test)) for e in encoders}
+    on_val, on_test = {}, {}
+    for e in tqdm(encoders, desc="score val and test", unit="model", disable=request.quiet):
+        on_val[e.name] = score_encoder(e.name, train, no_val, val, _classes(train, val))
+        on_test[e.name] = score_encoder(e.name, train, val, test, _classes(train, test))
     val_boot = bootstrap(_pooled(on_val, spec, arms), Resamples.draw(len(val.tiles), request.resamples, request.seed))
     test_boot = bootstrap(_pooled(on_test, spec, arms),
                           Resamples.draw(len(test.tiles), request.resamples, request.seed))
