@@ -51,7 +51,7 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
@@ -127,7 +127,7 @@ def _continual_markdown(result: ContinualResult | None) -> list[str]:
     c = result.continual
     lines = [f"## Continual: {c.known_sensor} model adapted to {c.new_sensor} (run `{result.run}`)", "",
              f"{continual_note(result)}.", ""]
-    lines += _table(*continual_rows(result))
+    lines += markdown_table(*continual_rows(result))
     lines += [f"- {name}: {source}" for name, source in result.sources.items()] + [""]
     return lines
 
@@ -215,7 +215,7 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
               f"{meta['splits']['train']} train / {meta['splits']['val']} val / {n_test} test tiles; "
               f"evaluated {meta['created']} in {meta['seconds']:.0f} s. Scores in percent."), "",
              "## Headline", "", f"Chance: R@1 {_pct(c['R@1'])}, R@5 {_pct(c['R@5'])}. {HEADLINE_NOTE}.", ""]
-    lines += _table(*headline_rows(bootstrap))
+    lines += markdown_table(*headline_rows(bootstrap))
     lines += [f"- {name}: {source}" for name, source in meta["sources"].items()] + [""]
     lines += [f"{intervals_note(bootstrap)}.", ""]
     if bootstrap.differences:
@@ -223,13 +223,13 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
                   ("Each model minus each baseline before it in the table, in points, on the same resamples; "
                    "† marks an interval above or below zero, a difference that tile sampling alone does not "
                    "explain."), ""]
-        lines += _table(*difference_rows(bootstrap))
+        lines += markdown_table(*difference_rows(bootstrap))
     lines += _continual_markdown(continual)
     pairs = list(next(iter(results.values())).scores["retrieval"])
     lines += ["## Cross-sensor retrieval (Recall@1 / Recall@5)", "",
               ("Each test tile of the query sensor looks for the same tile among all test tiles of the "
                "gallery sensor (cosine similarity of class token and mean patch token)."), ""]
-    lines += _table(["model", *pairs], [[name, *(f"{_pct(r.scores['retrieval'][p]['R@1'])} / "
+    lines += markdown_table(["model", *pairs], [[name, *(f"{_pct(r.scores['retrieval'][p]['R@1'])} / "
                                                  f"{_pct(r.scores['retrieval'][p]['R@5'])}" for p in pairs)]
                                         for name, r in results.items()])
     if figures.get("retrieval"):
@@ -237,7 +237,7 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
     lines += ["### Which embedding retrieves", "",
               ("Recall@1 (mean over sensor pairs, 95 % interval) with the tile embedding (class token and mean "
                "patch token), the class token alone and the mean patch token alone."), ""]
-    lines += _table(["model", *EMBEDDING_LABELS.values()],
+    lines += markdown_table(["model", *EMBEDDING_LABELS.values()],
                     [[name, *(with_interval(bootstrap.figures[name].get(key)) for key in EMBEDDING_LABELS)]
                      for name in results])
     if classes is None:
@@ -250,7 +250,7 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
         rows = [[name, method, *(f"{_pct(r.scores[method][s]['accuracy'])} / "
                                  f"{_pct(r.scores[method][s]['balanced_accuracy'])}" for s in sensors)]
                 for name, r in results.items() for method in ("knn", "linear")]
-        lines += _table(["model", "probe", *sensors], rows)
+        lines += markdown_table(["model", "probe", *sensors], rows)
         lines += ["## Cross-sensor transfer", "",
                   ("The linear probe trained on one sensor's embeddings (rows) classifies another sensor's "
                    "test tiles (columns): accuracy; the diagonal is the same-sensor probe."), ""]
@@ -258,17 +258,18 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
             lines += [f"**{name}**", ""]
             rows = [[a, *(_pct(r.scores["linear"][a]["accuracy"]) if a == b else
                           _pct(r.scores["transfer"][f"{a}->{b}"]["accuracy"]) for b in sensors)] for a in sensors]
-            lines += _table(["train \\ test", *sensors], rows)
+            lines += markdown_table(["train \\ test", *sensors], rows)
         lines += ["## Segmentation (linear probe on patch tokens)", "", "mIoU over the classes of the test maps.", ""]
-        lines += _table(["model", *sensors], [[name, *(_pct(r.scores["segmentation"][s]["miou"]) for s in sensors)]
-                                              for name, r in results.items()])
+        lines += markdown_table(["model", *sensors],
+                                [[name, *(_pct(r.scores["segmentation"][s]["miou"]) for s in sensors)]
+                                 for name, r in results.items()])
         lines += [("Dense transfer: the segmentation probe trained on one sensor's patch tokens (rows) maps "
                    "another sensor's test tiles (columns): mIoU."), ""]
         for name, r in results.items():
             rows = [[a, *(_pct(r.scores["segmentation"][a]["miou"]) if a == b else
                           _pct(r.scores["segmentation_transfer"][f"{a}->{b}"]["miou"]) for b in sensors)]
                     for a in sensors]
-            lines += [f"**{name}**", "", *_table(["train \\ test", *sensors], rows)]
+            lines += [f"**{name}**", "", *markdown_table(["train \\ test", *sensors], rows)]
         for key, title in (("confusion", "Confusion matrices (linear probe, evaluated run)"),
                            ("triplets", "Test tiles and predicted maps (evaluated run)")):
             if figures.get(key):
@@ -284,7 +285,7 @@ def _downstream_markdown(downstream: dict[str, dict[str, Any]]) -> str:
                                                      f"{first['sensor']} backbone; accuracy / balanced accuracy."), ""]
         rows = [[name, *(f"{_pct(m[p]['accuracy'])} / {_pct(m[p]['balanced_accuracy'])}" for p in ("knn", "linear"))]
                 for name, m in models.items()]
-        lines += _table(["model", "kNN", "linear"], rows)
+        lines += markdown_table(["model", "kNN", "linear"], rows)
     return "\n".join(lines)
 
 

@@ -9,10 +9,11 @@ from dataclasses import asdict
 from typing import Any
 
 from msc_france.eval.bootstrap import Bootstrap, Interval
-from msc_france.eval.report import EMBEDDING_LABELS, signed, with_interval
+from msc_france.eval.report import EMBEDDING_LABELS, markdown_table, signed, with_interval
 from msc_france.store import atomic_write
 from msc_france.study.run import RANDOM, StudySummary, VariantResult
 
+VAL_SCORES = (*EMBEDDING_LABELS, "transfer_accuracy", "segmentation_transfer_miou")
 TEST_SCORES = {"retrieval_R@1": "R@1", "transfer_accuracy": "transfer", "segmentation_transfer_miou": "mIoU transfer"}
 
 
@@ -27,13 +28,10 @@ def _interval(boot: Bootstrap, model: str, key: str) -> Interval | None:
 def val_rows(summary: StudySummary, compact: bool = False) -> tuple[list[str], list[list[str]]]:
     header = ["variant", "choice score", *(f"R@1 {label}" for label in EMBEDDING_LABELS.values()),
               "transfer", "mIoU transfer"]
-    rows = []
-    for r in summary.variants:
-        keys = [*EMBEDDING_LABELS, "transfer_accuracy", "segmentation_transfer_miou"]
-        rows.append([f"{r.name}{' ★' if r.chosen else ''}", _pct(r.choice),
-                     *(with_interval(_interval(summary.val, r.name, k), compact) for k in keys)])
-    rows.append([RANDOM, "", *(with_interval(_interval(summary.val, RANDOM, k), compact)
-                               for k in [*EMBEDDING_LABELS, "transfer_accuracy", "segmentation_transfer_miou"])])
+    rows = [[f"{r.name}{' ★' if r.chosen else ''}", _pct(r.choice),
+             *(with_interval(_interval(summary.val, r.name, k), compact) for k in VAL_SCORES)]
+            for r in summary.variants]
+    rows.append([RANDOM, "", *(with_interval(_interval(summary.val, RANDOM, k), compact) for k in VAL_SCORES)])
     return header, rows
 
 
@@ -44,7 +42,7 @@ def test_rows(summary: StudySummary, compact: bool = False) -> tuple[list[str], 
               *(f"{label} vs random" for label in TEST_SCORES.values())]
     rows = []
     for r in summary.variants:
-        spread = "".join(f" ±{100 * r.seed_spread[k]:.1f}" if k in r.seed_spread else "" for k in ("retrieval_R@1",))
+        spread = f" ±{100 * r.seed_spread['retrieval_R@1']:.1f}" if r.seed_spread else ""
         rows.append([f"{r.name}{' ★' if r.chosen else ''}", r.note,
                      *(with_interval(_interval(summary.test, r.name, k), compact) + (spread if k == "retrieval_R@1"
                                                                                      else "")
@@ -63,11 +61,6 @@ def _worst(result: VariantResult) -> str:
         return "n/a"
     pair, value = min(result.pair_recall.items(), key=lambda item: item[1])
     return f"{_pct(value)} ({pair})"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
 def _intervals(boot: Bootstrap) -> dict[str, Any]:
@@ -90,10 +83,10 @@ def write_study(summary: StudySummary) -> None:
              f"## Val ({summary.val.tiles} tiles): where the choice is made", "",
              ("Probes with a fixed L2 (val is what they would otherwise choose it on). 95 % intervals of a "
               f"paired bootstrap over the val tiles ({summary.val.resamples} resamples)."), ""]
-    lines += _table(*val_rows(summary))
+    lines += markdown_table(*val_rows(summary))
     lines += [f"## Test ({summary.test.tiles} tiles): reported", "",
               ("Probes with the L2 chosen on val, as `msc-france eval`. Differences in points, † where the 95 % "
                "interval excludes 0; ± the standard deviation over training seeds where a variant has several; "
                "worst pair: the lowest R@1 of the ordered sensor pairs."), ""]
-    lines += _table(*test_rows(summary))
+    lines += markdown_table(*test_rows(summary))
     atomic_write(summary.folder / "study.md", "\n".join(lines))
