@@ -22,6 +22,7 @@ from msc_france.grid import parse_lonlat_box
 from msc_france.redact import redact_text
 
 if TYPE_CHECKING:
+    from msc_france.eval.claim import Check
     from msc_france.eval.continual import ContinualResult
     from msc_france.eval.run import EvalSummary  # imported on use: it loads torch
 
@@ -288,9 +289,23 @@ def _print_headline(summary: EvalSummary) -> None:
                       *(signed(bootstrap.difference(model, baseline, key), compact=True) for key, _ in HEADLINE))
     wide = Console(width=max(console.width, 170))  # the whole table, intervals unwrapped, also in logs
     wide.print(table)
+    if summary.claim:
+        wide.print(_claim_table(summary.claim))
     if summary.continual is not None:
         wide.print(_continual_table(summary.continual))
     console.print(f"report: {summary.report}", soft_wrap=True)
+
+
+def _claim_table(claim: list[Check]) -> Table:
+    """The cross-sensor claim: each part met or not, with its figure."""
+    from msc_france.eval.claim import verdict
+
+    table = Table(title="the cross-sensor claim (differences in points, 95 % interval)")
+    for column in ("claim", "verdict", "figure"):
+        table.add_column(column, no_wrap=True)
+    for check in claim:
+        table.add_row(check.claim, verdict(check), check.detail)
+    return table
 
 
 def _continual_table(result: ContinualResult) -> Table:

@@ -95,6 +95,12 @@ def test_report_carries_intervals_and_differences(trained: tuple[Path, str]) -> 
     assert "### Differences between models" in text and "| DINO + MSAD vs DINO alone |" in text
     assert "16 test tiles (300 resamples of the tiles" in text and "one test tile is 6.2 points" in text
     assert summary.bootstrap.resamples == 300 and list(summary.bootstrap.figures) == list(models)
+    claim = {c["claim"]: c for c in report["claim"]}
+    r1_gain = summary.bootstrap.difference("DINO + MSAD", "DINO alone", "retrieval_R@1")
+    assert r1_gain is not None and claim["R@1 ahead of DINO alone"]["met"] == (r1_gain.low > 0)
+    worst = min(p["R@1"] for p in models["DINO + MSAD"]["retrieval"].values())
+    assert claim["R@1 ≥ 90 % for every sensor pair"]["met"] == (worst >= 0.9) and len(claim) == 7
+    assert "### The cross-sensor claim" in text
 
 
 def test_the_command_line_prints_intervals_and_refuses_no_resamples(trained: tuple[Path, str]) -> None:
@@ -109,6 +115,7 @@ def test_the_command_line_prints_intervals_and_refuses_no_resamples(trained: tup
     r1 = report["models"]["DINO + MSAD"]["intervals"]["retrieval_R@1"]
     assert f"{100 * r1['value']:.1f} [{math.floor(100 * r1['low'])},{math.ceil(100 * r1['high'])}]" in result.stdout
     assert "DINO + MSAD vs DINO alone" in result.stdout and "200 resamples" in result.stdout
+    assert "the cross-sensor claim" in result.stdout and "R@1 ahead of DINO alone" in result.stdout
     assert "[low, high]: 95 % percentile interval" in " ".join(result.stdout.split())  # not eaten as markup
     assert report["bootstrap"]["resamples"] == 200
 

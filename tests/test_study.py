@@ -15,7 +15,7 @@ import yaml
 from msc_france.errors import UserError
 from msc_france.eval.bootstrap import TileMean
 from msc_france.study.run import Pooled, StudyRequest, run_study
-from msc_france.study.spec import load_study, variant_config
+from msc_france.study.spec import CHOICE_SCORES, load_study, variant_config
 from tests.data.tile_store import write_tile_store
 from tests.pretrain_fixtures import write_preset
 
@@ -127,3 +127,17 @@ def test_the_study_wide_keys_come_first_and_a_variant_overrides_them(tmp_path: P
     assert hard_config["loss"] == {"msad_weight": 0.5, "msad_targets": "hard"}
     assert hard_config["model"]["msad_head_depth"] == 1 and hard_config["runtime"]["seed"] == 3
     assert hard_config["name"] == "b"
+
+
+def test_a_store_without_labels_is_chosen_by_retrieval_alone(tmp_path: Path) -> None:
+    store = str(tmp_path / "demo.zarr")
+    write_tile_store(store, seed=6, blocks=1, splits=("train", "val", "test"), labels=False)
+    base = write_preset(tmp_path, optim={"epochs": 1, "batch_size": 4}, runtime={"max_steps": 1, "device": "cpu"})
+    study = _study(tmp_path, base, dino={"set": {"loss.msad_weight": 0}}, msad={"set": {"loss.msad_weight": 1.0}})
+    summary = run_study(StudyRequest(study=str(study), data=tmp_path / "data", store=store, resamples=20, quiet=True))
+    assert summary.spec.choose_by == list(CHOICE_SCORES)  # the default asks for transfer scores too
+    assert "transfer_accuracy" not in summary.val.figures["msad"]  # the premise: no labels, no transfer
+    assert summary.chosen_by == ["retrieval_R@1"]
+    for result in summary.variants:
+        assert result.choice == pytest.approx(summary.val.figures[result.name]["retrieval_R@1"].value)
+    assert not np.isnan(max(r.choice for r in summary.variants))

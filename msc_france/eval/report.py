@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from msc_france.eval.bootstrap import Bootstrap, Interval
+from msc_france.eval.claim import Check, verdict
 from msc_france.eval.continual import AFTER, BEFORE, ContinualResult
 from msc_france.eval.embeddings import Split
 from msc_france.eval.labels import ClassSpace
@@ -121,6 +122,13 @@ def continual_rows(result: ContinualResult, compact: bool = False) -> tuple[list
     return header, rows
 
 
+def _claim_markdown(claim: list[Check]) -> list[str]:
+    lines = ["### The cross-sensor claim", "",
+             ("The run against each baseline (the 95 % interval of the difference above 0) and the per-pair "
+              "goal of Recall@1."), ""]
+    return lines + markdown_table(["claim", "verdict", "figure"], [[c.claim, verdict(c), c.detail] for c in claim])
+
+
 def _continual_markdown(result: ContinualResult | None) -> list[str]:
     if result is None:
         return []
@@ -206,7 +214,8 @@ def triplets_figure(store: str, test: Split, scores: EncoderScores, classes: Cla
 
 
 def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: ClassSpace | None,
-              figures: dict[str, str], bootstrap: Bootstrap, continual: ContinualResult | None) -> str:
+              figures: dict[str, str], bootstrap: Bootstrap, continual: ContinualResult | None,
+              claim: list[Check]) -> str:
     n_test = meta["splits"]["test"]
     c = chance(n_test)
     lines = [f"# Evaluation of run `{meta['run']}`", "",
@@ -224,6 +233,7 @@ def _markdown(meta: dict[str, Any], results: dict[str, EncoderScores], classes: 
                    "† marks an interval above or below zero, a difference that tile sampling alone does not "
                    "explain."), ""]
         lines += markdown_table(*difference_rows(bootstrap))
+    lines += _claim_markdown(claim)
     lines += _continual_markdown(continual)
     pairs = list(next(iter(results.values())).scores["retrieval"])
     lines += ["## Cross-sensor retrieval (Recall@1 / Recall@5)", "",
@@ -300,10 +310,10 @@ def _bootstrap_json(bootstrap: Bootstrap) -> dict[str, Any]:
 def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: dict[str, Split],
                  classes: ClassSpace | None, results: dict[str, EncoderScores], reported: str,
                  sources: dict[str, str], downstream: dict[str, dict[str, Any]], bootstrap: Bootstrap,
-                 continual: ContinualResult | None, seconds: float) -> Path:
+                 continual: ContinualResult | None, claim: list[Check], seconds: float) -> Path:
     """Write report.json, report.md and the figures under ``run_dir`` for the encoder named ``reported``
-    (the run's own; the others are baselines), with the ``continual`` run's section when given; returns
-    report.md's path."""
+    (the run's own; the others are baselines), with the ``continual`` run's section when given and the
+    checks of the cross-sensor ``claim``; returns report.md's path."""
     figures_dir = run_dir / "eval"
     figures_dir.mkdir(parents=True, exist_ok=True)
     n_test = len(splits["test"].tiles)
@@ -322,9 +332,10 @@ def write_report(run_dir: Path, run: str, card: ModelCard, store: str, splits: d
                 "models": {name: {**r.scores, "intervals": {k: dataclasses.asdict(v)
                                                              for k, v in bootstrap.figures[name].items()}}
                            for name, r in results.items()},
-                "downstream": downstream, "continual": _continual_json(continual)}
+                "downstream": downstream, "continual": _continual_json(continual),
+                "claim": [dataclasses.asdict(c) for c in claim]}
     atomic_write(run_dir / "report.json", json.dumps(document, indent=2, default=float))
     path = run_dir / "report.md"
-    atomic_write(path, _markdown(meta, results, classes, relative, bootstrap, continual)
+    atomic_write(path, _markdown(meta, results, classes, relative, bootstrap, continual, claim)
                  + _downstream_markdown(downstream))
     return path

@@ -13,6 +13,7 @@ import torch
 
 from msc_france.errors import UserError
 from msc_france.eval.bootstrap import RESAMPLES, Bootstrap, Resamples, bootstrap
+from msc_france.eval.claim import Check, claim_checks
 from msc_france.eval.continual import ContinualResult, evaluate_continual, find_continual
 from msc_france.eval.downstream import eurosat, score_downstream
 from msc_france.eval.embeddings import embed_split
@@ -51,6 +52,7 @@ class EvalSummary:
     headline: list[dict[str, Any]] = field(default_factory=list)
     chance: dict[str, float] = field(default_factory=dict)
     continual: ContinualResult | None = None  # the continual run before and after adaptation
+    claim: list[Check] = field(default_factory=list)  # the run against its baselines and the per-pair goal
 
 
 def _encoders(request: EvalRequest, run_dir: Path) -> tuple[list[Encoder], ModelCard, dict[str, str]]:
@@ -108,7 +110,9 @@ def run_eval(request: EvalRequest) -> EvalSummary:
     continual = None if continual_dir is None else evaluate_continual(
         continual_dir, store, splits, request.min_valid, request.batch_size, request.resamples, request.seed,
         request.quiet)
+    pair_recall = {pair: s["R@1"] for pair, s in results[card.method].scores["retrieval"].items()}
+    claim = claim_checks(card.method, intervals, pair_recall)
     report = write_report(run_dir, request.run, card, store, splits, classes, results, card.method, sources,
-                          downstream, intervals, continual, time.perf_counter() - started)
+                          downstream, intervals, continual, claim, time.perf_counter() - started)
     headline = [{"model": name, **r.scores["summary"]} for name, r in results.items()]
-    return EvalSummary(report, intervals, headline, chance(n_test), continual)
+    return EvalSummary(report, intervals, headline, chance(n_test), continual, claim)

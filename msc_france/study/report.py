@@ -72,13 +72,13 @@ def _intervals(boot: Bootstrap) -> dict[str, Any]:
 
 def write_study(summary: StudySummary) -> None:
     spec = summary.spec
-    data = {"study": spec.model_dump(mode="json"), "chosen": summary.chosen,
+    data = {"study": spec.model_dump(mode="json"), "chosen": summary.chosen, "chosen_by": summary.chosen_by,
             "variants": [asdict(r) for r in summary.variants],
             "val": _intervals(summary.val), "test": _intervals(summary.test)}
     atomic_write(summary.folder / "study.json", json.dumps(data, indent=1, allow_nan=True))
     lines = [f"# Study `{spec.name}`", "", spec.description, "",
              (f"Base preset `{spec.base}`; seeds {', '.join(map(str, spec.seeds))} (unless a variant says); "
-              f"reference `{spec.reference}`. Chosen on val by the mean of {', '.join(spec.choose_by)}: "
+              f"reference `{spec.reference}`. Chosen on val by the mean of {', '.join(summary.chosen_by)}: "
               f"**{summary.chosen}** (★)."), "",
              f"## Val ({summary.val.tiles} tiles): where the choice is made", "",
              ("Probes with a fixed L2 (val is what they would otherwise choose it on). 95 % intervals of a "

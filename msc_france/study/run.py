@@ -9,6 +9,7 @@ several seeds scores the mean of its seeds, resample by resample of the paired b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean, pstdev
@@ -65,7 +66,7 @@ class VariantResult:
     name: str
     note: str
     runs: list[str]
-    choice: float  # mean of the study's choose_by scores on val
+    choice: float  # mean on val of the study's choose_by scores that the store defines
     chosen: bool
     seed_spread: dict[str, float] = field(default_factory=dict)  # test score -> std over training seeds
     pair_recall: dict[str, float] = field(default_factory=dict)  # test R@1 per sensor pair, mean over seeds
@@ -76,6 +77,7 @@ class StudySummary:
     folder: Path
     spec: StudySpec
     chosen: str
+    chosen_by: list[str]  # the choose_by scores defined on this store (no labels: no transfer)
     variants: list[VariantResult]
     val: Bootstrap
     test: Bootstrap
@@ -122,10 +124,22 @@ def _pooled(scores: dict[str, EncoderScores], spec: StudySpec, arms: list[Arm]) 
     return out
 
 
+def defined_scores(spec: StudySpec, val: Bootstrap) -> list[str]:
+    """The study's ``choose_by`` scores that every variant has on val: a store without labels has
+    retrieval only, and a choice must not average a missing score."""
+    defined = [key for key in spec.choose_by
+               if all(key in val.figures[v.name] and not math.isnan(val.figures[v.name][key].value)
+                      for v in spec.variants)]
+    if not defined:
+        raise UserError(f"study {spec.name}: none of choose_by ({', '.join(spec.choose_by)}) is defined on this "
+                        "store's val split (no labels?); set choose_by: [retrieval_R@1] in the study file")
+    return defined
+
+
 def _result(variant: Variant, arms: list[Arm], test: dict[str, EncoderScores], val: Bootstrap,
-            spec: StudySpec) -> VariantResult:
+            chosen_by: list[str]) -> VariantResult:
     members = [a for a in arms if a.variant == variant.name]
-    choice = fmean(val.figures[variant.name][key].value for key in spec.choose_by)
+    choice = fmean(val.figures[variant.name][key].value for key in chosen_by)
     summaries = [test[a.run].scores["summary"] for a in members]
     spread = {key: pstdev([s[key] for s in summaries]) for key in summaries[0]} if len(members) > 1 else {}
     pairs = test[members[0].run].scores["retrieval"]
@@ -149,10 +163,11 @@ def run_study(request: StudyRequest) -> StudySummary:
     val_boot = bootstrap(_pooled(on_val, spec, arms), Resamples.draw(len(val.tiles), request.resamples, request.seed))
     test_boot = bootstrap(_pooled(on_test, spec, arms),
                           Resamples.draw(len(test.tiles), request.resamples, request.seed))
-    results = [_result(v, arms, on_test, val_boot, spec) for v in spec.variants]
+    chosen_by = defined_scores(spec, val_boot)
+    results = [_result(v, arms, on_test, val_boot, chosen_by) for v in spec.variants]
     best = max(results, key=lambda r: r.choice)
     best.chosen = True
-    summary = StudySummary(folder, spec, best.name, results, val_boot, test_boot)
+    summary = StudySummary(folder, spec, best.name, chosen_by, results, val_boot, test_boot)
     from msc_france.study.report import write_study
 
     write_study(summary)
