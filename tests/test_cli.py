@@ -123,6 +123,7 @@ def test_demo_run_end_to_end(tmp_path: Path) -> None:
     assert report["splits"]["test"] == 16 and len(report["models"]) == 3
     assert report["continual"]["run"] == "pretrain-tiny-continual" and report["continual"]["same_tiles"]
     assert "continual run pretrain-tiny-continual" in result.stdout and "after - before" in result.stdout
+    assert "the cross-sensor claim" in result.stdout and len(report["claim"]) == 7  # two baselines x 3, per pair
     assert f"report: {runs / 'pretrain-tiny' / 'report.md'}\n" in result.stdout
     assert (tmp_path / "data" / "demo.tiles.parquet").exists() and (tmp_path / "data" / "demo.zarr").is_dir()
     assert "published " in result.stdout and "as version 1.0.0 (first publish)" in result.stdout
