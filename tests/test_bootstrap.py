@@ -116,3 +116,16 @@ def test_report_rows_mark_significant_differences_and_missing_scores() -> None:
     assert differences[0][1].startswith("+50.0 [+") and differences[0][1].endswith("]†")
     same = bootstrap({"a": models["random init"], "b": models["random init"]}, Resamples.draw(TILES, 50))
     assert difference_rows(same)[1][0][1] == "+0.0 [+0.0, +0.0]"  # no † on an interval that holds 0
+
+
+def test_a_class_of_one_tile_is_left_out_of_balanced_accuracy_and_its_interval() -> None:
+    truth = torch.tensor([0] * 150 + [1] * 117 + [2])  # 268 tiles; class 2 is one tile (0.4 %)
+    predicted = truth.clone()
+    predicted[:30] = 1  # class 0 recall 0.8, class 1 recall 1; the lone class-2 tile is missed
+    predicted[-1] = 0
+    assert balanced_accuracy(predicted, truth) == pytest.approx((0.8 + 1.0) / 2)
+    statistic = BalancedAccuracy((((predicted == truth).numpy(), truth.numpy()),))
+    values = statistic.resampled(Resamples.draw(len(truth), 500, seed=3).weights)
+    # with class 2 averaged in, about 37 % of resamples (those without its tile) would jump by a third
+    assert values.max() - values.min() < 0.15
+    assert np.median(values) == pytest.approx(0.9, abs=0.03)

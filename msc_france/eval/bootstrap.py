@@ -13,6 +13,16 @@ import numpy as np
 
 LEVEL = 0.95
 RESAMPLES = 1000
+RARE_CLASS_SHARE = 0.02  # a class with fewer test tiles than this share is left out of balanced accuracy
+
+
+def scored_classes(truth: np.ndarray) -> np.ndarray:
+    """The classes a balanced accuracy averages: those with at least 2 % of ``truth`` (at least one). A class
+    of one or two test tiles is all or nothing, its recall is no estimate, and the bootstrap would move the
+    score by a whole class each time a resample leaves it out."""
+    classes, counts = np.unique(truth, return_counts=True)
+    kept: np.ndarray = classes[counts >= max(1.0, RARE_CLASS_SHARE * len(truth))]
+    return kept
 
 
 class TileStatistic(Protocol):
@@ -35,15 +45,15 @@ class TileMean:
 
 @dataclass(frozen=True)
 class BalancedAccuracy:
-    """Mean recall over the classes present in the resampled truth, averaged over ``parts``:
-    pairs of (correct (N,), truth class (N,))."""
+    """Mean recall over the scored classes of the truth (:func:`scored_classes`) that the resample
+    draws, averaged over ``parts``: pairs of (correct (N,), truth class (N,))."""
 
     parts: tuple[tuple[np.ndarray, np.ndarray], ...]
 
     def resampled(self, weights: np.ndarray) -> np.ndarray:
         scores = []
         for correct, truth in self.parts:
-            members = truth[:, None] == np.unique(truth)[None, :]  # (N, classes)
+            members = truth[:, None] == scored_classes(truth)[None, :]  # (N, classes)
             totals = weights @ members
             hits = weights @ (members & correct.astype(bool)[:, None])
             recall = np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)

@@ -32,9 +32,12 @@ def _ahead(bootstrap: Bootstrap, model: str, baseline: str, key: str, label: str
 
 
 def claim_checks(model: str, bootstrap: Bootstrap, pair_recall: dict[str, float]) -> list[Check]:
-    """The checks of ``model`` against every baseline it is compared with, then the per-pair goal."""
+    """The checks of ``model`` against every baseline it is compared with, then the per-pair goal (none for a
+    model of one sensor)."""
     baselines = [b for m, b in bootstrap.compared if m == model]
     checks = [_ahead(bootstrap, model, b, key, label) for b in baselines for key, label in CLAIM_SCORES]
+    if not pair_recall:
+        return checks
     worst = min(pair_recall, key=lambda pair: pair_recall[pair])
     checks.append(Check(f"R@1 ≥ {100 * PAIR_RECALL_GOAL:.0f} % for every sensor pair",
                         pair_recall[worst] >= PAIR_RECALL_GOAL,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from msc_france.eval.bootstrap import scored_classes
+
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
@@ -82,8 +84,9 @@ def accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 def balanced_accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
-    """Mean recall over the classes present in ``truth`` (not fooled by always answering the majority)."""
-    recalls = [float((predicted[truth == c] == c).float().mean()) for c in torch.unique(truth)]
+    """Mean recall over the classes of ``truth`` with at least 2 % of its samples (not fooled by always
+    answering the majority; :func:`~msc_france.eval.bootstrap.scored_classes`)."""
+    recalls = [float((predicted[truth == c] == c).float().mean()) for c in scored_classes(truth.numpy())]
     return sum(recalls) / len(recalls) if recalls else float("nan")
 
 
