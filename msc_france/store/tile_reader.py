@@ -75,36 +75,35 @@ class ShardedArray:
 
     def __init__(self, folder: Path, layout: ShardLayout) -> None:
         self.folder, self.layout = folder, layout
+        self._per_shard = layout.per_shard
         self._zstd = numcodecs.Zstd()
-        self._indexes: dict[tuple[int, ...], np.ndarray | None] = {}
+        self._shards: dict[tuple[int, ...], tuple[str, np.ndarray | None]] = {}  # shard -> its file, its index
 
-    def _index(self, shard: tuple[int, ...], path: Path) -> np.ndarray | None:
-        """The shard's (chunks..., 2) offsets and sizes; None when the shard is not written."""
-        if shard not in self._indexes:
-            entries = int(np.prod(self.layout.per_shard))
+    def _shard(self, shard: tuple[int, ...]) -> tuple[str, np.ndarray | None]:
+        """The shard's file and its (chunks..., 2) offsets and sizes (None when the shard is not written)."""
+        if shard not in self._shards:
+            path = self.folder.joinpath("c", *map(str, shard))
+            entries = int(np.prod(self._per_shard))
             try:
                 with path.open("rb") as file:
                     file.seek(-(entries * 16 + 4), os.SEEK_END)
                     raw = file.read()
             except FileNotFoundError:
-                self._indexes[shard] = None
-                return None
+                self._shards[shard] = (str(path), None)
+                return self._shards[shard]
             if google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
                 raise UserError(f"the shard index of {path} fails its checksum; the store is damaged, "
                                 "build it again with `msc-france tiles`")
-            self._indexes[shard] = np.frombuffer(raw[:-4], "<u8").reshape(*self.layout.per_shard, 2)
-        return self._indexes[shard]
+            self._shards[shard] = (str(path), np.frombuffer(raw[:-4], "<u8").reshape(*self._per_shard, 2))
+        return self._shards[shard]
 
     def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
         """The chunk at chunk-grid coordinates ``coords``, decoded (the fill value where none is stored)."""
-        per_shard = self.layout.per_shard
-        shard = tuple(c // k for c, k in zip(coords, per_shard, strict=True))
-        path = self.folder.joinpath("c", *map(str, shard))
-        index = self._index(shard, path)
+        path, index = self._shard(tuple(c // k for c, k in zip(coords, self._per_shard, strict=True)))
         out = np.empty(self.layout.chunk, self.layout.dtype)
-        offset, size = (EMPTY, EMPTY) if index is None else index[tuple(c % k for c, k in zip(coords, per_shard,
-                                                                                                strict=True))]
-        if offset == EMPTY:
+        if index is not None:
+            offset, size = index[tuple(c % k for c, k in zip(coords, self._per_shard, strict=True))]
+        if index is None or offset == EMPTY:
             out.fill(self.layout.fill)
             return out
         fd = os.open(path, os.O_RDONLY)
