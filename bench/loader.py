@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, default=Path("data/catalogs/demo"), help="the download (local STAC)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch", type=int, default=16, help="the demo preset's optim.batch_size")
-    parser.add_argument("--passes", type=int, default=3, help="timed passes over the train split, after one warm-up")
+    parser.add_argument("--passes", type=int, default=5, help="timed passes over the train split, after one warm-up")
     parser.add_argument("--kinds", nargs="+", choices=kinds.KINDS, default=list(kinds.KINDS))
     parser.add_argument("--shards", type=Path, default=Path(tempfile.gettempdir()) / "msc-france-loader-bench",
                         help="where the WebDataset shards are written")
