@@ -62,8 +62,8 @@ class TensorStoreReader(ZarrReader):
         return self.arrays[group, name][..., row * px:(row + 1) * px, col * px:(col + 1) * px].read().result()
 
 
-class OtherReader(TileDataset):
-    """TileDataset with another tile reader (``reader_class``)."""
+class ZarrTiles(TileDataset):
+    """TileDataset with another tile reader (``reader_class``): zarr-python's."""
 
     reader_class: type[ZarrReader] = ZarrReader
 
@@ -73,11 +73,9 @@ class OtherReader(TileDataset):
         return self._reader
 
 
-class ZarrTiles(OtherReader):
-    reader_class = ZarrReader
+class TensorStoreTiles(ZarrTiles):
+    """TileDataset with TensorStore's tile reader."""
 
-
-class TensorStoreTiles(OtherReader):
     reader_class = TensorStoreReader
 
 
