@@ -1,7 +1,7 @@
 """The three loaders that ``bench/loader.py`` compares, each over the same tiles, batch size and
 DataLoader settings (forkserver workers, persistent, prefetch 2, as the trainer's):
 
-- ``ours``: ``TileDataset`` on the store with the trainer's ``ResumableSampler``;
+- ``ours``: ``TileDataset`` on the store with the trainer's ``ResumableSampler`` and ``collate_tiles``;
 - ``ours-zarr``, ``ours-tensorstore``: the same, each tile read by zarr-python (``TileStore.read_tile``,
   the loader before issue 18) or by TensorStore's zarr3 driver (shard indexes cached, no recheck)
   instead of ``msc_france.store.tile_reader``;
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from msc_france.pretrain.dataset import TileDataset
+from msc_france.pretrain.dataset import TileDataset, collate_tiles
 from msc_france.pretrain.sampler import ResumableSampler
 from msc_france.store import TileStore, open_store
 
@@ -100,10 +100,10 @@ def _loader_options(workers: int) -> dict[str, Any]:
 
 
 def ours(store: str, batch: int, workers: int, kind: str = "ours", seed: int = 0) -> DataLoader:
-    """TileDataset as ``msc-france pretrain`` loads it (its sampler, default collate, drop_last)."""
+    """TileDataset as ``msc-france pretrain`` loads it (its sampler, ``collate_tiles``, drop_last)."""
     dataset = train_dataset(store, kind)
     return DataLoader(dataset, batch_size=batch, sampler=ResumableSampler(len(dataset), batch, seed), drop_last=True,
-                      **_loader_options(workers))
+                      collate_fn=collate_tiles, **_loader_options(workers))
 
 
 def torchgeo(store: str, catalog: Path, tiles: list[str], batch: int, workers: int) -> DataLoader:

@@ -105,3 +105,6 @@ def test_normalise_in_place_equals_its_expression_to_the_bit(dtype: type[np.inte
     assert out.dtype == np.float32 and np.array_equal(out, expected)
     assert (out[:, :3] == 0).all() and (out[:, 3:] != 0).mean() > 0.99
     assert np.array_equal(norm.normalise(dn), out), "a second call (cached mean and std) gives the same"
+    batch = np.full((2, *dn.shape), np.nan, dtype=np.float32)
+    assert np.shares_memory(norm.normalise(dn, out=batch[1]), batch)
+    assert np.array_equal(batch[1], out) and np.isnan(batch[0]).all(), "written in its place in the batch only"

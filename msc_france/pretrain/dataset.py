@@ -4,11 +4,12 @@ per-band statistics stored in the store."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from msc_france.errors import UserError
 from msc_france.store import Normalisation, TileStore, open_store
@@ -70,6 +71,26 @@ class TileDataset(Dataset[dict[str, torch.Tensor]]):
         """The store, opened once per process."""
         return self.reader().store
 
+    def __getitems__(self, indices: list[int]) -> TileBatch:
+        """The samples of one batch, each sensor's tiles normalised straight into one batch tensor (in
+        shared memory in a DataLoader worker, where the batch goes to the main process): with
+        :func:`collate_tiles` no sample is copied again. The same values as ``[self[i] for i in indices]``."""
+        reader = self.reader()
+        shared = get_worker_info() is not None
+        batch = {}
+        for sensor in self.sensors:
+            bands, norm = self._band_index[sensor], self.stats[sensor]
+            tiles = []
+            for index in indices:
+                col, row = self.cells[index]
+                dn = reader.read(sensor, col, row)
+                tiles.append(dn if bands is None else dn[bands])
+            batch[sensor] = _empty((len(tiles), *tiles[0].shape), shared)
+            out = batch[sensor].numpy()
+            for slot, dn in enumerate(tiles):
+                norm.normalise(dn, out=out[slot])
+        return TileBatch(batch)
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         col, row = self.cells[index]
         reader = self.reader()
@@ -79,3 +100,31 @@ class TileDataset(Dataset[dict[str, torch.Tensor]]):
             bands = self._band_index[sensor]
             sample[sensor] = torch.from_numpy(self.stats[sensor].normalise(dn if bands is None else dn[bands]))
         return sample
+
+
+class TileBatch(list[dict[str, torch.Tensor]]):
+    """The samples of one batch (views of ``batch``, one tensor per sensor), as ``__getitems__`` gives
+    them: ``default_collate`` stacks them as it would any samples, :func:`collate_tiles` returns ``batch``."""
+
+    def __init__(self, batch: dict[str, torch.Tensor]) -> None:
+        size = len(next(iter(batch.values())))
+        super().__init__({sensor: tiles[i] for sensor, tiles in batch.items()} for i in range(size))
+        self.batch = batch
+
+
+def collate_tiles(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The DataLoader collate of :class:`TileDataset`: a :class:`TileBatch` as it is, else ``default_collate``."""
+    if isinstance(samples, TileBatch):
+        return samples.batch
+    collated: dict[str, torch.Tensor] = default_collate(samples)
+    return collated
+
+
+def _empty(shape: tuple[int, ...], shared: bool) -> torch.Tensor:
+    """A float32 tensor, in shared memory when ``shared`` (what ``default_collate`` does in a worker, so that
+    sending it to the main process copies nothing)."""
+    if not shared:
+        return torch.empty(shape, dtype=torch.float32)
+    # torch's own collate allocates so (untyped: a private helper of torch.multiprocessing, public since 2018)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * 4)  # type: ignore[no-untyped-call]
+    return torch.empty(0, dtype=torch.float32).set_(storage).view(shape)

@@ -176,13 +176,17 @@ class Normalisation:
         return (np.asarray(self.mean, dtype=np.float32)[:, None, None],
                 np.asarray(self.std, dtype=np.float32)[:, None, None])
 
-    def normalise(self, dn: np.ndarray) -> np.ndarray:
-        """(band, y, x) DN to float32 normalised reflectance; nodata becomes 0 (the mean).
+    def normalise(self, dn: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(band, y, x) DN to float32 normalised reflectance; nodata becomes 0 (the mean). Written into
+        ``out`` (float32, the shape of ``dn``) when given, e.g. a sample's place in a batch.
 
         ``(DN * scale + offset - mean) / std`` in float32, computed in place in one output array (the
         same operations in the same order as the expression, so the same values, 30 % less time)."""
         mean, std = self._mean_std
-        out = dn.astype(np.float32)
+        if out is None:
+            out = dn.astype(np.float32)
+        else:
+            np.copyto(out, dn, casting="unsafe")  # the conversion astype makes
         out *= np.float32(self.scale)
         out += np.float32(self.offset)
         out -= mean
