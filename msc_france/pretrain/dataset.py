@@ -1,6 +1,6 @@
-"""A map-style dataset over the tile index: one sample is one tile, one chunk read per sensor (through
-the store's :class:`TileReader`: TensorStore on a local store), as reflectance normalised with the
-per-band statistics stored in the store."""
+"""A map-style dataset over the tile index: one sample is one tile, one chunk read per sensor (by the
+store's :class:`TileReader`: straight from its shard on a local store), as reflectance normalised with
+the per-band statistics stored in the store; a batch read at once into one tensor per sensor."""
 
 from __future__ import annotations
 
@@ -125,6 +125,6 @@ def _empty(shape: tuple[int, ...], shared: bool) -> torch.Tensor:
     sending it to the main process copies nothing)."""
     if not shared:
         return torch.empty(shape, dtype=torch.float32)
-    # torch's own collate allocates so (untyped: a private helper of torch.multiprocessing, public since 2018)
+    # as torch's default_collate allocates in a worker (an untyped, private helper of torch's storages)
     storage = torch.UntypedStorage._new_shared(math.prod(shape) * 4)  # type: ignore[no-untyped-call]
     return torch.empty(0, dtype=torch.float32).set_(storage).view(shape)
