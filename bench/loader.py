@@ -173,7 +173,7 @@ def main() -> None:
         sys.exit(f"no store at {args.store}: run `make download region=demo catalog=demo` and `make tiles`")
     if "torchgeo" in args.kinds and not (args.catalog / "catalog.json").exists():
         sys.exit(f"no download in {args.catalog}: run `make download region=demo catalog=demo` first")
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # the loader names whole when not on a terminal
     if "webdataset" in args.kinds:
         dataset = kinds.train_dataset(args.store)
         shards = kinds.write_shards(dataset, kinds.sample_order(dataset, args.batch), args.shards)
