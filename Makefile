@@ -96,7 +96,19 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# The bench extra (torchgeo, webdataset, tensorstore: bench/loader.py) with the tested versions, and torch and
+# torchvision held at the installed build (a CPU one, or the CUDA one of a GPU user) so that torchgeo never pulls
+# another. constraints.txt's antlr4-python3-runtime (4.13, for moto's server) is left out: torchgeo's lightly
+# needs hydra-core, whose omegaconf pins 4.9, and moto's S3 does not use it.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -c "from importlib.metadata import version as v; print(f'torch=={v(\"torch\")}\ntorchvision=={v(\"torchvision\")}')" \
+	  > $(VENV)/bench-constraints.txt
+	grep -v '^antlr4-python3-runtime==' constraints.txt >> $(VENV)/bench-constraints.txt
+	$(BIN)/pip install --quiet -c $(VENV)/bench-constraints.txt -e ".[bench]"
+	touch $@
+
+bench: $(BENCH_STAMP)
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b || exit 1; done \
 	  || echo "no benchmarks yet: they come with the download, tiles and pretrain stages"
 

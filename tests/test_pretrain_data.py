@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from msc_france.errors import UserError
 from msc_france.grid import TileId
 from msc_france.pretrain.augment import MultiCrop, crop_resize, gaussian_blur, photometric, random_orientation
 from msc_france.pretrain.config import CropConfig
-from msc_france.pretrain.dataset import TileDataset
+from msc_france.pretrain.dataset import TileDataset, collate_tiles
 from msc_france.pretrain.sampler import ResumableSampler
 
 RGB = {"s2": ["B04", "B03", "B02"], "l8": ["red", "green", "blue"], "vhr": ["red", "green", "blue"]}
@@ -45,6 +45,35 @@ def test_dataset_loads_in_spawned_workers(tile_store: str) -> None:
     loader = DataLoader(dataset, batch_size=4, num_workers=2, multiprocessing_context="forkserver")
     first = next(iter(loader))
     assert torch.equal(first["vhr"][1], dataset[1]["vhr"])
+
+
+def test_a_batch_read_at_once_equals_its_samples_stacked(tile_store: str) -> None:
+    dataset = TileDataset(tile_store, RGB)
+    indices = [5, 1, 30, 7]
+    stacked = {s: torch.stack([dataset[i][s] for i in indices]) for s in RGB}
+    batch = dataset.__getitems__(indices)
+    assert len(batch) == 4 and all(torch.equal(batch[2][s], dataset[30][s]) for s in RGB)
+    for collate in (collate_tiles, default_collate):
+        collated = collate(batch)
+        assert {s: tuple(t.shape) for s, t in collated.items()} == {"s2": (4, 3, 48, 48), "l8": (4, 3, 16, 16),
+                                                                    "vhr": (4, 3, 120, 120)}
+        assert all(torch.equal(collated[s], stacked[s]) for s in RGB), collate
+    assert collate_tiles(batch)["vhr"] is batch.batch["vhr"], "collate_tiles hands the batch over without a copy"
+    samples = [dataset[i] for i in indices]
+    assert all(torch.equal(collate_tiles(samples)[s], stacked[s]) for s in RGB), "any other list is default_collate's"
+
+
+def test_the_trainers_loader_gives_the_same_batches_from_workers(tile_store: str) -> None:
+    dataset = TileDataset(tile_store, RGB)
+    sampler = ResumableSampler(len(dataset), 8, seed=2)
+    loader = DataLoader(dataset, batch_size=8, sampler=sampler, num_workers=2, multiprocessing_context="forkserver",
+                        collate_fn=collate_tiles, drop_last=True)
+    batches = list(loader)
+    order = list(sampler)
+    assert len(batches) == 4
+    for k, batch in enumerate(batches):
+        expected = [dataset[i] for i in order[k * 8:(k + 1) * 8]]
+        assert all(torch.equal(batch[s], torch.stack([e[s] for e in expected])) for s in RGB)
 
 
 def test_sampler_splits_ranks_and_resumes_mid_epoch() -> None:

@@ -35,7 +35,7 @@ from msc_france.pretrain.config import (
     load_pretrain_config,
     seeded_name,
 )
-from msc_france.pretrain.dataset import TileDataset
+from msc_france.pretrain.dataset import TileDataset, collate_tiles
 from msc_france.pretrain.export import export_backbone
 from msc_france.pretrain.meta_arch import XStars
 from msc_france.pretrain.metrics import MetricsLog
@@ -184,6 +184,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                         "processes: lower optim.batch_size or build more tiles") from None
     workers = config.data.workers
     loader = DataLoader(dataset, batch_size=o.batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+                        collate_fn=collate_tiles,
                         pin_memory=proc.choices.pin_memory, generator=torch.Generator().manual_seed(rt.seed),
                         multiprocessing_context="forkserver" if workers else None, worker_init_fn=_ignore_ctrl_c,
                         prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0)

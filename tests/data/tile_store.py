@@ -2,7 +2,8 @@
 
 Every sensor samples the same smooth reflectance field, defined in Lambert-93 metres, at its own pixel
 centres: the sensors of a tile are co-located exactly, and tiles differ from each other. Used by the
-pretraining tests; ``python -m tests.data.tile_store OUT.zarr`` writes one for a look.
+pretraining tests; ``python -m tests.data.tile_store OUT.zarr [RECIPE [BLOCKS]]`` writes one for a look
+(``msc-france 1``: the 16 tiles of 1920 m that ``docs/pretrain.md`` loads, section "Loader").
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ START = (1176, 1932)  # a tile of the demo world, near Toulouse
 WAVES = 12  # sinusoids per band; wavelengths 120-600 m, so that 30 m Landsat pixels do not alias
 
 
-def split_tiles(split: str = "train", blocks: int = 2, block: int = 4) -> list[TileId]:
-    """The tiles of the first ``blocks`` blocks of ``split`` east of :data:`START` (splits come by block)."""
+def split_tiles(split: str = "train", blocks: int = 2, block: int = 4, start: tuple[int, int] = START) -> list[TileId]:
+    """The tiles of the first ``blocks`` blocks of ``split`` east of ``start`` (splits come by block)."""
     tiles: list[TileId] = []
-    col = START[0] - START[0] % block
-    row = START[1] - START[1] % block
+    col = start[0] - start[0] % block
+    row = start[1] - start[1] % block
     while len(tiles) < blocks * block * block:
         if split_of(col, row, block) == split:
             tiles += [TileId(c, r) for r in range(row, row + block) for c in range(col, col + block)]
@@ -60,16 +61,18 @@ def reflectance(x: np.ndarray, y: np.ndarray, bands: int, seed: int) -> np.ndarr
 
 
 def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2, splits: tuple[str, ...] = ("train",),
-                     labels: bool = False) -> list[TileId]:
+                     labels: bool = False, recipe_name: str = "demo") -> list[TileId]:
     """Write the demo recipe's sensors (and a label map from the field when ``labels``) over ``blocks``
     blocks of each of ``splits``; return the tiles."""
-    recipe = load_recipe("demo").model_copy(update={"labels": labels})
+    recipe = load_recipe(recipe_name).model_copy(update={"labels": labels})
     store = str(store)
     grid = recipe.tile_grid
     create_or_open(store, recipe)
     root = zarr.open_group(store, mode="r+", zarr_format=3)
     k = shard_tiles(recipe)
-    tiles = [t for split in splits for t in split_tiles(split, blocks)]
+    scale = 480 / grid.footprint  # START is a tile of the demo recipe's 480 m grid: the same place on this grid
+    start = (int(START[0] * scale), int(START[1] * scale))
+    tiles = [t for split in splits for t in split_tiles(split, blocks, start=start)]
     for layer in layers(recipe):
         by_shard: dict[tuple[int, int], list[TileId]] = {}
         for tile in tiles:
@@ -103,5 +106,6 @@ def write_tile_store(store: str | Path, seed: int = 0, blocks: int = 2, splits: 
     return tiles
 
 
-if __name__ == "__main__":
-    print(f"{len(write_tile_store(sys.argv[1]))} tiles in {sys.argv[1]}")
+if __name__ == "__main__":  # python -m tests.data.tile_store OUT.zarr [RECIPE [BLOCKS]]
+    name, count = (sys.argv[2] if len(sys.argv) > 2 else "demo"), (int(sys.argv[3]) if len(sys.argv) > 3 else 2)
+    print(f"{len(write_tile_store(sys.argv[1], blocks=count, recipe_name=name))} tiles in {sys.argv[1]}")
