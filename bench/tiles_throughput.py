@@ -179,7 +179,8 @@ def sources(c: Case, item: SourceItem) -> tuple[list[Source], Source | None]:
         with rasterio.open(item.asset(asset)) as ds:
             a = ds.transform
             offsets = ((t.c - a.c) / a.a, (t.f - a.f) / a.e)
-            if (a.a, a.e, ds.crs.to_epsg()) == (t.a, t.e, c.target.crs.epsg) and np.allclose(offsets, np.round(offsets)):
+            same = (a.a, a.e, ds.crs.to_epsg()) == (t.a, t.e, c.target.crs.epsg)
+            if same and np.allclose(offsets, np.round(offsets)):
                 window = padded_window(ds, bounds, 0)  # on the output grid: exactly the output's pixels
                 row, col = round(window.row_off - offsets[1]), round(window.col_off - offsets[0])
                 return Source(ds.name, indexes, window, (slice(row, row + window.height),

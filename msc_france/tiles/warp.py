@@ -38,7 +38,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from msc_france.errors import UserError, error_chain
-from msc_france.sensors import SENSORS
+from msc_france.sensors import SENSORS, BitMask, ClassMask
 from msc_france.store.layout import LABELS, Layer
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.tileplan import UNUSED
@@ -336,12 +336,28 @@ def _quality(layer: Layer, target: GeoBox, opened: dict[str, DatasetReader]) -> 
     mask = sensor.mask
     ds = opened[mask.asset]
     codes, known = _warp([(ds, [1])], target, Resampling.nearest, _nodata(ds, mask.nodata))
-    codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], mask.nodata).astype(np.int64)
+    if codes.dtype in (np.uint8, np.uint16):  # every code's cause, looked up
+        cause: np.ndarray = _causes(mask, codes.dtype.str)[codes[0]]
+    else:
+        codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], mask.nodata).astype(np.int64)
+        cause = _cause(mask, codes)
+    cause[~known] = NODATA
+    return cause
+
+
+def _cause(mask: ClassMask | BitMask, codes: np.ndarray) -> np.ndarray:
+    """What ``mask``'s ``codes`` say: CLEAR, or the first of NODATA, CLOUD, SNOW, OTHER that applies."""
     cause = np.where(mask.invalid(codes), np.uint8(OTHER), np.uint8(CLEAR))
     cause[mask.snowy(codes)] = SNOW
     cause[mask.cloudy(codes)] = CLOUD
-    cause[~known | mask.missing(codes)] = NODATA
+    cause[mask.missing(codes)] = NODATA
     return cause
+
+
+@functools.lru_cache(maxsize=16)
+def _causes(mask: ClassMask | BitMask, dtype: str) -> np.ndarray:
+    """:func:`_cause` of every value of an unsigned integer type, indexed by the value."""
+    return _cause(mask, np.arange(np.iinfo(dtype).max + 1, dtype=dtype))
 
 
 def _reason(exc: BaseException) -> str:
