@@ -44,10 +44,11 @@ FILES = {"a": (0, 0, 60, 60), "b": (40, 30, 60, 60), "c": (70, 0, 26, 40), "d": 
 
 
 def _on_grid(path: Path, row: int, col: int, rows: int, cols: int, seed: int) -> Path:
-    """A 4-band uint8 image on the target's grid, with holes: some in one band only, some in all."""
+    """A 4-band uint8 image on the target's grid, with holes (some in one band only, some in all) but
+    for file d, wholly data."""
     rng = np.random.default_rng(seed)
     data = rng.integers(1, 256, (4, rows, cols)).astype(np.uint8)
-    for r, c, k in rng.integers(0, min(rows, cols), (12, 3)):
+    for r, c, k in rng.integers(0, min(rows, cols), (12 if path.stem != "d" else 0, 3)):
         data[: 1 + k % 4, r : r + 1 + k % 5, c : c + 1 + k % 3] = 0
     profile = {"driver": "GTiff", "width": cols, "height": rows, "count": 4, "dtype": "uint8", "nodata": 0,
                "crs": LAMBERT, "transform": from_origin(LEFT + col * GSD, TOP - row * GSD, GSD, GSD)}
@@ -119,6 +120,7 @@ def test_items_laid_over_their_part_equal_the_whole_target_render(tmp_path: Path
     whole = render(VHR, items, TARGET)
     assert whole.has_data.mean() > 0.6 and not whole.valid.all(), "the premise: holes and empty parts"
     assert (whole.first_item == 1).any() and (whole.first_item == 0).any(), "the premise: a and b overlap"
+    assert (whole.first_item == 3).sum() == 30 * 26, "the premise: d, without holes, alone over its part"
 
 
 def test_the_part_an_item_may_fill(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None,
                 part[(slice(None), *box)] = d.read(indexes, window=window)
             start += len(indexes)
         inside[box] = True
-    return out, inside & _present(out, nodata)
+    return out, _present(out, nodata) if within else inside & _present(out, nodata)
 
 
 def kernel(source_gsd: float, target_gsd: float) -> Resampling:
@@ -451,11 +451,16 @@ class _Mosaic:
         its cloudy data where nothing clear is and it ranks better than the data kept. ``bands`` may be
         the mosaic's own data over a fresh box (read into it)."""
         present &= rank < UNUSED
-        here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
         data, valid, first, cause, kept_rank = (self.data[(slice(None), *box)], self.valid[box], self.first[box],
                                                 self.cause[box], self.kept_rank[box])
         fresh = self.fresh(box)
         self.filled.append(box)
+        if fresh and quality is None and present.all():  # all taken, all clear
+            if not np.may_share_memory(bands, self.data):
+                data[...] = bands
+            first[...], kept_rank[...], cause[...], valid[...], self.has_data[box] = k, rank, CLEAR, True, True
+            return
+        here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
         if fresh:  # nothing kept here yet: every pixel with data is taken (those clear are valid)
             in_place = np.may_share_memory(bands, self.data)
             if present.all():
