@@ -431,19 +431,30 @@ class _Mosaic:
     has_data: np.ndarray
     first: np.ndarray
     cause: np.ndarray
-    kept_rank: np.ndarray  # rank of the item kept: its clear pixel's where valid, else the best rank with data
+    ranks: np.ndarray  # (item, tile row, tile column): each item's rank on each tile
     nodata: int  # the data's fill
-    filled: list[tuple[slice, slice]]  # the boxes items were laid over so far
+    laid: list[tuple[int, tuple[slice, slice]]]  # (item, box) of each item laid so far
+    kept: np.ndarray | None = None  # (y, x) see kept_rank; made when first needed
 
     @classmethod
-    def empty(cls, layer: Layer, shape: Sequence[int]) -> _Mosaic:
+    def empty(cls, layer: Layer, shape: Sequence[int], ranks: np.ndarray) -> _Mosaic:
         return cls(np.full((len(layer.bands), *shape), layer.nodata, dtype=layer.dtype), np.zeros(shape, bool),
-                   np.zeros(shape, bool), np.full(shape, -1, np.int16), np.full(shape, NODATA, np.uint8),
-                   np.full(shape, UNUSED, np.int16), layer.nodata, [])
+                   np.zeros(shape, bool), np.full(shape, -1, np.int16), np.full(shape, NODATA, np.uint8), ranks,
+                   layer.nodata, [])
 
     def fresh(self, box: tuple[slice, slice]) -> bool:
         """True when no item was laid over any pixel of ``box`` yet."""
-        return not any(_overlaps(box, other) for other in self.filled)
+        return not any(_overlaps(box, other) for _, other in self.laid)
+
+    def kept_rank(self) -> np.ndarray:
+        """(y, x) the rank of the item kept: its clear pixel's where valid, else the best rank with data
+        (UNUSED: none). Made from ``first`` when an item is first laid over laid pixels, kept after."""
+        if self.kept is None:
+            shape = self.first.shape
+            self.kept = np.full(shape, UNUSED, np.int16)
+            for k, box in self.laid:
+                np.copyto(self.kept[box], _rank_over(self.ranks[k], shape, box), where=self.first[box] == k)
+        return self.kept
 
     def lay(self, k: int, box: tuple[slice, slice], bands: np.ndarray, present: np.ndarray,
             quality: np.ndarray | None, rank: np.ndarray) -> None:
@@ -451,40 +462,38 @@ class _Mosaic:
         its cloudy data where nothing clear is and it ranks better than the data kept. ``bands`` may be
         the mosaic's own data over a fresh box (read into it)."""
         present &= rank < UNUSED
-        data, valid, first, cause, kept_rank = (self.data[(slice(None), *box)], self.valid[box], self.first[box],
-                                                self.cause[box], self.kept_rank[box])
+        data, valid, first, cause = self.data[(slice(None), *box)], self.valid[box], self.first[box], self.cause[box]
         fresh = self.fresh(box)
-        self.filled.append(box)
+        kept = self.kept_rank()[box] if not fresh else None if self.kept is None else self.kept[box]
+        self.laid.append((k, box))
         if fresh and quality is None and present.all():  # all taken, all clear
             if not np.may_share_memory(bands, self.data):
                 data[...] = bands
-            first[...], kept_rank[...], cause[...], valid[...], self.has_data[box] = k, rank, CLEAR, True, True
+            first[...], cause[...], valid[...], self.has_data[box] = k, CLEAR, True, True
+            if kept is not None:
+                kept[...] = rank
             return
         here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
         if fresh:  # nothing kept here yet: every pixel with data is taken (those clear are valid)
-            in_place = np.may_share_memory(bands, self.data)
-            if present.all():
-                if not in_place:
-                    data[...] = bands
-                first[...], kept_rank[...] = k, rank
+            if np.may_share_memory(bands, self.data):
+                np.copyto(data, np.asarray(self.nodata, data.dtype), where=~present)
             else:
-                if in_place:
-                    np.copyto(data, np.asarray(self.nodata, data.dtype), where=~present)
-                else:
-                    np.copyto(data, bands, where=present)
-                np.copyto(first, k, where=present)
-                np.copyto(kept_rank, rank, where=present)
+                np.copyto(data, bands, where=present)
+            np.copyto(first, k, where=present)
+            if kept is not None:
+                np.copyto(kept, rank, where=present)
             cause[...] = here
             np.equal(here, CLEAR, out=valid)
             self.has_data[box] = present
             return
-        better = rank < kept_rank
+        assert kept is not None, "made for a box laid over before"
+        better = rank < kept
         take = (here == CLEAR) & (better | ~valid)  # clear, and better than a clear pixel kept
         put = take | (present & ~valid & better)  # and cloudy data where nothing clear is, best first
         np.copyto(data, bands, where=put)
         np.copyto(first, k, where=put)
         np.copyto(cause, here, where=put)
-        np.copyto(kept_rank, rank, where=put)
+        np.copyto(kept, rank, where=put)
         valid |= take
         self.has_data[box] |= present
 
@@ -498,11 +507,11 @@ def render(layer: Layer, items: list[SourceItem], target: GeoBox, ranks: np.ndar
     shape = target.shape
     if ranks is None:
         ranks = np.broadcast_to(np.arange(len(items), dtype=np.int16)[:, None, None], (len(items), 1, 1))
-    mosaic = _Mosaic.empty(layer, shape)
     area = shapely.box(*target.boundingbox)
     kept = [k for k, item in enumerate(items)
             if (ranks[k] < UNUSED).any() and shapely.from_wkt(item.footprint_wkt).intersects(area)]
     used, ranks = [items[k] for k in kept], ranks[kept]
+    mosaic = _Mosaic.empty(layer, shape, ranks)
     with rasterio.Env(**GDAL_OPTIONS):
         for k, item in enumerate(used):
             with _readable(item), contextlib.ExitStack() as files:
