@@ -1,5 +1,5 @@
 """What the tiler masks, on small synthetic files: snow in the Sentinel-2 SCL (invalid, not cloud, and
-the reason a tile fails quality), and the fill of a file that declares no nodata."""
+the reason a tile fails quality), the fill of a file that declares no nodata, and the table of causes by code."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import rasterio
 from rasterio.transform import from_origin
 
 from msc_france.grid import TileGrid, TileId
+from msc_france.sensors import SENSORS
 from msc_france.store.index import build_index
 from msc_france.store.layout import Layer
 from msc_france.tiles.shard import _tile_record
 from msc_france.tiles.sources import SourceItem
-from msc_france.tiles.warp import render
+from msc_france.tiles.warp import CLEAR, CLOUD, NODATA, _cause, _causes, render
 from tests.test_tiles_fast import ORIGIN, UTM, _lambert_target, _source
 
 GRID = TileGrid.create(480, {"s2": 10})
@@ -72,3 +73,15 @@ def test_a_file_without_nodata_is_masked_with_the_declared_one(tmp_path: Path, f
     assert np.array_equal(found.valid, expected.valid) and np.array_equal(found.data, expected.data)
     record = _tile_record(TileId(0, 0), VHR_LAYER, found, (slice(None), slice(None)))
     assert record.invalid_fractions["nodata"] == pytest.approx(1 - record.valid_fraction)
+
+
+@pytest.mark.parametrize(("sensor", "dtype"), [("s2", "uint8"), ("l8", "uint16")])
+def test_the_causes_looked_up_are_those_the_mask_says(sensor: str, dtype: str) -> None:
+    """Every code of the quality mask's type: the table the tiler looks causes up in, against the mask."""
+    mask = SENSORS[sensor].mask
+    assert mask is not None
+    codes = np.arange(np.iinfo(dtype).max + 1, dtype=dtype)
+    found = _causes(mask, np.dtype(dtype).str)[codes[::-1]]
+    expected = _cause(mask, codes[::-1])
+    assert np.array_equal(found, expected) and found.dtype == np.uint8
+    assert {CLEAR, CLOUD, NODATA} <= set(np.unique(found).tolist()), "the premise: codes of several causes"

@@ -23,7 +23,7 @@ from msc_france.store.records import TileRecord
 from msc_france.tiles.run import TilesRequest, run_tiles
 from msc_france.tiles.sources import SourceItem, read_items
 from msc_france.tiles.tileplan import RegionOrders, TileOrders
-from msc_france.tiles.warp import CLEAR, CLOUD, GDAL_OPTIONS, NODATA, _item_bands, _quality, render
+from msc_france.tiles.warp import CLEAR, CLOUD, GDAL_OPTIONS, NODATA, _item_bands, _open, _quality, render
 from tests.tileplan_fixtures import (
     GRID,
     NE,
@@ -141,8 +141,9 @@ def _before_plans(items: list[SourceItem], target) -> tuple[np.ndarray, ...]:  #
     with rasterio.Env(**GDAL_OPTIONS):
         for k, item in enumerate(used):
             with contextlib.ExitStack() as files:
-                bands, present = _item_bands(layer, item, target, files)
-                quality = _quality(layer, item, target, files)
+                opened = _open(layer, item, files)
+                bands, present = _item_bands(layer, item, target, opened)
+                quality = _quality(layer, target, opened)
             here = np.where(present, quality, np.uint8(NODATA))
             take = (here == CLEAR) & ~valid
             put = take | (present & ~has_data)

@@ -38,7 +38,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from msc_france.errors import UserError, error_chain
-from msc_france.sensors import SENSORS
+from msc_france.sensors import SENSORS, BitMask, ClassMask
 from msc_france.store.layout import LABELS, Layer
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.tileplan import UNUSED
@@ -115,9 +115,10 @@ def _present(out: np.ndarray, nodata: float | None) -> np.ndarray:
     return cast(np.ndarray, out.all(axis=0) if nodata == 0 else (out != nodata).all(axis=0))
 
 
-def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """The target's pixels read straight from datasets on its grid (into the output when the target
-    lies inside them), nodata outside them."""
+def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None,
+                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The target's pixels read straight from datasets on its grid, nodata outside them; into ``out``
+    (band, y, x), when given, of their type, and the target lies inside them."""
     ds = reads[0][0]
     col = round((target.affine.c - ds.transform.c) / ds.transform.a)
     row = round((target.affine.f - ds.transform.f) / ds.transform.e)
@@ -128,7 +129,8 @@ def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None) -> tuple[n
     within = (r1 - r0, c1 - c0) == target.shape
     fill = nodata if nodata is not None else 0
     shape = (count, height, width)
-    out = np.empty(shape, ds.dtypes[0]) if within else np.full(shape, fill, ds.dtypes[0])
+    if out is None or not within or out.shape != shape or out.dtype != ds.dtypes[0]:
+        out = np.empty(shape, ds.dtypes[0]) if within else np.full(shape, fill, ds.dtypes[0])
     inside = np.zeros(target.shape, bool)
     if r1 > r0 and c1 > c0:
         window = Window(c0, r0, c1 - c0, r1 - r0)
@@ -142,7 +144,7 @@ def _read_on_grid(reads: Reads, target: GeoBox, nodata: float | None) -> tuple[n
                 part[(slice(None), *box)] = d.read(indexes, window=window)
             start += len(indexes)
         inside[box] = True
-    return out, inside & _present(out, nodata)
+    return out, _present(out, nodata) if within else inside & _present(out, nodata)
 
 
 def kernel(source_gsd: float, target_gsd: float) -> Resampling:
@@ -229,13 +231,14 @@ def _normalised(src: np.ndarray, missing: np.ndarray, nodata: float | None, grid
     return values, present
 
 
-def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None,
-          nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _warp(reads: Reads, target: GeoBox, resampling: Resampling | None, nodata: float | None,
+          out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bands of datasets sharing one grid (and ``nodata``) on ``target``, warped in one call: (band, y, x)
-    values (the source type on the fast paths, float32 on the normalised one) and the (y, x) present mask."""
+    values (the source type on the fast paths, float32 on the normalised one) and the (y, x) present mask.
+    Datasets on the target's grid are read into ``out`` when it may hold them (:func:`_read_on_grid`)."""
     ds = reads[0][0]
     if _same_grid(ds, target):
-        return _read_on_grid(reads, target, nodata)
+        return _read_on_grid(reads, target, nodata, out)
     count = sum(len(indexes) for _, indexes in reads)
     outline = _outline(target, ds)
     window = padded_window(ds, (*outline.min(axis=0), *outline.max(axis=0)), MARGIN)
@@ -281,14 +284,21 @@ def _band_reads(layer: Layer, item: SourceItem) -> list[tuple[str, str | None]]:
     return [(sensor.band(name).asset, name) for name in layer.bands]
 
 
-def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
-                files: contextlib.ExitStack) -> tuple[np.ndarray, np.ndarray]:
-    """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present."""
+def _open(layer: Layer, item: SourceItem, files: contextlib.ExitStack) -> dict[str, DatasetReader]:
+    """The item's files that the layer reads (its bands', then its quality mask's), each opened once."""
+    keys = [key for key, _ in _band_reads(layer, item)]
+    sensor = SENSORS.get(layer.group)
+    if sensor is not None and sensor.mask is not None:
+        keys.append(sensor.mask.asset)
+    return {key: files.enter_context(rasterio.open(item.asset(key))) for key in dict.fromkeys(keys)}
+
+
+def _item_bands(layer: Layer, item: SourceItem, target: GeoBox, opened: dict[str, DatasetReader],
+                out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One item's bands on ``target`` as the layer's DN (band, y, x), and where all are present. Bands
+    read as they are, all in one call, in the layer's order, are read into ``out`` when it may hold them."""
     groups: dict[GridKey, tuple[Reads, list[int]]] = {}
-    opened: dict[str, DatasetReader] = {}
     for position, (key, band) in enumerate(_band_reads(layer, item)):
-        if key not in opened:
-            opened[key] = files.enter_context(rasterio.open(item.asset(key)))
         ds = opened[key]
         index = list(ds.descriptions).index(band) + 1 if band in ds.descriptions else 1
         declared = item.declared_nodata(key)
@@ -301,30 +311,53 @@ def _item_bands(layer: Layer, item: SourceItem, target: GeoBox,
         positions.append(position)
     shift = S2_HARMONISE_DN if layer.group == "s2" and item.baseline is not None and item.baseline < "04.00" else 0
     resampling = Resampling.nearest if layer.group == LABELS else None
-    data = np.empty((len(layer.bands), *target.shape), layer.dtype)
+    data: np.ndarray | None = None
     present = np.ones(target.shape, bool)
-    for (*_, nodata), (reads, positions) in groups.items():
-        values, here = _warp(reads, target, resampling, nodata)
-        data[positions] = _to_dn(values, layer, shift)
+    for (*_, dtype, nodata), (reads, positions) in groups.items():
+        in_order = len(groups) == 1 and positions == list(range(len(layer.bands)))
+        as_they_are = in_order and not shift and dtype == layer.dtype
+        values, here = _warp(reads, target, resampling, nodata, out if as_they_are else None)
+        if in_order:
+            data = _to_dn(values, layer, shift)  # every band in one call, in order: no copy
+        else:
+            data = np.empty((len(layer.bands), *target.shape), layer.dtype) if data is None else data
+            data[positions] = _to_dn(values, layer, shift)
         present &= here
+    assert data is not None, "a layer has bands"
     return data, present
 
 
-def _quality(layer: Layer, item: SourceItem, target: GeoBox, files: contextlib.ExitStack) -> np.ndarray | None:
+def _quality(layer: Layer, target: GeoBox, opened: dict[str, DatasetReader]) -> np.ndarray | None:
     """(y, x) what the item's quality mask says of each pixel (one nearest warp): CLEAR, or the first
     of NODATA, CLOUD (cloud, cirrus, shadow), SNOW, OTHER that applies; None for a layer without a mask."""
     sensor = SENSORS.get(layer.group)
     if sensor is None or sensor.mask is None:
         return None
     mask = sensor.mask
-    ds = files.enter_context(rasterio.open(item.asset(mask.asset)))
+    ds = opened[mask.asset]
     codes, known = _warp([(ds, [1])], target, Resampling.nearest, _nodata(ds, mask.nodata))
-    codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], mask.nodata).astype(np.int64)
+    if codes.dtype in (np.uint8, np.uint16):  # every code's cause, looked up
+        cause: np.ndarray = _causes(mask, codes.dtype.str)[codes[0]]
+    else:
+        codes = codes[0] if codes.dtype.kind in "iu" else np.where(known, codes[0], mask.nodata).astype(np.int64)
+        cause = _cause(mask, codes)
+    cause[~known] = NODATA
+    return cause
+
+
+def _cause(mask: ClassMask | BitMask, codes: np.ndarray) -> np.ndarray:
+    """What ``mask``'s ``codes`` say: CLEAR, or the first of NODATA, CLOUD, SNOW, OTHER that applies."""
     cause = np.where(mask.invalid(codes), np.uint8(OTHER), np.uint8(CLEAR))
     cause[mask.snowy(codes)] = SNOW
     cause[mask.cloudy(codes)] = CLOUD
-    cause[~known | mask.missing(codes)] = NODATA
+    cause[mask.missing(codes)] = NODATA
     return cause
+
+
+@functools.lru_cache(maxsize=16)
+def _causes(mask: ClassMask | BitMask, dtype: str) -> np.ndarray:
+    """:func:`_cause` of every value of an unsigned integer type, indexed by the value."""
+    return _cause(mask, np.arange(np.iinfo(dtype).max + 1, dtype=dtype))
 
 
 def _reason(exc: BaseException) -> str:
@@ -345,46 +378,150 @@ def _readable(item: SourceItem) -> Iterator[None]:
                         f"delete {folder} and rerun the download, then tiles") from None
 
 
-def _blocks(ranks: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """(y, x) ranks of one item from its (tile row, tile column) ranks, each tile ``shape / ranks.shape`` pixels."""
+def _box(opened: dict[str, DatasetReader], target: GeoBox,
+         ranks: np.ndarray) -> tuple[slice, slice] | None:
+    """The part of ``target`` an item may fill: where its files lie, when all of them are on the target's
+    grid (read, not warped: the same pixels whatever the window), within the tiles whose ``ranks`` use it;
+    else the whole target (GDAL's warp of a part may differ from that part of the whole's by a DN).
+    None when that part is empty."""
+    height, width = target.shape
     rows, cols = ranks.shape
-    return np.repeat(np.repeat(ranks, shape[0] // rows, axis=0), shape[1] // cols, axis=1)
+    used = np.nonzero(ranks < UNUSED)
+    if not len(used[0]):
+        return None
+    tile_h, tile_w = height // rows, width // cols
+    r0, r1 = int(used[0].min()) * tile_h, (int(used[0].max()) + 1) * tile_h
+    c0, c1 = int(used[1].min()) * tile_w, (int(used[1].max()) + 1) * tile_w
+    datasets = list(opened.values())
+    if not all(_same_grid(ds, target) for ds in datasets):
+        return slice(0, height), slice(0, width)
+    t = target.affine
+    tops = [round((ds.transform.f - t.f) / t.e) for ds in datasets]
+    lefts = [round((ds.transform.c - t.c) / t.a) for ds in datasets]
+    r0, r1 = max(r0, min(tops)), min(r1, max(top + ds.height for top, ds in zip(tops, datasets, strict=True)))
+    c0, c1 = max(c0, min(lefts)), min(c1, max(left + ds.width for left, ds in zip(lefts, datasets, strict=True)))
+    return (slice(r0, r1), slice(c0, c1)) if r1 > r0 and c1 > c0 else None
+
+
+def _rank_over(ranks: np.ndarray, shape: Sequence[int], box: tuple[slice, slice]) -> np.ndarray:
+    """(y, x) ranks of one item over ``box`` of a target of ``shape``, from its (tile row, tile column)
+    ranks (each tile ``shape / ranks.shape`` pixels); one rank (0-d) when the box's tiles share it."""
+    tile_h, tile_w = shape[0] // ranks.shape[0], shape[1] // ranks.shape[1]
+    rows, cols = box
+    first_row, first_col = cast(int, rows.start) // tile_h, cast(int, cols.start) // tile_w
+    tiles = ranks[first_row : (rows.stop - 1) // tile_h + 1, first_col : (cols.stop - 1) // tile_w + 1]
+    if (tiles == tiles.flat[0]).all():
+        return np.asarray(tiles.flat[0])
+    r0, c0 = rows.start - first_row * tile_h, cols.start - first_col * tile_w
+    blocks = np.repeat(np.repeat(tiles, tile_h, axis=0), tile_w, axis=1)
+    return blocks[r0 : r0 + rows.stop - rows.start, c0 : c0 + cols.stop - cols.start]
+
+
+def _overlaps(box: tuple[slice, slice], other: tuple[slice, slice]) -> bool:
+    """True when two boxes of one target share a pixel."""
+    return all(a.start < b.stop and b.start < a.stop for a, b in zip(box, other, strict=True))
+
+
+@dataclass
+class _Mosaic:
+    """The mosaic being built: per pixel, the data kept, whether it is valid, and whose it is."""
+
+    data: np.ndarray
+    valid: np.ndarray
+    has_data: np.ndarray
+    first: np.ndarray
+    cause: np.ndarray
+    ranks: np.ndarray  # (item, tile row, tile column): each item's rank on each tile
+    nodata: int  # the data's fill
+    laid: list[tuple[int, tuple[slice, slice]]]  # (item, box) of each item laid so far
+    kept: np.ndarray | None = None  # (y, x) see kept_rank; made when first needed
+
+    @classmethod
+    def empty(cls, layer: Layer, shape: Sequence[int], ranks: np.ndarray) -> _Mosaic:
+        return cls(np.full((len(layer.bands), *shape), layer.nodata, dtype=layer.dtype), np.zeros(shape, bool),
+                   np.zeros(shape, bool), np.full(shape, -1, np.int16), np.full(shape, NODATA, np.uint8), ranks,
+                   layer.nodata, [])
+
+    def fresh(self, box: tuple[slice, slice]) -> bool:
+        """True when no item was laid over any pixel of ``box`` yet."""
+        return not any(_overlaps(box, other) for _, other in self.laid)
+
+    def kept_rank(self) -> np.ndarray:
+        """(y, x) the rank of the item kept: its clear pixel's where valid, else the best rank with data
+        (UNUSED: none). Made from ``first`` when an item is first laid over laid pixels, kept after."""
+        if self.kept is None:
+            shape = self.first.shape
+            self.kept = np.full(shape, UNUSED, np.int16)
+            for k, box in self.laid:
+                np.copyto(self.kept[box], _rank_over(self.ranks[k], shape, box), where=self.first[box] == k)
+        return self.kept
+
+    def lay(self, k: int, box: tuple[slice, slice], bands: np.ndarray, present: np.ndarray,
+            quality: np.ndarray | None, rank: np.ndarray) -> None:
+        """Lay item ``k``'s ``bands`` over ``box``: its clear pixels where better than a clear one kept,
+        its cloudy data where nothing clear is and it ranks better than the data kept. ``bands`` may be
+        the mosaic's own data over a fresh box (read into it)."""
+        present &= rank < UNUSED
+        data, valid, first, cause = self.data[(slice(None), *box)], self.valid[box], self.first[box], self.cause[box]
+        fresh = self.fresh(box)
+        kept = self.kept_rank()[box] if not fresh else None if self.kept is None else self.kept[box]
+        self.laid.append((k, box))
+        if fresh and quality is None and present.all():  # all taken, all clear
+            if not np.may_share_memory(bands, self.data):
+                data[...] = bands
+            first[...], cause[...], valid[...], self.has_data[box] = k, CLEAR, True, True
+            if kept is not None:
+                kept[...] = rank
+            return
+        here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
+        if fresh:  # nothing kept here yet: every pixel with data is taken (those clear are valid)
+            if np.may_share_memory(bands, self.data):
+                np.copyto(data, np.asarray(self.nodata, data.dtype), where=~present)
+            else:
+                np.copyto(data, bands, where=present)
+            np.copyto(first, k, where=present)
+            if kept is not None:
+                np.copyto(kept, rank, where=present)
+            cause[...] = here
+            np.equal(here, CLEAR, out=valid)
+            self.has_data[box] = present
+            return
+        assert kept is not None, "made for a box laid over before"
+        better = rank < kept
+        take = (here == CLEAR) & (better | ~valid)  # clear, and better than a clear pixel kept
+        put = take | (present & ~valid & better)  # and cloudy data where nothing clear is, best first
+        np.copyto(data, bands, where=put)
+        np.copyto(first, k, where=put)
+        np.copyto(cause, here, where=put)
+        np.copyto(kept, rank, where=put)
+        valid |= take
+        self.has_data[box] |= present
 
 
 def render(layer: Layer, items: list[SourceItem], target: GeoBox, ranks: np.ndarray | None = None) -> Rendered:
     """Mosaic ``items`` on ``target``: per pixel, the clear data of the best-ranked item clear there, else
     the (cloudy) data of the best-ranked item with data there. ``ranks`` (item, tile row, tile column)
     gives each item's rank on each tile of ``target`` (:data:`UNUSED`: not used there); by default the
-    items' order everywhere."""
+    items' order everywhere. Each item is read and laid over the part of the target it may fill
+    (:func:`_box`)."""
     shape = target.shape
     if ranks is None:
         ranks = np.broadcast_to(np.arange(len(items), dtype=np.int16)[:, None, None], (len(items), 1, 1))
-    data = np.full((len(layer.bands), *shape), layer.nodata, dtype=layer.dtype)
-    valid = np.zeros(shape, dtype=bool)
-    has_data = np.zeros(shape, dtype=bool)
-    first = np.full(shape, -1, dtype=np.int16)
-    cause = np.full(shape, NODATA, dtype=np.uint8)
-    clear_rank = np.full(shape, UNUSED, dtype=np.int16)  # rank of the item whose clear pixel is kept
-    data_rank = np.full(shape, UNUSED, dtype=np.int16)  # best rank of an item with data
     area = shapely.box(*target.boundingbox)
     kept = [k for k, item in enumerate(items)
             if (ranks[k] < UNUSED).any() and shapely.from_wkt(item.footprint_wkt).intersects(area)]
     used, ranks = [items[k] for k in kept], ranks[kept]
+    mosaic = _Mosaic.empty(layer, shape, ranks)
     with rasterio.Env(**GDAL_OPTIONS):
         for k, item in enumerate(used):
             with _readable(item), contextlib.ExitStack() as files:
-                bands, present = _item_bands(layer, item, target, files)
-                quality = _quality(layer, item, target, files)
-            rank = _blocks(ranks[k], shape)
-            present &= rank < UNUSED
-            here = np.where(present, np.uint8(CLEAR) if quality is None else quality, np.uint8(NODATA))
-            take = (here == CLEAR) & (rank < clear_rank)  # clear, and better than the clear pixel kept
-            put = take | (present & ~valid & (rank < data_rank))  # and cloudy data where nothing clear is, best first
-            np.copyto(data, bands, where=put)
-            np.copyto(first, k, where=put)
-            np.copyto(cause, here, where=put)
-            np.copyto(clear_rank, rank, where=take)
-            np.copyto(data_rank, rank, where=present & (rank < data_rank))
-            valid |= take
-            has_data |= present
-    return Rendered(data, valid, has_data, first, used, cause, ranks)
+                opened = _open(layer, item, files)
+                box = _box(opened, target, ranks[k])
+                if box is None:
+                    continue
+                part = target[box]
+                into = mosaic.data[(slice(None), *box)] if mosaic.fresh(box) else None  # read into the mosaic
+                bands, present = _item_bands(layer, item, part, opened, into)
+                quality = _quality(layer, part, opened)
+            mosaic.lay(k, box, bands, present, quality, _rank_over(ranks[k], shape, box))
+    return Rendered(mosaic.data, mosaic.valid, mosaic.has_data, mosaic.first, used, mosaic.cause, ranks)
