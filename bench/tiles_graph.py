@@ -9,7 +9,8 @@ function does nothing (nothing is read or written), in a bounded window and, as 
 from the footprint world (msc_france/demo/footprints.py) for one month: its Sentinel-2 and Landsat-8 scenes,
 its WorldCover tiles as the labels' items, and 20 km squares as VHR items; there is no plan, so a shard takes
 every item that meets it. The scheduler and the workers run as ``dask scheduler`` / ``dask worker`` processes,
-so that the scheduler's memory is its own; peak RSS is sampled every 50 ms. The old per-shard job loop (a
+so that the scheduler's memory is its own; the peak RSS of the client, the scheduler and the workers
+(together) is sampled every 50 ms. The old per-shard job loop (a
 completion record read per shard, every footprint parsed and tested per shard) is timed on ``--sample`` shards
 per layer and scaled.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import pickle
 import subprocess
 import sys
@@ -102,18 +104,22 @@ def noop(*args: Any, **kwargs: Any) -> None:
 
 
 class Peak:
-    """The peak RSS (MB) of a process, sampled every 50 ms in a thread while in use, and its growth from the start."""
+    """The peak RSS (MB) of processes together, sampled every 50 ms in a thread while in use, and its growth
+    from the start."""
 
-    def __init__(self, pid: int) -> None:
-        self.process, self.start, self.peak, self._stop = psutil.Process(pid), 0.0, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+    def __init__(self, *pids: int) -> None:
+        self.processes, self.start, self.peak = [psutil.Process(pid) for pid in pids], 0.0, 0.0
+        self._stop, self._thread = threading.Event(), threading.Thread(target=self._sample, daemon=True)
+
+    def rss(self) -> float:
+        return sum(process.memory_info().rss for process in self.processes) / 2**20
 
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
+            self.peak = max(self.peak, self.rss())
 
     def __enter__(self) -> Peak:
-        self.start = self.peak = self.process.memory_info().rss / 2**20
+        self.start = self.peak = self.rss()
         self._thread.start()
         return self
 
@@ -147,28 +153,30 @@ def cluster(workers: int, folder: Path) -> Iterator[tuple[Client, int]]:
 
 
 def calls(jobs: list[Job], store: str, grid: TileGrid, k: int,
-          orders: TileOrders) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+          orders: TileOrders) -> Iterator[tuple[Any, ...]]:
     """The shard tasks' arguments, as the tiles stage submits them."""
     for job in jobs:
         yield (store, grid, job.layer, job.shard, k, job.tiles, job.items(), {},
-               orders.for_shard(job.layer.group, job.tiles)), {}
+               orders.for_shard(job.layer.group, job.tiles))
 
 
 def submit(jobs: list[Job], args: tuple[str, TileGrid, int, TileOrders], workers: int, folder: Path,
-           window: bool) -> tuple[float, Peak, Peak, int]:
-    """Seconds, client and scheduler peak RSS, window (0: all at once) of a dry submission of ``jobs``."""
-    with cluster(workers, folder) as (client, pid), Peak(psutil.Process().pid) as mine, Peak(pid) as theirs:
+           window: bool) -> tuple[float, Peak, Peak, Peak, int]:
+    """Seconds, peak RSS of the client, the scheduler and the workers, window (0: all at once) of a dry
+    submission of ``jobs``."""
+    with (cluster(workers, folder) as (client, pid), Peak(os.getpid()) as mine, Peak(pid) as theirs,
+          Peak(*client.run(os.getpid).values()) as workers_rss):
         start = time.perf_counter()
         size = window_size(client) if window else 0
         if window:
             done = sum(1 for _ in bounded(client, noop, calls(jobs, *args), size, pure=False, retries=2))
         else:
-            futures = [client.submit(noop, *a, **kw, pure=False, retries=2) for a, kw in calls(jobs, *args)]
+            futures = [client.submit(noop, *call, pure=False, retries=2) for call in calls(jobs, *args)]
             done = sum(1 for _ in as_completed(futures))
             del futures
         assert done == len(jobs)
         seconds = time.perf_counter() - start
-    return seconds, mine, theirs, size
+    return seconds, mine, theirs, workers_rss, size
 
 
 def main() -> None:
@@ -200,18 +208,18 @@ def main() -> None:
     per_sensor = ", ".join(f"{sum(i.sensor == g.group for i in items):,} {g.group}" for g in groups)
     picks = sum(len(j.picks) for j in built.jobs) / max(len(built.jobs), 1)
     table = Table(title=f"dry Dask graph of the tiles stage, msc-france recipe: {len(france):,} France tiles, "
-                        f"{len(built.jobs):,} shard tasks; items {per_sensor} (made in {made:.0f} s), "
+                        f"{len(built.jobs):,} shard tasks; items {per_sensor} (made in {made:.1f} s), "
                         f"{picks:.1f} per task")
-    for column in ("step", "tasks", "seconds", "tasks/s", "client peak MB (+growth)", "scheduler peak MB (+growth)"):
+    for column in ("step", "tasks", "seconds", "tasks/s", "peak MB (+growth): client", "scheduler", "workers"):
         table.add_column(column, justify="left" if column == "step" else "right")
     table.add_row(f"jobs, per-shard loop as before (timed on {args.sample} shards/layer, scaled)",
-                  f"{len(built.jobs):,}", f"{old_s:,.0f}", f"{len(built.jobs) / old_s:,.0f}", "", "")
+                  f"{len(built.jobs):,}", f"{old_s:,.0f}", f"{len(built.jobs) / old_s:,.0f}", "", "", "")
     table.add_row("jobs, build_jobs (STRtree, one listing)", f"{len(built.jobs):,}", f"{build_s:,.1f}",
-                  f"{len(built.jobs) / build_s:,.0f}", f"{build_rss:,.0f} (RSS after)", "")
-    for window, (seconds, client_rss, scheduler_rss, size) in runs.items():
+                  f"{len(built.jobs) / build_s:,.0f}", f"{build_rss:,.0f} (RSS after)", "", "")
+    for window, (seconds, client_rss, scheduler_rss, workers_rss, size) in runs.items():
         name = f"submit, bounded window of {size}" if window else "submit, all at once as before"
         table.add_row(name, f"{len(jobs):,}", f"{seconds:,.1f}", f"{len(jobs) / seconds:,.0f}",
-                      str(client_rss), str(scheduler_rss))
+                      str(client_rss), str(scheduler_rss), str(workers_rss))
     console.print(table)
     sample = [next(calls([job], store, grid, k, orders)) for job in jobs[:: max(1, len(jobs) // 1000)]]
     print(f"arguments of a task, pickled: {np.mean([len(pickle.dumps(call)) for call in sample]):,.0f} bytes on "

@@ -87,11 +87,12 @@ def _unfinished(dask_scheduler: object) -> int:
                for t in dask_scheduler.tasks.values())  # type: ignore[attr-defined]
 
 
-def test_bounded_window_keeps_at_most_n_in_flight_and_runs_every_call() -> None:
-    window, calls = 6, 60
+@pytest.mark.parametrize("window", [6, 16])  # topped up one task at a time, then two at a time
+def test_bounded_window_keeps_at_most_n_in_flight_and_runs_every_call(window: int) -> None:
+    calls = 60
     seen = []
     with dask_client(None, 2) as client:
-        for future in bounded(client, time.sleep, (((0.02 * (n % 3),), {}) for n in range(calls)), window,
+        for future in bounded(client, time.sleep, ((0.02 * (n % 3),) for n in range(calls)), window,
                               pure=False):
             seen.append(client.run_on_scheduler(_unfinished))
             future.result()
@@ -102,7 +103,7 @@ def test_bounded_window_keeps_at_most_n_in_flight_and_runs_every_call() -> None:
 
 def test_closing_the_window_cancels_what_is_in_flight() -> None:
     with dask_client(None, 2) as client:
-        calls = [((0.0,), {})] + [((5.0,), {})] * 20  # one quick, then tasks that would outlive the deadline
+        calls = [(0.0,)] + [(5.0,)] * 20  # one quick, then tasks that would outlive the deadline
         with closing(bounded(client, time.sleep, calls, 8, pure=False)) as done:
             next(done)
         deadline = time.monotonic() + 3

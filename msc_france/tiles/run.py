@@ -40,7 +40,7 @@ from msc_france.tiles.sources import (
     region_geometry,
 )
 from msc_france.tiles.tileplan import TileOrders, read_plan
-from msc_france.tiles.window import Call, bounded, window_size
+from msc_france.tiles.window import bounded, window_size
 
 LOOPBACK = "127.0.0.1"  # where a local cluster listens (scheduler, workers, dashboard)
 
@@ -218,9 +218,8 @@ def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: l
         with dask_client(request.scheduler, request.workers) as client:
             dashboard: str | None = client.dashboard_link
             console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
-            calls: Iterator[Call] = (((store, grid, job.layer, job.shard, k, job.tiles, job.items(),
-                                       request.storage_options, orders.for_shard(job.layer.group, job.tiles)), {})
-                                     for job in jobs)
+            calls = ((store, grid, job.layer, job.shard, k, job.tiles, job.items(), request.storage_options,
+                      orders.for_shard(job.layer.group, job.tiles)) for job in jobs)
             with (tqdm(total=len(jobs), unit="shard", desc="tiles", dynamic_ncols=True) as bar,
                   contextlib.closing(bounded(client, process_shard, calls, window_size(client),
                                              pure=False, retries=2)) as done):

@@ -1,5 +1,5 @@
-"""Tasks submitted to Dask in a bounded window: at most ``window`` futures in flight, the next one submitted as
-each completes (``as_completed(...).add``), so that the scheduler holds a window of tasks, not the whole run."""
+"""Tasks submitted to Dask in a bounded window: at most ``window`` futures in flight, more submitted as they
+complete (``as_completed(...).update``), so that the scheduler holds a window of tasks, not the whole run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dask.distributed import Client, Future, as_completed
 
 WINDOW_MIN = 512  # tasks in flight at least
 WINDOW_PER_THREAD = 4  # and this many per worker thread
+REFILL_PARTS = 8  # the window is topped up when an eighth of it (at least one task) has completed
 
 
 def window_size(client: Client) -> int:
@@ -19,25 +20,26 @@ def window_size(client: Client) -> int:
     return max(WINDOW_MIN, WINDOW_PER_THREAD * threads)
 
 
-Call = tuple[tuple[Any, ...], dict[str, Any]]  # the positional and keyword arguments of one task
-
-
-def bounded(client: Client, function: Callable[..., Any], calls: Iterable[Call],
+def bounded(client: Client, function: Callable[..., Any], calls: Iterable[tuple[Any, ...]],
             window: int, **options: Any) -> Generator[Future[Any]]:
-    """Each future of ``function(*args, **kwargs)`` for ``calls``, as it completes, with at most ``window`` in
-    flight; ``options`` go to ``client.submit``. Closing the iterator early (an exception in the caller's loop,
-    Ctrl-C included) cancels the futures still in flight."""
+    """Each future of ``function(*args)`` for the ``args`` of ``calls``, as it completes, with at most ``window``
+    in flight; ``options`` go to ``client.map``. Tasks go to the scheduler in batches of an eighth of the window
+    (one message each: a task submitted alone costs the scheduler a message of its own). Closing the iterator
+    early (an exception in the caller's loop, Ctrl-C included) cancels the futures still in flight."""
     pending = iter(calls)
 
-    def submit(call: Call) -> Future[Any]:
-        return client.submit(function, *call[0], **call[1], **options)
+    def submit(count: int) -> list[Future[Any]]:
+        batch = list(islice(pending, count))
+        return client.map(function, *zip(*batch, strict=True), **options) if batch else []
 
-    first = [submit(call) for call in islice(pending, window)]
-    flight = as_completed(first)  # type: ignore[no-untyped-call]  # distributed has no annotations
+    refill, free = max(1, window // REFILL_PARTS), 0
+    flight = as_completed(submit(window))  # type: ignore[no-untyped-call]  # distributed has no annotations
     try:
         for future in flight:
-            if (call := next(pending, None)) is not None:
-                flight.add(submit(call))  # type: ignore[no-untyped-call]  # distributed has no annotations
+            free += 1
+            if free >= refill:  # refill <= window: some are still in flight, so none is left unsubmitted
+                flight.update(submit(free))  # type: ignore[no-untyped-call]  # distributed has no annotations
+                free = 0
             yield future
     finally:
         if flight.futures:
