@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import shapely
 import zarr
-from dask.distributed import Client, LocalCluster, Worker, WorkerPlugin, as_completed
+from dask.distributed import Client, LocalCluster, Worker, WorkerPlugin
 from rich.console import Console
 from tqdm import tqdm
 
@@ -23,14 +22,14 @@ from msc_france.errors import Interrupted, UserError
 from msc_france.grid import TileGrid, TileId
 from msc_france.lock import exclusive
 from msc_france.store.atomic import is_url, local_path
-from msc_france.store.done import all_done, read_done, write_done
-from msc_france.store.durable import intact
+from msc_france.store.done import all_done, write_done
 from msc_france.store.index import build_index, write_index
-from msc_france.store.layout import Layer, layers, lease_url, lock_path, shard_of, shard_tiles
+from msc_france.store.layout import layers, lease_url, lock_path, shard_tiles
 from msc_france.store.lease import s3_lease
 from msc_france.store.reader import attributes, child_array, child_group
 from msc_france.store.records import BandStatistics, ShardRecord
 from msc_france.tiles.create import create_or_open
+from msc_france.tiles.jobs import Job, build_jobs, by_shard
 from msc_france.tiles.shard import process_shard
 from msc_france.tiles.sources import (
     SourceItem,
@@ -40,10 +39,10 @@ from msc_france.tiles.sources import (
     read_items,
     region_geometry,
 )
-from msc_france.tiles.tileplan import ShardOrder, TileOrders, read_plan
+from msc_france.tiles.tileplan import TileOrders, read_plan
+from msc_france.tiles.window import bounded, window_size
 
 LOOPBACK = "127.0.0.1"  # where a local cluster listens (scheduler, workers, dashboard)
-Job = tuple[Layer, tuple[int, int], list[TileId], list[SourceItem], ShardOrder]  # layer, shard, tiles, items, order
 
 
 @dataclass
@@ -194,32 +193,13 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     encodings = item_encodings(items)
     create_or_open(store, recipe, request.storage_options, encodings)
     k = shard_tiles(recipe)
-    by_shard: dict[tuple[int, int], list[TileId]] = {}
-    for tile in sorted(tiles, key=lambda t: (t.row, t.col)):
-        by_shard.setdefault(shard_of(tile, k), []).append(tile)
-    jobs: list[Job] = []
-    skipped = damaged = 0
-    for layer in layers(recipe, encodings):
-        sensor_items = [i for i in items if i.sensor == layer.group]
-        for shard, shard_tile_list in by_shard.items():
-            done = read_done(store, layer.group, shard, request.storage_options)
-            if done and {str(t) for t in shard_tile_list} <= done.tiles.keys():
-                if intact(store, done.objects, request.storage_options):
-                    skipped += 1
-                    continue
-                damaged += 1
-            bounds = [grid.tile_bounds(t) for t in shard_tile_list]
-            area = shapely.box(min(b.left for b in bounds), min(b.bottom for b in bounds),
-                               max(b.right for b in bounds), max(b.top for b in bounds))
-            order = orders.for_shard(layer.group, shard_tile_list)
-            wanted = order.keys()
-            near = [i for i in sensor_items if (wanted is None or i.key in wanted)
-                    and shapely.from_wkt(i.footprint_wkt).intersects(area)]
-            jobs.append((layer, shard, shard_tile_list, near, order))
+    found = build_jobs(store, grid, layers(recipe, encodings), by_shard(tiles, k), items, orders,
+                       request.storage_options)
+    jobs, skipped, damaged = found.jobs, found.skipped, found.damaged
     if damaged:
         console.print(f"{damaged} shard(s) recorded as complete are not as recorded (lost or changed since they "
                       "were written, e.g. by a power loss): written again", markup=False)
-    dashboard = _run_jobs(request, store, grid, k, jobs, skipped, console, still_ours) if jobs else None
+    dashboard = _run_jobs(request, store, grid, k, jobs, orders, skipped, console, still_ours) if jobs else None
     still_ours()
     index, table = finish_store(store, grid, request.storage_options, recipe.splits)
     quicklooks = write_quicklooks(store, table, request.data / "quicklooks" / Path(store.rstrip("/")).stem,
@@ -227,30 +207,28 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
 
 
-def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: list[Job], skipped: int,
-              console: Console, still_ours: Callable[[], None]) -> str | None:
-    """Run the shard tasks on Dask, writing each completion record as its task returns it; the dashboard
-    link. Ctrl-C cancels them and closes a local cluster (a running task stops with its worker), then
-    raises :class:`Interrupted` with the shards recorded."""
+def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: list[Job], orders: TileOrders,
+              skipped: int, console: Console, still_ours: Callable[[], None]) -> str | None:
+    """Run the shard tasks on Dask, a bounded window of them in flight (:mod:`msc_france.tiles.window`), writing
+    each completion record as its task returns it; the dashboard link. Ctrl-C cancels those in flight and closes
+    a local cluster (a running task stops with its worker), then raises :class:`Interrupted` with the shards
+    recorded."""
     recorded = 0
     try:
         with dask_client(request.scheduler, request.workers) as client:
             dashboard: str | None = client.dashboard_link
             console.print(f"Dask dashboard: {dashboard}  ({len(jobs)} shard tasks, {skipped} already complete)")
-            futures = [client.submit(process_shard, store, grid, layer, shard, k, shard_tile_list, near,
-                                     request.storage_options, order, pure=False, retries=2)
-                       for layer, shard, shard_tile_list, near, order in jobs]
-            try:
-                with tqdm(total=len(futures), unit="shard", desc="tiles", dynamic_ncols=True) as bar:
-                    for future in as_completed(futures):  # type: ignore[no-untyped-call]  # no annotations
-                        record = future.result()
-                        still_ours()  # a run that lost its store records nothing more
-                        write_done(store, record, request.storage_options)
-                        recorded += 1
-                        bar.update(1)
-            except KeyboardInterrupt:
-                client.cancel(futures)  # type: ignore[no-untyped-call]  # distributed has no annotations
-                raise
+            calls = ((store, grid, job.layer, job.shard, k, job.tiles, job.items(), request.storage_options,
+                      orders.for_shard(job.layer.group, job.tiles)) for job in jobs)
+            with (tqdm(total=len(jobs), unit="shard", desc="tiles", dynamic_ncols=True) as bar,
+                  contextlib.closing(bounded(client, process_shard, calls, window_size(client),
+                                             pure=False, retries=2)) as done):
+                for future in done:
+                    record = future.result()
+                    still_ours()  # a run that lost its store records nothing more
+                    write_done(store, record, request.storage_options)
+                    recorded += 1
+                    bar.update(1)
     except KeyboardInterrupt:  # only this client writes records: the shards kept are those it recorded
         raise Interrupted(skipped + recorded, skipped + len(jobs), "shards") from None
     return dashboard
