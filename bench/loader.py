@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,39 +35,29 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench.loader_kinds as kinds
+from bench.timing import PeriodicSampler
 
 H100_FEED = 725.0  # samples/s: ViT-B/16, 2 x 224 px + 8 x 96 px crops, 40 % MFU on one H100 (issue 18)
 CORES = 16
 
 
-class RssSampler:
+class RssSampler(PeriodicSampler):
     """Peak resident memory of this process and of each of its DataLoader workers (the forkserver's
     children), sampled every ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.me, self.interval = psutil.Process(), interval
+        super().__init__(interval)
+        self.me = psutil.Process()
         self.main, self.workers = 0, {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.main = max(self.main, self.me.memory_info().rss)
-            for child in self.me.children(recursive=True):
-                try:
-                    if child.ppid() != self.me.pid:  # a worker, not the forkserver or the resource tracker
-                        self.workers[child.pid] = max(self.workers.get(child.pid, 0), child.memory_info().rss)
-                except psutil.NoSuchProcess:
-                    continue
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.main = max(self.main, self.me.memory_info().rss)
+        for child in self.me.children(recursive=True):
+            try:
+                if child.ppid() != self.me.pid:  # a worker, not the forkserver or the resource tracker
+                    self.workers[child.pid] = max(self.workers.get(child.pid, 0), child.memory_info().rss)
+            except psutil.NoSuchProcess:
+                continue
 
 
 def cpu_seconds(process: psutil.Process) -> float:

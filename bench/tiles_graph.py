@@ -24,7 +24,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bench.timing import PeriodicSampler
 from msc_france.config import DateRange, load_recipe
 from msc_france.demo.footprints import footprints
 from msc_france.grid import TileGrid, TileId
@@ -103,29 +102,20 @@ def noop(*args: Any, **kwargs: Any) -> None:
     """The dry task: takes a shard task's arguments, does nothing."""
 
 
-class Peak:
+class Peak(PeriodicSampler):
     """The peak RSS (MB) of processes together, sampled every 50 ms in a thread while in use, and its growth
     from the start."""
 
     def __init__(self, *pids: int) -> None:
-        self.processes, self.start, self.peak = [psutil.Process(pid) for pid in pids], 0.0, 0.0
-        self._stop, self._thread = threading.Event(), threading.Thread(target=self._sample, daemon=True)
+        super().__init__(0.05)
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.start = self.peak = self.rss()
 
     def rss(self) -> float:
         return sum(process.memory_info().rss for process in self.processes) / 2**20
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.rss())
-
-    def __enter__(self) -> Peak:
-        self.start = self.peak = self.rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.peak = max(self.peak, self.rss())
 
     def __str__(self) -> str:
         return f"{self.peak:,.0f} (+{self.peak - self.start:,.0f})"

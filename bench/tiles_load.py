@@ -21,7 +21,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bench.timing import PeriodicSampler
 from msc_france.config import load_recipe
 from msc_france.store.layout import layers
 from msc_france.tiles.run import TilesRequest, run_tiles
@@ -91,27 +90,16 @@ def translated_copy(source: Path, target: Path, dx: float, dy: float) -> None:
         item_file.write_text(json.dumps(item))
 
 
-class RssSampler:
+class RssSampler(PeriodicSampler):
     """Peak resident memory of every worker process, sampled every ``interval`` seconds."""
 
     def __init__(self, client: Client, interval: float = 0.25) -> None:
-        self.client, self.interval, self.peak = client, interval, {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
+        self.client, self.peak = client, {}
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for worker, rss in self.client.run(lambda: psutil.Process().memory_info().rss).items():
-                self.peak[worker] = max(self.peak.get(worker, 0), rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for worker, rss in self.client.run(lambda: psutil.Process().memory_info().rss).items():
+            self.peak[worker] = max(self.peak.get(worker, 0), rss)
 
 
 def load_run(data: Path, workers: int, console: Console) -> dict[str, float]:

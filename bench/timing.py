@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 
 def median_seconds(run: Callable[[], object], repeat: int) -> float:
@@ -30,3 +32,30 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeat: int) -> d
             run()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
+class PeriodicSampler:
+    """Calls :meth:`sample` every ``interval`` seconds in a thread while the ``with`` block runs (and once at
+    its start): the base of the benchmarks' peak-memory samplers."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
