@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import rasterio
 
 from msc_france.pretrain.checkpoint import load_checkpoint
@@ -42,6 +44,16 @@ from tests.test_download import (  # noqa: F401 - proxied_api and reference are 
 
 World = tuple[Path, dict]
 REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_the_commands() -> Iterator[None]:
+    """The commands under test start with SIGINT's default action, as from a terminal. A test run started in the
+    background by a shell without job control (``make test &`` in a script) ignores SIGINT, and an ignored signal
+    stays ignored across ``exec``: its commands would finish as if no Ctrl-C came. A handled one is reset."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(process: subprocess.Popen[str], times: int = 1, timeout: float = 60) -> tuple[str, str]:
