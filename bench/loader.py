@@ -7,12 +7,14 @@
 For each loader (``bench/loader_kinds.py``: our ``TileDataset``, torchgeo's intersected
 ``RasterDataset``s with a ``GridGeoSampler``, WebDataset tar shards written once from the store) and
 each number of DataLoader workers, a fresh process builds the loader, runs one warm-up pass over the
-train split's whole batches, then a timed pass over the same samples, while the resident memory of
-every process is sampled. Prints samples/s, samples per CPU-second (the main process and its workers,
-user + system: it does not depend on other jobs sharing the machine as wall time does), the peak RSS
-of the main process and of each worker; then ours / torchgeo and ours / WebDataset per CPU-second, and
-how many loader cores would feed ViT-B/16 at 40 % MFU on one H100 (725 samples/s with 2 + 8 crops):
-``16 cores x our samples per CPU-second / 725``.
+train split's whole batches, then timed passes over the same samples, each batch made the model's
+input (ours and WebDataset hand over DN as stored, normalised here as the trainer does on its
+device), while the resident memory of every process is sampled. Prints samples/s, samples per
+CPU-second (the main process and its workers, user + system: it does not depend on other jobs
+sharing the machine as wall time does), the peak RSS of the main process and of each worker; then
+ours / torchgeo and ours / WebDataset per CPU-second, and how many loader cores would feed ViT-B/16
+at 40 % MFU on one H100 (725 samples/s with 2 + 8 crops): ``16 cores x our samples per CPU-second /
+725``, that CPU time without the normalisation (on an H100 it is the GPU's).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
-def build(args: argparse.Namespace) -> Any:  # noqa: ANN401 - a DataLoader of one of three kinds
+def build(args: argparse.Namespace) -> Any:  # noqa: ANN401 - a DataLoader of one of the kinds
     dataset = kinds.train_dataset(args.store)
     order = kinds.sample_order(dataset, args.batch)
     if args.child.startswith("ours"):
@@ -84,18 +86,30 @@ def build(args: argparse.Namespace) -> Any:  # noqa: ANN401 - a DataLoader of on
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
-    """One loader, one worker count: a warm-up pass, then the timed passes. One torch thread, as in the
-    workers: with 0 workers the batches are collated here, and torch's intra-op threads beside other
-    jobs on 2 cores made that 10x slower (README: OpenMP threads of two processes stall each other)."""
+    """One loader, one worker count: a warm-up pass, then the timed passes, each batch made model input
+    (``ToModelInput``: normalised here, on the CPU; its CPU time is kept apart as ``device_cpu``, the work a
+    GPU takes off the CPU). One torch thread, as in the workers: with 0 workers the batches are collated
+    here, and torch's intra-op threads beside other jobs on 2 cores made that 10x slower (README: OpenMP
+    threads of two processes stall each other)."""
     torch.set_num_threads(1)
-    loader = build(args)
+    loader, to_input = build(args), kinds.ToModelInput(args.store, args.child)
     me = psutil.Process()
+
+    def timed_pass() -> tuple[int, float]:
+        samples, device_cpu = 0, 0.0
+        for batch in loader:
+            started = time.thread_time()
+            samples += kinds.batch_size_of(to_input(batch))
+            device_cpu += time.thread_time() - started
+        return samples, device_cpu
+
     with RssSampler() as rss:
-        warm = sum(kinds.batch_size_of(b) for b in loader)
+        warm = timed_pass()[0]
         cpu, start = cpu_seconds(me), time.perf_counter()
-        samples = sum(kinds.batch_size_of(b) for _ in range(args.passes) for b in loader)
+        passes = [timed_pass() for _ in range(args.passes)]
         wall, cpu = time.perf_counter() - start, cpu_seconds(me) - cpu
-    return {"kind": args.child, "workers": args.workers, "samples": samples, "warm": warm, "wall": wall, "cpu": cpu,
+    return {"kind": args.child, "workers": args.workers, "samples": sum(p[0] for p in passes), "warm": warm,
+            "wall": wall, "cpu": cpu, "device_cpu": sum(p[1] for p in passes),
             "main_mb": rss.main / 2**20, "worker_mb": [v / 2**20 for v in rss.workers.values()]}
 
 
@@ -112,12 +126,13 @@ def run_child(args: argparse.Namespace, kind: str, workers: int) -> dict[str, An
 def table(rows: list[dict[str, Any]], console: Console) -> None:
     out = Table(title=f"loader: {rows[0]['warm']} train samples a pass, {rows[0]['samples']} timed, "
                       f"batch {rows[0]['batch']}")
-    for name in ("loader", "workers", "samples/s", "samples per CPU-s", "CPU-s", "main RSS MB", "worker RSS MB"):
+    for name in ("loader", "workers", "samples/s", "samples per CPU-s", "CPU-s", "of which normalising",
+                 "main RSS MB", "worker RSS MB"):
         out.add_column(name, justify="left" if name == "loader" else "right")
     for r in rows:
         workers = ", ".join(f"{mb:.0f}" for mb in sorted(r["worker_mb"])) or "-"
         out.add_row(r["kind"], str(r["workers"]), f"{r['samples'] / r['wall']:.0f}", f"{r['samples'] / r['cpu']:.0f}",
-                    f"{r['cpu']:.2f}", f"{r['main_mb']:.0f}", workers)
+                    f"{r['cpu']:.2f}", f"{r['device_cpu']:.2f}", f"{r['main_mb']:.0f}", workers)
     console.print(out)
 
 
@@ -137,9 +152,11 @@ def ratios(rows: list[dict[str, Any]], console: Console) -> None:
                           + f" ({', '.join(map(str, common))} workers)")
     if ours:
         most = max(ours)
-        rate = ours[most][0]
-        console.print(f"H100 feed: {CORES} cores x {rate:.0f} samples per core-second ({most} workers) / "
-                      f"{H100_FEED:.0f} samples/s (ViT-B/16, 2 + 8 crops, 40 % MFU) = {CORES * rate / H100_FEED:.1f}")
+        (mine,) = [r for r in rows if r["kind"] == "ours" and r["workers"] == most]
+        rate = mine["samples"] / (mine["cpu"] - mine["device_cpu"])
+        console.print(f"H100 feed: {CORES} cores x {rate:.0f} samples per core-second ({most} workers; without the "
+                      f"normalisation, the GPU's work there) / {H100_FEED:.0f} samples/s (ViT-B/16, 2 + 8 crops, "
+                      f"40 % MFU) = {CORES * rate / H100_FEED:.1f}")
 
 
 def main() -> None:

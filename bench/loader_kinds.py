@@ -10,8 +10,10 @@ DataLoader settings (forkserver workers, persistent, prefetch 2, as the trainer'
   the first one's resolution, 10 m), ``GridGeoSampler`` chips of one tile (480 m, stride 480 m) and
   torchgeo's ``stack_samples``; its samples stay DN as float32 (no normalisation: that favours it);
 - ``webdataset``: tar shards of the same tiles (one ``.npy`` of DN per sensor), written once by
-  :func:`write_shards`, read by ``webdataset.WebDataset`` with ``.decode()``, normalised with the
-  store's statistics in ``.map`` (the same tensors as ours), ``.batched`` in the workers.
+  :func:`write_shards`, read by ``webdataset.WebDataset`` with ``.decode()``, ``.batched`` in the workers.
+
+Ours and WebDataset hand over DN as stored; :class:`ToModelInput` normalises both the trainer's way
+(``NormaliseOnDevice``), so both end in the same tensors.
 
 Nothing here runs on import: ``make bench`` runs every ``bench/*.py``, this one does nothing.
 """
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from msc_france.pretrain.dataset import TileDataset, collate_tiles
@@ -40,8 +41,16 @@ class ZarrReader:
     def __init__(self, store: TileStore) -> None:
         self.store = store
 
-    def read(self, group: str, col: int, row: int, name: str = "data") -> np.ndarray:
-        return self.store.read_tile(group, col, row, name)
+    def read(self, group: str, col: int, row: int, name: str = "data", out: np.ndarray | None = None) -> np.ndarray:
+        return _into(self.store.read_tile(group, col, row, name), out)
+
+
+def _into(tile: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``tile``, copied into ``out`` when given (the batch slot ``TileDataset`` passes)."""
+    if out is None:
+        return tile
+    np.copyto(out, tile)
+    return out
 
 
 class TensorStoreReader(ZarrReader):
@@ -53,13 +62,14 @@ class TensorStoreReader(ZarrReader):
         super().__init__(store)
         self.ts, self.context, self.arrays = ts, ts.Context({"cache_pool": {"total_bytes_limit": 16 << 20}}), {}
 
-    def read(self, group: str, col: int, row: int, name: str = "data") -> np.ndarray:
+    def read(self, group: str, col: int, row: int, name: str = "data", out: np.ndarray | None = None) -> np.ndarray:
         if (group, name) not in self.arrays:
             spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{self.store.url}/{group}/{name}"},
                     "recheck_cached_data": False, "recheck_cached_metadata": False}
             self.arrays[group, name] = self.ts.open(spec, read=True, context=self.context).result()
         px = self.store.tile_px(group)
-        return self.arrays[group, name][..., row * px:(row + 1) * px, col * px:(col + 1) * px].read().result()
+        window = self.arrays[group, name][..., row * px:(row + 1) * px, col * px:(col + 1) * px]
+        return _into(window.read().result(), out)
 
 
 class ZarrTiles(TileDataset):
@@ -84,9 +94,9 @@ DATASETS: dict[str, type[TileDataset]] = {"ours": TileDataset, "ours-zarr": Zarr
 
 
 def train_dataset(store: str, kind: str = "ours") -> TileDataset:
-    """The trainer's dataset: the train split, every sensor of the store with all its bands."""
+    """The trainer's dataset: the train split, every sensor of the store with all its bands, DN as stored."""
     sensors = [g for g in open_store(store).groups if g != "labels"]
-    return DATASETS[kind](store, dict.fromkeys(sensors), "train")
+    return DATASETS[kind](store, dict.fromkeys(sensors), "train", as_stored=True)
 
 
 def sample_order(dataset: TileDataset, batch: int, seed: int = 0) -> list[int]:
@@ -129,24 +139,30 @@ def write_shards(dataset: TileDataset, order: list[int], folder: Path) -> list[s
     return sorted(str(p) for p in folder.glob("train-*.tar"))
 
 
-class Normalise:
-    """DN of each sensor to the normalised tensors TileDataset gives (picklable, for the workers)."""
-
-    def __init__(self, dataset: TileDataset) -> None:
-        self.stats = [dataset.stats[s] for s in dataset.sensors]
-
-    def __call__(self, sample: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(n.normalise(dn)) for n, dn in zip(self.stats, sample, strict=True))
-
-
 def webdataset(store: str, shards: list[str], batch: int, workers: int) -> DataLoader:
-    """WebDataset over the shards, batched in the workers (``batch_size=None`` in the DataLoader)."""
+    """WebDataset over the shards, batched in the workers (``batch_size=None`` in the DataLoader): tuples of
+    one DN tensor per sensor, in the store's sensor order."""
     import webdataset as wds
 
     dataset = train_dataset(store)
     pipeline = (wds.WebDataset(shards, shardshuffle=False, empty_check=False).decode()
-                .to_tuple(*(f"{s}.npy" for s in dataset.sensors)).map(Normalise(dataset)).batched(batch))
+                .to_tuple(*(f"{s}.npy" for s in dataset.sensors)).batched(batch))
     return DataLoader(pipeline, batch_size=None, **_loader_options(workers))
+
+
+class ToModelInput:
+    """What the trainer does to a batch once it has it: a loader's DN batch (a dict, or a tuple in the
+    store's sensor order) normalised by ``NormaliseOnDevice`` on this process's device (the CPU here: on a
+    GPU that work leaves the CPU); torchgeo's float32 DN batches pass as they are."""
+
+    def __init__(self, store: str, kind: str) -> None:
+        dataset = train_dataset(store)
+        self.sensors, self.normalise = dataset.sensors, None if kind == "torchgeo" else dataset.normaliser()
+
+    def __call__(self, batch: Any) -> Any:  # noqa: ANN401 - each loader's own batch type
+        if self.normalise is None:
+            return batch
+        return self.normalise(batch if isinstance(batch, dict) else dict(zip(self.sensors, batch, strict=True)))
 
 
 def batch_size_of(batch: Any) -> int:  # noqa: ANN401 - a dict or a tuple of tensors

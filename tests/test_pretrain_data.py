@@ -14,7 +14,9 @@ from msc_france.grid import TileId
 from msc_france.pretrain.augment import MultiCrop, crop_resize, gaussian_blur, photometric, random_orientation
 from msc_france.pretrain.config import CropConfig
 from msc_france.pretrain.dataset import TileDataset, collate_tiles
+from msc_france.pretrain.normalise import NormaliseOnDevice
 from msc_france.pretrain.sampler import ResumableSampler
+from msc_france.store import Normalisation, open_store
 
 RGB = {"s2": ["B04", "B03", "B02"], "l8": ["red", "green", "blue"], "vhr": ["red", "green", "blue"]}
 
@@ -64,16 +66,53 @@ def test_a_batch_read_at_once_equals_its_samples_stacked(tile_store: str) -> Non
 
 
 def test_the_trainers_loader_gives_the_same_batches_from_workers(tile_store: str) -> None:
+    """The trainer's loader: DN as stored from the workers, normalised where the model runs."""
     dataset = TileDataset(tile_store, RGB)
+    stored = TileDataset(tile_store, RGB, as_stored=True)
     sampler = ResumableSampler(len(dataset), 8, seed=2)
-    loader = DataLoader(dataset, batch_size=8, sampler=sampler, num_workers=2, multiprocessing_context="forkserver",
+    loader = DataLoader(stored, batch_size=8, sampler=sampler, num_workers=2, multiprocessing_context="forkserver",
                         collate_fn=collate_tiles, drop_last=True)
+    normalise = stored.normaliser()
     batches = list(loader)
     order = list(sampler)
     assert len(batches) == 4
+    assert {s: t.dtype for s, t in batches[0].items()} == {"s2": torch.uint16, "l8": torch.uint16, "vhr": torch.uint8}
     for k, batch in enumerate(batches):
         expected = [dataset[i] for i in order[k * 8:(k + 1) * 8]]
-        assert all(torch.equal(batch[s], torch.stack([e[s] for e in expected])) for s in RGB)
+        normalised = normalise(batch)
+        assert all(torch.equal(normalised[s], torch.stack([e[s] for e in expected])) for s in RGB)
+
+
+@pytest.mark.parametrize("bands", [RGB, dict.fromkeys(RGB)], ids=["reordered", "as-stored-order"])
+def test_a_batch_as_stored_is_the_dn_and_normalises_to_the_same_values(tile_store: str,
+                                                                      bands: dict[str, list[str] | None]) -> None:
+    """Every band in the stored order is decoded straight into the batch; a subset is copied in; either
+    way the batch holds the stored DN, which ``normaliser()`` turns into exactly the normalised batch."""
+    normalised = TileDataset(tile_store, bands)
+    stored = TileDataset(tile_store, bands, as_stored=True)
+    indices = [3, 30, 0]
+    batch = collate_tiles(stored.__getitems__(indices))
+    store = zarr.open_group(tile_store, mode="r")
+    for sensor, tiles in batch.items():
+        px = tiles.shape[-1]
+        tile = TileId.parse(stored.tiles[30])
+        chunk = store[sensor]["data"][:, tile.row * px:(tile.row + 1) * px, tile.col * px:(tile.col + 1) * px]
+        names = open_store(tile_store).layer(sensor).bands
+        order = [names.index(b) for b in bands[sensor]] if bands[sensor] else slice(None)
+        np.testing.assert_array_equal(tiles[1].numpy(), chunk[order])
+        assert torch.equal(stored[30][sensor], tiles[1])
+    expected = collate_tiles(normalised.__getitems__(indices))
+    assert all(torch.equal(v, expected[s]) for s, v in stored.normaliser()(batch).items())
+
+
+def test_normalising_on_the_device_gives_the_loaders_values_nodata_included() -> None:
+    norm = Normalisation(("a", "b"), 2.75e-5, -0.2, 0, (0.11, 0.2), (0.05, 0.07))
+    dn = np.random.default_rng(0).integers(0, 65535, size=(2, 2, 16, 16), dtype=np.uint16)
+    dn[0, 1, :4] = 0
+    expected = np.stack([norm.normalise(d) for d in dn])
+    got = NormaliseOnDevice({"l8": norm})({"l8": torch.from_numpy(dn)})["l8"]
+    assert got.dtype == torch.float32 and (got[0, 1, :4] == 0).all()
+    np.testing.assert_array_equal(got.numpy(), expected)
 
 
 def test_sampler_splits_ranks_and_resumes_mid_epoch() -> None:

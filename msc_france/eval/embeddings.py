@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from msc_france.errors import UserError
 from msc_france.eval.encoders import Encoder
-from msc_france.pretrain.dataset import EmptySplitError, TileDataset
+from msc_france.pretrain.dataset import EmptySplitError, TileDataset, collate_tiles
 from msc_france.store import LABELS
 
 EMBEDDINGS = ("both", "cls", "mean")  # the tile embedding (first), then each of its halves alone
@@ -69,15 +69,18 @@ def embed_split(encoders: list[Encoder], store: str, split: str, min_valid: floa
     if any(e.bands != bands for e in encoders[1:]):
         raise UserError("the evaluated backbones were trained on different bands; evaluate them separately")
     try:
-        dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid, tiles=tiles)
+        dataset = TileDataset(store, {s: list(b) for s, b in bands.items()}, split, min_valid, tiles=tiles,
+                              as_stored=True)
     except EmptySplitError:
         if required:
             raise
         return Split(split, [], {e.name: SplitEmbeddings([]) for e in encoders}, None)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False, collate_fn=collate_tiles)
+    to_reflectance = dataset.normaliser()
     chunks: dict[str, dict[str, list[tuple[torch.Tensor, torch.Tensor]]]] = {
         e.name: {s: [] for s in bands} for e in encoders}
-    for batch in tqdm(loader, desc=f"embed {split}", unit="batch", disable=quiet, leave=False):
+    for stored in tqdm(loader, desc=f"embed {split}", unit="batch", disable=quiet, leave=False):
+        batch = to_reflectance(stored)
         for encoder in encoders:
             for sensor, images in batch.items():
                 chunks[encoder.name][sensor].append(encoder.tokens(images, sensor))

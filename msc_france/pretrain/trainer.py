@@ -176,7 +176,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
     torch.manual_seed(rt.seed + proc.rank)
 
     store = request.store or config.data.store or str(request.data / f"{config.data.recipe}.zarr")
-    dataset = TileDataset(store, _bands(config), config.data.split, config.data.min_valid)
+    dataset = TileDataset(store, _bands(config), config.data.split, config.data.min_valid, as_stored=True)
     try:
         sampler = ResumableSampler(len(dataset), o.batch_size, rt.seed, proc.rank, proc.world)
     except ValueError:
@@ -199,6 +199,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
                            f"(kept at their initial values), e.g. {missing[0]}")
         model.start_continual()
     model.to(proc.device)
+    to_reflectance = dataset.normaliser().to(proc.device)  # the loader hands over DN as stored
     cuda = proc.device.type == "cuda"
     optimizer = torch.optim.AdamW(_param_groups(model), lr=0.0, fused=proc.choices.fused_adamw or None)
 
@@ -247,7 +248,7 @@ def _train(config: PretrainConfig, request: PretrainRequest, proc: distributed.P
             tick = time.perf_counter()
             for batch in loader:
                 arrived = time.perf_counter()
-                batch = {s: t.to(proc.device, non_blocking=True) for s, t in batch.items()}
+                batch = to_reflectance({s: t.to(proc.device, non_blocking=True) for s, t in batch.items()})
                 for i, group in enumerate(optimizer.param_groups):
                     group["lr"] = float(sched.lr[step])
                     if i == 0:

@@ -98,10 +98,12 @@ class ShardedArray:
             self._shards[shard] = (str(path), np.frombuffer(raw[:-4], "<u8").reshape(*self._per_shard, 2))
         return self._shards[shard]
 
-    def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
-        """The chunk at chunk-grid coordinates ``coords``, decoded (the fill value where none is stored)."""
+    def chunk(self, coords: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """The chunk at chunk-grid coordinates ``coords``, decoded (the fill value where none is stored)
+        into ``out`` when given (C-contiguous, of the chunk's shape and type), else into a new array."""
         path, index = self._shard(tuple(c // k for c, k in zip(coords, self._per_shard, strict=True)))
-        out = np.empty(self.layout.chunk, self.layout.dtype)
+        if out is None:
+            out = np.empty(self.layout.chunk, self.layout.dtype)
         if index is not None:
             offset, size = index[tuple(c % k for c, k in zip(coords, self._per_shard, strict=True))]
         if index is None or offset == EMPTY:
@@ -148,9 +150,14 @@ class TileReader:
             return None
         return ShardedArray(self.folder / group / name, layout)
 
-    def read(self, group: str, col: int, row: int, name: str = "data") -> np.ndarray:
-        """The tile (``col``, ``row``) of ``group/name``, as stored (DN)."""
+    def read(self, group: str, col: int, row: int, name: str = "data", out: np.ndarray | None = None) -> np.ndarray:
+        """The tile (``col``, ``row``) of ``group/name``, as stored (DN); written into ``out`` when given
+        (C-contiguous, the tile's shape and stored type: a sample's place in a batch)."""
         array = self._array(group, name)
         if array is None:
-            return self.store.read_tile(group, col, row, name)
-        return array.chunk((0,) * (len(array.layout.chunk) - 2) + (row, col))
+            tile = self.store.read_tile(group, col, row, name)
+            if out is None:
+                return tile
+            np.copyto(out, tile)
+            return out
+        return array.chunk((0,) * (len(array.layout.chunk) - 2) + (row, col), out)
