@@ -17,19 +17,23 @@ sharing the machine) and the peak RSS of each worker.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import geopandas as gpd
 import psutil
 import rasterio
 import shapely
 import shapely.affinity
 from affine import Affine
-from dask.distributed import Client, LocalCluster, get_task_stream
+from dask.distributed import Client, LocalCluster, Worker, get_task_stream
 from odc.geo.geom import Geometry
 from pyproj import Transformer
 from rich.console import Console
@@ -37,9 +41,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import PeriodicSampler
-from msc_france.config import load_recipe
+from msc_france.config import Recipe, load_recipe
+from msc_france.download.plan import PLAN_FILE
+from msc_france.grid import TileId
 from msc_france.store.layout import layers
-from msc_france.tiles.run import TilesRequest, run_tiles
+from msc_france.throughput import TILES_MP_PER_CORE_S, Figure, render_band_mp, tiler_core_seconds
+from msc_france.tiles.run import TASK_PREFIX, TilesRequest, plan_tiles, run_tiles
+from msc_france.tiles.sources import catalog_dirs
+from msc_france.tiles.tileplan import TileOrders, read_plan
 
 L93 = "EPSG:2154"
 
@@ -74,20 +83,75 @@ def _shift_item(folder: Path, assets: dict, centre: tuple[float, float], dx: flo
             asset["proj:transform"] = list(ds.transform)[:6]
 
 
-def translated_copy(source: Path, target: Path, dx: float, dy: float) -> None:
-    """``source`` (a downloaded region folder) copied to ``target``, moved by ``(dx, dy)`` metres."""
+def _shift_plan(path: Path, suffix: str, dx: float, dy: float, footprint: float) -> None:
+    """The download's per-tile plan moved by ``(dx, dy)`` metres (whole tiles), its item ids renamed as the
+    copied items are: the tiles stage mosaics the copy's items on the copy's tiles as on the original's."""
+    plan = gpd.read_parquet(path)
+    plan["col"] += round(dx / footprint)
+    plan["row"] -= round(dy / footprint)  # rows count from the north edge
+    plan["tile"] = [str(TileId(c, r)) for c, r in zip(plan["col"], plan["row"], strict=True)]
+    plan = plan.set_geometry(plan.geometry.translate(dx, dy))
+    for column in plan.columns[plan.columns.str.endswith("_items")]:
+        plan[column] = [None if ids is None else [f"{i}-{suffix}" for i in ids] for ids in plan[column]]
+    plan.to_parquet(path, index=False)
+
+
+def translated_copy(source: Path, target: Path, dx: float, dy: float, footprint: float) -> None:
+    """``source`` (a downloaded region folder) copied to ``target``, moved by ``(dx, dy)`` metres (whole tiles
+    of ``footprint`` metres)."""
     shutil.copytree(source, target)
+    _shift_plan(target / PLAN_FILE, target.name, dx, dy, footprint)
     region_file = target / "region.geojson"
     region = json.loads(region_file.read_text())
     centre = shapely.centroid(Geometry(region, "EPSG:4326").to_crs(L93).geom).coords[0]
     region_file.write_text(json.dumps(_shift_geojson(region, dx, dy)))
     for item_file in target.glob("*/*/*.json"):
         item = json.loads(item_file.read_text())
+        if item.get("type") != "Feature":  # a VHR window's record, not a STAC item
+            continue
         item["id"] = f"{item['id']}-{target.name}"
         item["geometry"] = _shift_geojson(item["geometry"], dx, dy)
         item.pop("bbox", None)
         _shift_item(item_file.parent, item["assets"], centre, dx, dy)
         item_file.write_text(json.dumps(item))
+
+
+def _shard_cpu(dask_worker: Worker) -> dict[str, float]:
+    """Thread CPU seconds of this worker's shard tasks, per group (Dask's fine performance metrics, by key
+    prefix ``process_shard_<group>``)."""
+    cpu: dict[str, float] = {}
+    for key, value in dask_worker.digests_total.items():
+        if (isinstance(key, tuple) and key[0] == "execute" and key[-2:] == ("thread-cpu", "seconds")
+                and str(key[-3]).startswith(f"{TASK_PREFIX}_")):
+            group = str(key[-3]).removeprefix(f"{TASK_PREFIX}_")
+            cpu[group] = cpu.get(group, 0.0) + value
+    return cpu
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """One group of the load region as ``msc-france plan`` sees it."""
+
+    pairs: int  # (tile, item) pairs
+    band_mp: float  # their band-megapixels
+    figure: Figure | None  # band-MP/s per core (throughput.py)
+    core_s: float | None  # band_mp / figure
+
+
+def predicted(data: Path, recipe: Recipe) -> dict[str, Predicted]:
+    """Per group: the (tile, item) pairs the regions' plans mosaic on the tiles the stage renders, their
+    band-MP and the core-seconds ``msc-france plan``'s formula gives them."""
+    folders = catalog_dirs(data, None)
+    tiles, _ = plan_tiles(recipe, folders)
+    orders = TileOrders.combine(plan for plan in map(read_plan, folders) if plan is not None).orders
+    out = {}
+    for layer in layers(recipe):
+        pairs = sum(len(orders.get((layer.group, tile), ())) for tile in tiles)
+        figure = TILES_MP_PER_CORE_S.get(layer.group)
+        px, bands = recipe.tile_grid.tile_px(layer.grid_sensor), len(layer.bands)
+        out[layer.group] = Predicted(pairs, render_band_mp(pairs, px, bands), figure,
+                                     None if figure is None else tiler_core_seconds(pairs, px, bands, figure))
+    return out
 
 
 class RssSampler(PeriodicSampler):
@@ -102,11 +166,12 @@ class RssSampler(PeriodicSampler):
             self.peak[worker] = max(self.peak.get(worker, 0), rss)
 
 
-def load_run(data: Path, workers: int, console: Console) -> dict[str, float]:
+def load_run(data: Path, workers: int, console: Console) -> dict[str, Any]:
     """The tiles stage on every region under ``data`` with ``workers`` single-thread worker processes."""
     store = str(data / f"load-{workers}.zarr")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster) as client:
+        client.run(importlib.import_module, "msc_france.tiles.shard")  # once a worker: not counted below
         baseline = max(client.run(lambda: psutil.Process().memory_info().rss).values())
         cpu_before = client.run(_cpu_seconds)
         started = time.perf_counter()
@@ -115,6 +180,10 @@ def load_run(data: Path, workers: int, console: Console) -> dict[str, float]:
                                              scheduler=cluster.scheduler_address), console)
         wall = time.perf_counter() - started
         cpu = sum(client.run(_cpu_seconds)[w] - cpu_before[w] for w in cpu_before)
+        shard_cpu: dict[str, float] = {}
+        for per_worker in client.run(_shard_cpu).values():
+            for group, seconds in per_worker.items():
+                shard_cpu[group] = shard_cpu.get(group, 0.0) + seconds
     spans = [s for task in stream.data if task["key"].startswith("process_shard")
              for s in task["startstops"] if s["action"] == "compute"]
     span = max(s["stop"] for s in spans) - min(s["start"] for s in spans)
@@ -122,7 +191,8 @@ def load_run(data: Path, workers: int, console: Console) -> dict[str, float]:
     band_px = sum(grid.tile_px(layer.grid_sensor) ** 2 * len(layer.bands) for layer in layers(load_recipe("demo")))
     return {"workers": workers, "tiles": summary.tiles, "tasks": len(spans), "wall": wall, "span": span,
             "tiles_per_s": summary.tiles / span, "cpu": cpu, "mp_per_s": summary.tiles * band_px / span / 1e6,
-            "baseline_mb": baseline / 1e6, "peaks_mb": sorted(p / 1e6 for p in sampler.peak.values())}
+            "baseline_mb": baseline / 1e6, "peaks_mb": sorted(p / 1e6 for p in sampler.peak.values()),
+            "shard_cpu": shard_cpu}
 
 
 def main() -> None:
@@ -136,17 +206,20 @@ def main() -> None:
         sys.exit(f"no download in {args.source}: run `make download region=demo catalog=demo` first")
     work = args.work or Path(tempfile.mkdtemp(prefix="tiles-load-"))
     data = work / "data"
-    grid = load_recipe("demo").tile_grid
-    side = len({t.col for t in grid.tiles_in(Geometry(json.loads((args.source / "region.geojson").read_text()),
-                                                     "EPSG:4326"))}) * grid.footprint
+    recipe = load_recipe("demo")
+    grid = recipe.tile_grid
+    tiles = grid.tiles_in(Geometry(json.loads((args.source / "region.geojson").read_text()), "EPSG:4326"))
+    width, height = (len({t.col for t in tiles}) * grid.footprint, len({t.row for t in tiles}) * grid.footprint)
     console = Console(width=max(Console().width, 150))
     started = time.perf_counter()
     for i in range(args.copies):
         for j in range(args.copies):
-            translated_copy(args.source, data / "catalogs" / f"load-{i:02d}-{j:02d}", i * side, -j * side)
-    console.print(f"{args.copies ** 2} copies of {args.source} ({side:g} m) in {data}: "
+            translated_copy(args.source, data / "catalogs" / f"load-{i:02d}-{j:02d}", i * width, -j * height,
+                            grid.footprint)
+    console.print(f"{args.copies ** 2} copies of {args.source} ({width:g} x {height:g} m) in {data}: "
                   f"{time.perf_counter() - started:.0f} s")
     try:
+        plan = predicted(data, recipe)
         runs = [load_run(data, n, console) for n in args.workers]
     finally:
         if args.work is None:
@@ -167,7 +240,36 @@ def main() -> None:
                   f"workers' CPU s / tasks s. Load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} CPUs "
                   "at the end: where other jobs hold the cores, N workers cannot run N times faster; tiles per CPU s "
                   "does not depend on them.")
+    console.print(prediction_table(plan, runs))
+    console.print("predicted: `msc-france plan`'s formula (msc_france/throughput.py tiler_core_seconds: (tile, item) "
+                  "pairs x px^2 x bands / band-MP/s per core) over the pairs the regions' plans mosaic; measured: the "
+                  "thread CPU seconds of each group's shard tasks (Dask's metrics); total: the workers' CPU seconds "
+                  "(Dask's own work included, the workers' imports not) against the predicted sum. Measured band-MP/s "
+                  "per core: band-MP / CPU s of the first run, the figure msc_france/throughput.py takes.")
 
+
+def prediction_table(plan: dict[str, Predicted], runs: list[dict[str, Any]]) -> Table:
+    """Per group, the plan's predicted core-seconds against each run's measured CPU seconds, and the
+    band-MP/s per core of (tile, item) pairs that the first run measured (what throughput.py takes)."""
+    table = Table(title="the plan's tiler core-seconds against the load test's")
+    measured = (f"{name}, {run['workers']} worker(s)" for run in runs for name in ("CPU s", "measured/predicted"))
+    for column in ("group", "band-MP/s per core", "(tile, item) pairs", "band-MP", "predicted core-s", *measured,
+                   "measured band-MP/s per core"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+
+    def ratio(measured: float, expected: float | None) -> str:
+        return "-" if not expected else f"{measured / expected:.2f}"
+
+    for group, p in plan.items():
+        cpu = [run["shard_cpu"].get(group, 0.0) for run in runs]
+        table.add_row(group, "-" if p.figure is None else f"{p.figure.value:g}", f"{p.pairs:,}", f"{p.band_mp:.1f}",
+                      "-" if p.core_s is None else f"{p.core_s:.1f}",
+                      *(cell for seconds in cpu for cell in (f"{seconds:.1f}", ratio(seconds, p.core_s))),
+                      f"{p.band_mp / cpu[0]:.1f}" if cpu[0] else "-")
+    total = sum(p.core_s or 0.0 for p in plan.values())
+    table.add_row("total (workers)", "", "", "", f"{total:.1f}",
+                  *(cell for run in runs for cell in (f"{run['cpu']:.1f}", ratio(run["cpu"], total))), "")
+    return table
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ from msc_france.download.plan_report import fetch_bytes
 from msc_france.errors import UserError
 from msc_france.regions import Region, region_tiles, resolve_region
 from msc_france.store import SPLITS, Layer, layers, open_store
-from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure
+from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure, tiler_core_seconds
 
 # Stored bytes (data and valid arrays, zstd level 1) per raw byte of the data array, measured on the
 # demo store (the 144 tiles of the 5.76 km demo world, recipe demo) with `plan --store data/demo.zarr`.
@@ -110,7 +110,7 @@ def _sensor_plan(layer: Layer, recipe: Recipe, catalog: Catalog, region_plan: Re
     figure = TILES_MP_PER_CORE_S.get(layer.group)
     # the tiler renders every item it mosaics on a tile: as many as the plan gives the tiles
     items = float(region_plan.tiles[f"{layer.group}_items"].map(len).sum())
-    core_hours = None if figure is None else items * px**2 * len(layer.bands) / (figure.value * 1e6) / 3600
+    core_hours = None if figure is None else tiler_core_seconds(items, px, len(layer.bands), figure) / 3600
     return SensorPlan(layer.group, _source(catalog, layer.group), px, len(layer.bands),
                       pixels * np.dtype(layer.dtype).itemsize, ratios[layer.group], core_hours)
 

@@ -27,6 +27,19 @@ TILES_MP_PER_CORE_S: dict[str, Figure] = {
     for key, value in (("s2", 9.0), ("l8", 3.9), ("vhr", 72.4))
 }
 
+
+
+def render_band_mp(item_tiles: float, tile_px: int, bands: int) -> float:
+    """Band-megapixels the tiler renders for ``item_tiles`` (tile, item) pairs of ``tile_px`` x ``tile_px``
+    pixels and ``bands`` bands: each item mosaicked on a tile is rendered there whole."""
+    return item_tiles * tile_px**2 * bands / 1e6
+
+
+def tiler_core_seconds(item_tiles: float, tile_px: int, bands: int, figure: Figure) -> float:
+    """Tiler core-seconds for those pairs at ``figure`` band-MP/s per core: ``msc-france plan``'s estimate."""
+    return render_band_mp(item_tiles, tile_px, bands) / figure.value
+
+
 # Pretraining, per preset: images per second of one device.
 # pretrain-demo: bench/pretrain_throughput.py on the demo store, 2-core CPU (docs/pretrain.md).
 # pretrain-msc-france: no GPU figure measured yet. Until then an estimate: 260.7 GFLOP per image (one
