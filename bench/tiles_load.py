@@ -1,31 +1,36 @@
-"""Load test of the tiles stage: a large synthetic region, 1 then 2 Dask workers, peak memory per worker.
+"""Load test of the tiles stage: a large synthetic region, 1 then 2 Dask workers, peak memory per worker, and
+``msc-france plan``'s tiler core-seconds for the same region against the measured ones.
 
     make download region=demo catalog=demo      # once: the demo download to copy
-    .venv/bin/python bench/tiles_load.py [--source data/catalogs/demo] [--copies 5] [--workers 1 2]
+    .venv/bin/python bench/tiles_load.py [--source data/catalogs/demo] [--copies 5] [--workers 1 2] [--fine-shards K]
 
 The region is ``copies x copies`` translated copies of the demo download, side by side on the France
 grid (each a region folder of its own, its COGs copied with their georeferencing shifted by whole
-source pixels): 5 x 5 copies of a 5.76 km demo download are 3,600 tiles of 480 m (of the 9.6 km demo,
-10,000: use --copies 3 for 3,600). For each worker count, the real tiles stage (``run_tiles``, recipe
-demo) runs into a fresh store on a LocalCluster of worker processes with one thread each, passed as
-``--scheduler`` would be, while the resident memory of every worker process is sampled. Prints, per
-run: the stage's wall time, the shard tasks' span (first start to last end), tiles/s and output
-band-MP/s over that span, the workers' CPU seconds (tiles per CPU second does not depend on other jobs
-sharing the machine) and the peak RSS of each worker.
+source pixels, its per-tile plan moved by whole tiles and its items renamed): --copies 3 of the
+9.6 x 14.88 km demo download (620 tiles) are 5,580 tiles of 480 m. For each worker count, the real
+tiles stage (``run_tiles``, recipe demo) runs into a fresh store on a LocalCluster of worker processes
+with one thread each, passed as ``--scheduler`` would be, while the resident memory of every worker
+process is sampled. Prints, per run: the stage's wall time, the shard tasks' span (first start to last
+end), tiles/s and output band-MP/s over that span, the workers' CPU seconds (tiles per CPU second does
+not depend on other jobs sharing the machine) and the peak RSS of each worker. Then, per group, the
+plan's prediction for the region (:mod:`bench.tiles_model`) against the CPU seconds measured; with
+``--fine-shards K``, one more run with 1 worker in shards of K x K tiles, and the fit of the plan's
+figures from the two 1-worker runs (msc_france/throughput.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import geopandas as gpd
 import psutil
@@ -40,15 +45,13 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.tiles_model import fit_line, predicted, prediction_table
 from bench.timing import PeriodicSampler
-from msc_france.config import Recipe, load_recipe
+from msc_france.config import load_recipe
 from msc_france.download.plan import PLAN_FILE
 from msc_france.grid import TileId
-from msc_france.store.layout import layers
-from msc_france.throughput import TILES_MP_PER_CORE_S, Figure, render_band_mp, tiler_core_seconds
-from msc_france.tiles.run import TASK_PREFIX, TilesRequest, plan_tiles, run_tiles
-from msc_france.tiles.sources import catalog_dirs
-from msc_france.tiles.tileplan import TileOrders, read_plan
+from msc_france.store.layout import layers, shard_tiles
+from msc_france.tiles.run import TASK_PREFIX, TilesRequest, run_tiles
 
 L93 = "EPSG:2154"
 
@@ -128,32 +131,6 @@ def _shard_cpu(dask_worker: Worker) -> dict[str, float]:
     return cpu
 
 
-@dataclass(frozen=True)
-class Predicted:
-    """One group of the load region as ``msc-france plan`` sees it."""
-
-    pairs: int  # (tile, item) pairs
-    band_mp: float  # their band-megapixels
-    figure: Figure | None  # band-MP/s per core (throughput.py)
-    core_s: float | None  # band_mp / figure
-
-
-def predicted(data: Path, recipe: Recipe) -> dict[str, Predicted]:
-    """Per group: the (tile, item) pairs the regions' plans mosaic on the tiles the stage renders, their
-    band-MP and the core-seconds ``msc-france plan``'s formula gives them."""
-    folders = catalog_dirs(data, None)
-    tiles, _ = plan_tiles(recipe, folders)
-    orders = TileOrders.combine(plan for plan in map(read_plan, folders) if plan is not None).orders
-    out = {}
-    for layer in layers(recipe):
-        pairs = sum(len(orders.get((layer.group, tile), ())) for tile in tiles)
-        figure = TILES_MP_PER_CORE_S.get(layer.group)
-        px, bands = recipe.tile_grid.tile_px(layer.grid_sensor), len(layer.bands)
-        out[layer.group] = Predicted(pairs, render_band_mp(pairs, px, bands), figure,
-                                     None if figure is None else tiler_core_seconds(pairs, px, bands, figure))
-    return out
-
-
 class RssSampler(PeriodicSampler):
     """Peak resident memory of every worker process, sampled every ``interval`` seconds."""
 
@@ -166,11 +143,16 @@ class RssSampler(PeriodicSampler):
             self.peak[worker] = max(self.peak.get(worker, 0), rss)
 
 
-def load_run(data: Path, workers: int, console: Console) -> dict[str, Any]:
-    """The tiles stage on every region under ``data`` with ``workers`` single-thread worker processes."""
-    store = str(data / f"load-{workers}.zarr")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+def load_run(data: Path, workers: int, console: Console, k: int | None = None) -> dict[str, Any]:
+    """The tiles stage on every region under ``data`` with ``workers`` single-thread worker processes, in
+    shards of ``k`` x ``k`` tiles (default: the recipe's)."""
+    store = str(data / f"load-{workers}-{k}.zarr")
+    with contextlib.ExitStack() as patched, LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                         dashboard_address=":0", silence_logs=40) as cluster, \
+            Client(cluster) as client:
+        if k is not None:  # the client builds the store and the jobs; the workers take k from their task
+            for module in ("run", "create"):
+                patched.enter_context(mock.patch(f"msc_france.tiles.{module}.shard_tiles", return_value=k))
         client.run(importlib.import_module, "msc_france.tiles.shard")  # once a worker: not counted below
         baseline = max(client.run(lambda: psutil.Process().memory_info().rss).values())
         cpu_before = client.run(_cpu_seconds)
@@ -184,15 +166,19 @@ def load_run(data: Path, workers: int, console: Console) -> dict[str, Any]:
         for per_worker in client.run(_shard_cpu).values():
             for group, seconds in per_worker.items():
                 shard_cpu[group] = shard_cpu.get(group, 0.0) + seconds
+    # the workers' CPU outside the task threads (zarr's I/O threads writing the shards, Dask's event loop) goes
+    # to the groups in proportion to their tasks' CPU
+    share = cpu / sum(shard_cpu.values())
     spans = [s for task in stream.data if task["key"].startswith("process_shard")
              for s in task["startstops"] if s["action"] == "compute"]
     span = max(s["stop"] for s in spans) - min(s["start"] for s in spans)
     grid = load_recipe("demo").tile_grid
     band_px = sum(grid.tile_px(layer.grid_sensor) ** 2 * len(layer.bands) for layer in layers(load_recipe("demo")))
-    return {"workers": workers, "tiles": summary.tiles, "tasks": len(spans), "wall": wall, "span": span,
+    return {"workers": workers, "k": k or shard_tiles(load_recipe("demo")),
+            "tiles": summary.tiles, "tasks": len(spans), "wall": wall, "span": span,
             "tiles_per_s": summary.tiles / span, "cpu": cpu, "mp_per_s": summary.tiles * band_px / span / 1e6,
             "baseline_mb": baseline / 1e6, "peaks_mb": sorted(p / 1e6 for p in sampler.peak.values()),
-            "shard_cpu": shard_cpu}
+            "shard_cpu": shard_cpu, "group_cpu": {group: seconds * share for group, seconds in shard_cpu.items()}}
 
 
 def main() -> None:
@@ -200,6 +186,8 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=Path("data/catalogs/demo"), help="a downloaded demo region")
     parser.add_argument("--copies", type=int, default=5, help="copies along each side of the square region")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--fine-shards", type=int, metavar="K",
+                        help="one more run, 1 worker, in shards of K x K tiles: fits the CPU of a shard task")
     parser.add_argument("--work", type=Path, help="where the copies and stores go (default: a temporary folder)")
     args = parser.parse_args()
     if not (args.source / "catalog.json").exists():
@@ -219,8 +207,10 @@ def main() -> None:
     console.print(f"{args.copies ** 2} copies of {args.source} ({width:g} x {height:g} m) in {data}: "
                   f"{time.perf_counter() - started:.0f} s")
     try:
-        plan = predicted(data, recipe)
         runs = [load_run(data, n, console) for n in args.workers]
+        if args.fine_shards:
+            runs.append(load_run(data, 1, console, args.fine_shards))
+        plans = {run["k"]: predicted(data, recipe, run["k"]) for run in runs}
     finally:
         if args.work is None:
             shutil.rmtree(work)
@@ -230,7 +220,8 @@ def main() -> None:
                    "tiles/CPU s", "idle RSS MB", "peak RSS MB per worker"):
         table.add_column(column, justify="right")
     for run in runs:
-        table.add_row(str(run["workers"]), f"{run['wall']:.1f}", f"{run['span']:.1f}", f"{run['tiles_per_s']:.1f}",
+        workers = f"{run['workers']}" + (f" (shards of {run['k']})" if run["k"] != runs[0]["k"] else "")
+        table.add_row(workers, f"{run['wall']:.1f}", f"{run['span']:.1f}", f"{run['tiles_per_s']:.1f}",
                       f"{run['mp_per_s']:.1f}", f"{runs[0]['span'] / run['span']:.2f}x", f"{run['cpu']:.1f}",
                       f"{run['cpu'] / run['span']:.2f}",
                       f"{run['tiles'] / run['cpu']:.1f}", f"{run['baseline_mb']:.0f}",
@@ -240,36 +231,10 @@ def main() -> None:
                   f"workers' CPU s / tasks s. Load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} CPUs "
                   "at the end: where other jobs hold the cores, N workers cannot run N times faster; tiles per CPU s "
                   "does not depend on them.")
-    console.print(prediction_table(plan, runs))
-    console.print("predicted: `msc-france plan`'s formula (msc_france/throughput.py tiler_core_seconds: (tile, item) "
-                  "pairs x px^2 x bands / band-MP/s per core) over the pairs the regions' plans mosaic; measured: the "
-                  "thread CPU seconds of each group's shard tasks (Dask's metrics); total: the workers' CPU seconds "
-                  "(Dask's own work included, the workers' imports not) against the predicted sum. Measured band-MP/s "
-                  "per core: band-MP / CPU s of the first run, the figure msc_france/throughput.py takes.")
+    console.print(prediction_table(plans, runs))
+    if args.fine_shards:
+        console.print(fit_line(plans, runs[0], runs[-1]))
 
-
-def prediction_table(plan: dict[str, Predicted], runs: list[dict[str, Any]]) -> Table:
-    """Per group, the plan's predicted core-seconds against each run's measured CPU seconds, and the
-    band-MP/s per core of (tile, item) pairs that the first run measured (what throughput.py takes)."""
-    table = Table(title="the plan's tiler core-seconds against the load test's")
-    measured = (f"{name}, {run['workers']} worker(s)" for run in runs for name in ("CPU s", "measured/predicted"))
-    for column in ("group", "band-MP/s per core", "(tile, item) pairs", "band-MP", "predicted core-s", *measured,
-                   "measured band-MP/s per core"):
-        table.add_column(column, justify="left" if column == "group" else "right")
-
-    def ratio(measured: float, expected: float | None) -> str:
-        return "-" if not expected else f"{measured / expected:.2f}"
-
-    for group, p in plan.items():
-        cpu = [run["shard_cpu"].get(group, 0.0) for run in runs]
-        table.add_row(group, "-" if p.figure is None else f"{p.figure.value:g}", f"{p.pairs:,}", f"{p.band_mp:.1f}",
-                      "-" if p.core_s is None else f"{p.core_s:.1f}",
-                      *(cell for seconds in cpu for cell in (f"{seconds:.1f}", ratio(seconds, p.core_s))),
-                      f"{p.band_mp / cpu[0]:.1f}" if cpu[0] else "-")
-    total = sum(p.core_s or 0.0 for p in plan.values())
-    table.add_row("total (workers)", "", "", "", f"{total:.1f}",
-                  *(cell for run in runs for cell in (f"{run['cpu']:.1f}", ratio(run["cpu"], total))), "")
-    return table
 
 if __name__ == "__main__":
     main()
