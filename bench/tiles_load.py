@@ -2,7 +2,7 @@
 ``msc-france plan``'s tiler core-seconds for the same region against the measured ones.
 
     make download region=demo catalog=demo      # once: the demo download to copy
-    .venv/bin/python bench/tiles_load.py [--source data/catalogs/demo] [--copies 5] [--workers 1 2] [--fine-shards K]
+    .venv/bin/python bench/tiles_load.py [--source data/catalogs/demo] [--copies 3] [--workers 1 2] [--fine-shards K]
 
 The region is ``copies x copies`` translated copies of the demo download, side by side on the France
 grid (each a region folder of its own, its COGs copied with their georeferencing shifted by whole
@@ -184,7 +184,7 @@ def load_run(data: Path, workers: int, console: Console, k: int | None = None) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, default=Path("data/catalogs/demo"), help="a downloaded demo region")
-    parser.add_argument("--copies", type=int, default=5, help="copies along each side of the square region")
+    parser.add_argument("--copies", type=int, default=3, help="copies along each side of the region")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--fine-shards", type=int, metavar="K",
                         help="one more run, 1 worker, in shards of K x K tiles: fits the CPU of a shard task")
