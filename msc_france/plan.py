@@ -20,9 +20,17 @@ from msc_france.config import Catalog, Recipe, StacSource, load_catalog, load_re
 from msc_france.download.plan import RegionPlan
 from msc_france.download.plan_report import fetch_bytes
 from msc_france.errors import UserError
+from msc_france.grid import TileId
 from msc_france.regions import Region, region_tiles, resolve_region
 from msc_france.store import SPLITS, Layer, layers, open_store
-from msc_france.throughput import PRETRAIN_IMAGES_PER_S, TILES_MP_PER_CORE_S, Figure
+from msc_france.store.layout import shard_of, shard_tiles
+from msc_france.throughput import (
+    PRETRAIN_IMAGES_PER_S,
+    TILES_MP_PER_CORE_S,
+    TILES_TASK_CORE_S,
+    Figure,
+    tiler_core_seconds,
+)
 
 # Stored bytes (data and valid arrays, zstd level 1) per raw byte of the data array, measured on the
 # demo store (the 144 tiles of the 5.76 km demo world, recipe demo) with `plan --store data/demo.zarr`.
@@ -40,7 +48,7 @@ class SensorPlan:
     bands: int
     raw_bytes: int
     ratio: float
-    core_hours: float | None  # tiler, None where no throughput was measured (labels)
+    core_hours: float | None  # tiler, None where no throughput was measured
 
     @property
     def stored_bytes(self) -> int:
@@ -62,6 +70,7 @@ class Plan:
     epochs: int | None
     pretrain: Figure | None
     region_plan: RegionPlan
+    shards: int  # shards of the store holding the region's tiles: a shard task each per group
 
     @property
     def tiles(self) -> int:
@@ -93,6 +102,11 @@ def store_ratios(store: str) -> dict[str, float]:
     return ratios
 
 
+def shard_count(tiles: list[TileId], k: int) -> int:
+    """Shards of ``k`` x ``k`` tiles that hold ``tiles``."""
+    return len({shard_of(tile, k) for tile in tiles})
+
+
 def _source(catalog: Catalog, key: str) -> str:
     source = catalog.sources.get(key)
     if source is None:
@@ -101,16 +115,17 @@ def _source(catalog: Catalog, key: str) -> str:
 
 
 def _sensor_plan(layer: Layer, recipe: Recipe, catalog: Catalog, region_plan: RegionPlan,
-                 ratios: dict[str, float]) -> SensorPlan:
+                 ratios: dict[str, float], tasks: int) -> SensorPlan:
+    """The group of ``layer``: its bytes, and its tiler core-hours for ``tasks`` shard tasks."""
     if layer.group not in ratios:
         raise UserError(f"the store has no {layer.group} group to measure its compression; give a store of this recipe")
     tiles = len(region_plan.tiles)
     px = recipe.tile_grid.tile_px(layer.grid_sensor)
     pixels = tiles * px**2 * len(layer.bands)
-    figure = TILES_MP_PER_CORE_S.get(layer.group)
     # the tiler renders every item it mosaics on a tile: as many as the plan gives the tiles
     items = float(region_plan.tiles[f"{layer.group}_items"].map(len).sum())
-    core_hours = None if figure is None else items * px**2 * len(layer.bands) / (figure.value * 1e6) / 3600
+    core_s = tiler_core_seconds(layer.group, items, px, len(layer.bands), tasks)
+    core_hours = None if core_s is None else core_s / 3600
     return SensorPlan(layer.group, _source(catalog, layer.group), px, len(layer.bands),
                       pixels * np.dtype(layer.dtype).itemsize, ratios[layer.group], core_hours)
 
@@ -134,14 +149,15 @@ def make_plan(region: str, recipe: str = "msc-france", catalog: str = "planetary
         region_plan = make_region_plan(request, live, the_recipe, the_region, tiles, Console(quiet=True))
     download_bytes = sum(fetch_bytes(region_plan, the_recipe).values())
     ratios = store_ratios(store) if store else DEMO_STORE_RATIOS
-    sensors = [_sensor_plan(layer, the_recipe, source_catalog, region_plan, ratios) for layer in layers(the_recipe)]
+    shards = shard_count(tiles, shard_tiles(the_recipe))  # a shard task each per group
+    sensors = [_sensor_plan(layer, the_recipe, source_catalog, region_plan, ratios, shards)
+               for layer in layers(the_recipe)]
     preset = f"pretrain-{the_recipe.name}"
     figure = PRETRAIN_IMAGES_PER_S.get(preset)
     epochs = load_pretrain_config(preset).optim.epochs if figure is not None else None
     return Plan(the_region, the_recipe.name, source_catalog.name, download_bytes, sensors,
                 store or "the demo store (msc_france/plan.py)", preset, round(len(tiles) * SPLITS["train"]), epochs,
-                figure,
-                region_plan)
+                figure, region_plan, shards)
 
 
 def _gb(n: float) -> str:
@@ -175,9 +191,11 @@ def plan_table(plan: Plan) -> Group:
     totals.add_row("download", _gb(plan.download_bytes), "raw, on the grid: per item the box of its tiles "
                    "(download/plan_report.py)")
     totals.add_row("store", _gb(plan.stored_bytes), f"compression measured on {plan.ratios_from}")
-    figures = ", ".join(f"{k} {f.value:g}" for k, f in TILES_MP_PER_CORE_S.items())
+    figures = ", ".join(f"{k} {f.value:g} + {TILES_TASK_CORE_S[k].value * 1e3:.0f} ms"
+                        for k, f in TILES_MP_PER_CORE_S.items())
     totals.add_row("tiles stage", f"{_time(plan.core_hours)} x 1 core",
-                   f"the plan's items per tile; band-MP/s per core: {figures} (msc_france/throughput.py)")
+                   f"the plan's items per tile at band-MP/s per core, and {plan.shards:,} shard tasks a group: "
+                   f"{figures} (msc_france/throughput.py)")
     if plan.pretrain is None:
         totals.add_row("pretraining", "-", f"no throughput for {plan.preset} in msc_france/throughput.py")
     else:

@@ -19,13 +19,38 @@ class Figure:
     source: str
 
 
-# Tiler: output band-megapixels per second on one core (render from one item and write the shard),
-# docs/store.md "Figures": bench/tiles_throughput.py --data data --sensor S --repeat 7 on the demo
-# download (4 bands, one thread, median of 7), 2-core CPU shared with another job.
+# Tiler, fitted to the tiles stage itself: bench/tiles_load.py --copies 4 --workers 1 --fine-shards 4 (9,920
+# tiles of recipe demo, one worker; the 2-core CPU shared with other jobs, load average 5; docs/scaling.md
+# section 5). Two runs of one region, in shards of 17 and of 4 tiles a side, give per group the CPU seconds of
+# a shard task beyond its pixels (Dask's handling, opening the arrays and the sources, flushing the shard
+# files) and the band-megapixels of (tile, item) pairs per CPU second left (render, write, statistics, tile
+# records). bench/tiles_throughput.py's render-and-write figures (docs/store.md) leave out a third to a half
+# of that.
+TILES_SOURCE = "bench/tiles_load.py --copies 4 --workers 1 --fine-shards 4 (docs/scaling.md section 5)"
 TILES_MP_PER_CORE_S: dict[str, Figure] = {
-    key: Figure(value, "band-MP/s per core", "CPU core", f"bench/tiles_throughput.py --sensor {key} (docs/store.md)")
-    for key, value in (("s2", 9.0), ("l8", 3.9), ("vhr", 72.4))
+    key: Figure(value, "band-MP/s per core", "CPU core", TILES_SOURCE)
+    for key, value in (("s2", 4.9), ("l8", 2.0), ("vhr", 43.6), ("labels", 7.0))
 }
+TILES_TASK_CORE_S: dict[str, Figure] = {
+    key: Figure(value, "core-seconds per shard task", "CPU core", TILES_SOURCE)
+    for key, value in (("s2", 0.0284), ("l8", 0.0325), ("vhr", 0.0147), ("labels", 0.0168))
+}
+
+
+def render_band_mp(item_tiles: float, tile_px: int, bands: int) -> float:
+    """Band-megapixels the tiler renders for ``item_tiles`` (tile, item) pairs of ``tile_px`` x ``tile_px``
+    pixels and ``bands`` bands: each item mosaicked on a tile is rendered there whole."""
+    return item_tiles * tile_px**2 * bands / 1e6
+
+
+def tiler_core_seconds(group: str, item_tiles: float, tile_px: int, bands: int, tasks: int) -> float | None:
+    """``msc-france plan``'s tiler core-seconds for ``group``: those pairs at its band-MP/s per core and
+    ``tasks`` shard tasks at its seconds each; None where it has no measured figures."""
+    if group not in TILES_MP_PER_CORE_S or group not in TILES_TASK_CORE_S:
+        return None
+    return (render_band_mp(item_tiles, tile_px, bands) / TILES_MP_PER_CORE_S[group].value
+            + tasks * TILES_TASK_CORE_S[group].value)
+
 
 # Pretraining, per preset: images per second of one device.
 # pretrain-demo: bench/pretrain_throughput.py on the demo store, 2-core CPU (docs/pretrain.md).

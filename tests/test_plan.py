@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from msc_france.errors import UserError
 from msc_france.plan import DEMO_STORE_RATIOS, make_plan, store_ratios
 from msc_france.store.index import build_index, write_index
 from msc_france.store.records import TileRecord
-from msc_france.throughput import TILES_MP_PER_CORE_S
+from msc_france.throughput import TILES_MP_PER_CORE_S, TILES_TASK_CORE_S
 from msc_france.tiles.create import create_or_open
 from tests.test_download import World, _catalog_file, _region
 
@@ -44,12 +45,38 @@ def test_plan_is_the_download_stages_per_tile_plan(tmp_path: Path, served_world:
     n = plan.tiles
     assert (by_group["s2"].tile_px, by_group["s2"].bands, by_group["s2"].raw_bytes) == (48, 4, n * 48**2 * 4 * 2)
     assert by_group["vhr"].stored_bytes == round(n * 120**2 * 4 * DEMO_STORE_RATIOS["vhr"])
-    s2_items = int(dry.plan.tiles["s2_items"].map(len).sum())
-    assert s2_items >= n
-    s2_core_s = s2_items * 48**2 * 4 / (TILES_MP_PER_CORE_S["s2"].value * 1e6)
-    assert by_group["s2"].core_hours == pytest.approx(s2_core_s / 3600)
-    assert by_group["labels"].core_hours is None
     assert plan.epochs == 12 and plan.hours_per_epoch is not None
+    # tiler core-hours: every (tile, item) pair's band-pixels at the group's measured band-MP/s per core, and
+    # a shard task per group and shard of 17 x 17 tiles (the demo recipe's) at its measured CPU time
+    tiles = dry.plan.tiles
+    shards = len({(col // 17, row // 17) for col, row in zip(tiles["col"], tiles["row"], strict=True)})
+    assert plan.shards == shards > 0
+    for group, px in (("s2", 48), ("l8", 16), ("vhr", 120), ("labels", 48)):
+        pairs = int(dry.plan.tiles[f"{group}_items"].map(len).sum())
+        assert pairs >= n
+        bands = by_group[group].bands
+        pixels_s = pairs * px**2 * bands / (TILES_MP_PER_CORE_S[group].value * 1e6)
+        core_s = pixels_s + shards * TILES_TASK_CORE_S[group].value
+        assert by_group[group].core_hours == pytest.approx(core_s / 3600), group
+        assert by_group[group].tile_px == px
+    assert plan.core_hours == pytest.approx(sum(s.core_hours or 0.0 for s in plan.sensors))
+
+
+def test_tiler_core_hours_follow_the_measured_figure(tmp_path: Path, served_world: DemoServer, tiny_world: World,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = str(_catalog_file(tmp_path, served_world.stac_url))
+    before = make_plan(_region(tiny_world), recipe="demo", catalog=catalog, data=tmp_path / "d")
+    figure, task = TILES_MP_PER_CORE_S["vhr"], TILES_TASK_CORE_S["s2"]
+    monkeypatch.setitem(TILES_MP_PER_CORE_S, "vhr", replace(figure, value=figure.value / 4))
+    monkeypatch.setitem(TILES_TASK_CORE_S, "s2", replace(task, value=task.value + 1.0))
+    monkeypatch.delitem(TILES_MP_PER_CORE_S, "labels")
+    after = make_plan(_region(tiny_world), recipe="demo", catalog=catalog, data=tmp_path / "d")
+    hours = {p.group: (b.core_hours or 0.0, p.core_hours) for b, p in zip(before.sensors, after.sensors, strict=True)}
+    vhr_tasks_h = before.shards * TILES_TASK_CORE_S["vhr"].value / 3600  # not the figure's: unchanged
+    assert hours["vhr"][1] == pytest.approx(4 * (hours["vhr"][0] - vhr_tasks_h) + vhr_tasks_h) and hours["vhr"][1]
+    assert hours["s2"][1] == pytest.approx(hours["s2"][0] + before.shards / 3600), "1 s more a shard task"
+    assert hours["l8"][1] == hours["l8"][0]
+    assert hours["labels"][1] is None, "a group with no measured figure is not counted"
 
 
 def test_unknown_region_is_one_line() -> None:

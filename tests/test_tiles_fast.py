@@ -1,5 +1,6 @@
 """The tiler's fast paths against the general ones: warps against GDAL's nodata-aware (masked) warp,
-whole-shard writes against zarr-python's bytes, a shard rewritten without reading against the merge."""
+whole-shard writes against zarr-python's bytes, a shard rewritten without reading against the merge,
+band sums from histograms against float64 sums."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from msc_france.grid import TileId
 from msc_france.store.layout import layers, shard_box, shard_of, shard_tiles
 from msc_france.tiles import shard as shard_module
 from msc_france.tiles.create import create_or_open
-from msc_france.tiles.shard import RUST_CODECS, process_shard
+from msc_france.tiles.shard import RUST_CODECS, _sums, process_shard
 from msc_france.tiles.sources import read_items
 from msc_france.tiles.warp import _warp
 from tests.test_tiles import downloaded  # noqa: F401 - the demo download, as a fixture
@@ -173,3 +174,18 @@ def test_whole_shard_rewrite_skips_the_read_and_equals_the_merge(downloaded: Pat
 def _no_read(*_: object) -> None:
     raise AssertionError("a whole-shard rewrite must not read the shard")
 
+
+
+@pytest.mark.parametrize("group", ["s2", "l8", "vhr", "labels"])
+def test_band_sums_from_histograms_equal_float64_sums(group: str) -> None:
+    layer = next(layer for layer in layers(load_recipe("demo")) if layer.group == group)
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, np.iinfo(layer.dtype).max, (len(layer.bands), 96, 80), endpoint=True).astype(layer.dtype)
+    valid = rng.random(data.shape[1:]) > 0.2
+    values = data[:, valid].astype(np.float64) * layer.scale + layer.offset
+    sums = _sums(data, valid, layer)
+    assert sums.count == (float(valid.sum()),) * len(layer.bands)
+    assert np.allclose(sums.sum, values.sum(axis=1), rtol=1e-12, atol=0)
+    assert np.allclose(sums.sumsq, (values**2).sum(axis=1), rtol=1e-12, atol=0)
+    signed = _sums(data.astype(np.int32), valid, layer)  # the float64 path
+    assert np.allclose(signed.sum, sums.sum, rtol=1e-12) and np.allclose(signed.sumsq, sums.sumsq, rtol=1e-12)

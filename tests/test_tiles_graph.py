@@ -1,5 +1,6 @@
 """The tiles stage's graph at scale: the items of every shard found at once (STRtree) are those of the per-shard
-intersection of before, a plan's order still filters them, and the shard tasks run in a bounded window."""
+intersection of before, a plan's order still filters them, and the shard tasks run in a bounded window, named by
+their group."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
+from dask.utils import key_split
 
 from msc_france.config import load_recipe
 from msc_france.grid import TileGrid, TileId
 from msc_france.store.layout import layers, shard_tiles
 from msc_france.tiles.jobs import build_jobs, by_shard, items_near, shard_boxes
-from msc_france.tiles.run import dask_client
+from msc_france.tiles.run import dask_client, task_name
 from msc_france.tiles.sources import SourceItem
 from msc_france.tiles.tileplan import TileOrders
 from msc_france.tiles.window import bounded
@@ -110,3 +112,14 @@ def test_closing_the_window_cancels_what_is_in_flight() -> None:
         while client.run_on_scheduler(_unfinished) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.run_on_scheduler(_unfinished) == 0
+
+
+def test_named_tasks_carry_their_prefix_for_the_dashboard_and_metrics() -> None:
+    layer = next(layer for layer in layers(RECIPE) if layer.group == "s2")
+    assert task_name(("store", None, layer)) == "process_shard_s2"
+    with dask_client(None, 1) as client:
+        calls = [(0.0, f"g{n % 2}") for n in range(5)]
+        futures = list(bounded(client, lambda seconds, _: time.sleep(seconds), calls, 2,
+                               name=lambda call: f"nap_{call[1]}", pure=False))
+        assert sorted(key_split(f.key) for f in futures) == ["nap_g0"] * 3 + ["nap_g1"] * 2
+        assert len({f.key for f in futures}) == 5

@@ -207,6 +207,15 @@ def _run_tiles(request: TilesRequest, recipe: Recipe, folders: list[Path], store
     return TilesSummary(store, index, len(jobs), skipped, len(tiles), dashboard, quicklooks)
 
 
+TASK_PREFIX = "process_shard"
+
+
+def task_name(call: tuple[Any, ...]) -> str:
+    """A shard task's key prefix, ``process_shard_<group>``: the dashboard and Dask's metrics count each group
+    apart (a ``-`` or digit-led word would be cut off Dask's prefix, hence ``_``)."""
+    return f"{TASK_PREFIX}_{call[2].group}"
+
+
 def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: list[Job], orders: TileOrders,
               skipped: int, console: Console, still_ours: Callable[[], None]) -> str | None:
     """Run the shard tasks on Dask, a bounded window of them in flight (:mod:`msc_france.tiles.window`), writing
@@ -221,7 +230,7 @@ def _run_jobs(request: TilesRequest, store: str, grid: TileGrid, k: int, jobs: l
             calls = ((store, grid, job.layer, job.shard, k, job.tiles, job.items(), request.storage_options,
                       orders.for_shard(job.layer.group, job.tiles)) for job in jobs)
             with (tqdm(total=len(jobs), unit="shard", desc="tiles", dynamic_ncols=True) as bar,
-                  contextlib.closing(bounded(client, process_shard, calls, window_size(client),
+                  contextlib.closing(bounded(client, process_shard, calls, window_size(client), name=task_name,
                                              pure=False, retries=2)) as done):
                 for future in done:
                     record = future.result()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable
 from itertools import islice
 from typing import Any
+from uuid import uuid4
 
 from dask.distributed import Client, Future, as_completed
 
@@ -21,16 +22,23 @@ def window_size(client: Client) -> int:
 
 
 def bounded(client: Client, function: Callable[..., Any], calls: Iterable[tuple[Any, ...]],
-            window: int, **options: Any) -> Generator[Future[Any]]:
+            window: int, name: Callable[[tuple[Any, ...]], str] | None = None,
+            **options: Any) -> Generator[Future[Any]]:
     """Each future of ``function(*args)`` for the ``args`` of ``calls``, as it completes, with at most ``window``
-    in flight; ``options`` go to ``client.map``. Tasks go to the scheduler in batches of an eighth of the window
-    (one message each: a task submitted alone costs the scheduler a message of its own). Closing the iterator
-    early (an exception in the caller's loop, Ctrl-C included) cancels the futures still in flight."""
+    in flight; ``options`` go to ``client.map``. ``name(args)``, if given, is the task's key prefix (Dask's
+    dashboard and metrics group tasks by it; a unique suffix is added), else Dask names it after ``function``.
+    Tasks go to the scheduler in batches of an eighth of the window (one message each: a task submitted alone
+    costs the scheduler a message of its own). Closing the iterator early (an exception in the caller's loop,
+    Ctrl-C included) cancels the futures still in flight."""
     pending = iter(calls)
 
     def submit(count: int) -> list[Future[Any]]:
         batch = list(islice(pending, count))
-        return client.map(function, *zip(*batch, strict=True), **options) if batch else []
+        if not batch:
+            return []
+        if name is not None:
+            options["key"] = [f"{name(args)}-{uuid4().hex}" for args in batch]
+        return client.map(function, *zip(*batch, strict=True), **options)
 
     refill, free = max(1, window // REFILL_PARTS), 0
     flight = as_completed(submit(window))  # type: ignore[no-untyped-call]  # distributed has no annotations
