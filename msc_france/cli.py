@@ -19,7 +19,7 @@ from msc_france.config import load_catalog, load_recipe
 from msc_france.errors import NO_SPACE, Interrupted, UserError, disk_full, disk_full_message
 from msc_france.eval.bootstrap import RESAMPLES  # numpy only
 from msc_france.grid import parse_lonlat_box
-from msc_france.openmp import sleep_when_waiting
+from msc_france.openmp import spin_briefly_when_waiting
 from msc_france.redact import redact_text
 
 if TYPE_CHECKING:
@@ -474,7 +474,7 @@ def demo_run(
 
 def main() -> None:
     """Entry point: user errors and a full disk print one line and exit 2, Ctrl-C one line and 130; no traceback."""
-    sleep_when_waiting()  # before any command imports torch
+    spin_briefly_when_waiting()  # before any command imports torch
     try:
         app()
     except UserError as exc:

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, settings
 from msc_france.config import DemoWorldConfig, load_catalog
 from msc_france.demo.server import DemoServer, serve_world
 from msc_france.demo.world import generate_world
-from msc_france.openmp import sleep_when_waiting
+from msc_france.openmp import spin_briefly_when_waiting
 
-sleep_when_waiting()  # as the msc-france command does, before the tests import torch (docs/pretrain.md)
+spin_briefly_when_waiting()  # as the msc-france command does, before the tests import torch (docs/pretrain.md)
 
 # Property-based tests (tests/reliability/test_fuzz.py): "ci", the default, is bounded and derandomized
 # for `make test`; HYPOTHESIS_PROFILE=deep runs thousands of examples per property and keeps failures
