@@ -36,7 +36,8 @@
 # pair), so a step of 64 is 66 and 17 TFLOP: at 40 % of an H100's ~800 TFLOP/s measured bf16 peak, 0.21 and
 # 0.05 s, 310 and 1,230 images/s. Our loader hands over 20 MB of float32 a sample (the 1280 px VHR tile), about
 # 35-50 samples per core-second measured on CPU (docs/pretrain.md, Loader): 12 workers feed some 400-600 a
-# second, so ViT-S/16 will wait for data. A run is ~30 steps (warm-up, FLOP count, timed, profiled): seconds
+# second, so ViT-S/16 will wait for data; the reference's per-sample PIL work is 15 samples per core-second,
+# about 185 a second from 12 workers: it waits for data with both architectures. A run is ~30 steps (warm-up, FLOP count, timed, profiled): seconds
 # of GPU time; the rest is starting 12 workers per run (~10 s), the reference's per-sample PIL work and
 # compiling (one to two minutes per architecture). About 6 min in all; what the 520 s cut would leave out is
 # ViT-S/16 compiled, last.
