@@ -12,8 +12,9 @@
 #    - data/part3/: a synthetic store of the msc-france recipe, 16 tiles of 1920 m (s2 192 px, l8 64 px, vhr
 #      1280 px; `python -m tests.data.tile_store data/part3/store.zarr msc-france 1`), about 25 MB. It is written
 #      here because its writer needs rasterio, boto3 and Dask's distributed, which the device has not (tens of MB
-#      more wheels: with them the 64 MiB that travel would not hold both). The benchmark shows each tile 16 times
-#      an epoch.
+#      more wheels: with them the 64 MiB that travel would not hold both). The benchmark shows each tile 128
+#      times an epoch: 32 batches of 64, more than a run's steps, so that no epoch ends (and drains the
+#      workers' queue) inside a run.
 # 2. Then with the device tool, as ONE call (the wheels and the store travel as carried paths):
 #        run(command="bash bench/gpu_part3.sh device", carry=[".whl", "data/part3"], timeout_s=600)
 #    On the device (no network): the wheels go into /tmp/site (pip --no-index), then bench/pretrain_throughput.py
@@ -82,7 +83,7 @@ device() {
     workers=$(( shm * 10 / 13 - 3 )); workers=$(( workers > 12 ? 12 : workers < 1 ? 1 : workers ))
     echo "$workers loader workers for ${shm} GB of /dev/shm" | tee -a "$OUT/part3.log"
     timeout -k 15 520 python3 bench/pretrain_throughput.py --config pretrain-msc-france --store "$STORE" \
-        --arch vit_base_patch16 vit_small_patch16 --compile off on --steps 20 --tile-repeat 16 \
+        --arch vit_base_patch16 vit_small_patch16 --compile off on --steps 20 --tile-repeat 128 \
         --workers "$workers" --prefetch 1 --profile "$profile" --profile-steps 2 "$@" 2>&1 | tee -a "$OUT/part3.log" \
         || status=$?
     if [ -d "$profile" ]; then
