@@ -1,5 +1,5 @@
 """fp32 against bf16 autocast for one training step of a preset, alternated in one process so that both
-see the same machine load; prints the median seconds per step of each.
+see the same machine load; prints the median seconds per step of each, then their ratio.
 
     .venv/bin/python bench/pretrain_precision.py [--config pretrain-demo] [--store data/demo.zarr] [--rounds 4]
 
@@ -62,10 +62,11 @@ def main() -> None:
                     torch.cuda.synchronize(device)
                 if round_:
                     times[name].append(time.perf_counter() - start)
-    for name, values in times.items():
-        median = statistics.median(values)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, median in medians.items():
         print(f"{name}: {median:.3f} s/step ({config.optim.batch_size / median:.1f} images/s, median of "
-              f"{len(values)} steps, {device})")
+              f"{len(times[name])} steps, {device})")
+    print(f"ratio: bf16 / fp32 images/s: {medians['fp32'] / medians['bf16']:.2f}x")
 
 
 if __name__ == "__main__":
