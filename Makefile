@@ -133,6 +133,7 @@ bench: $(BENCH_STAMP) $(BENCH_DEMO)
 	$(call bench_run,loader.py --store "$(data)/demo.zarr" --catalog "$(data)/catalogs/demo")
 	$(call bench_run,pretrain_throughput.py --store "$(data)/demo.zarr")
 	$(call bench_run,pretrain_precision.py --store "$(data)/demo.zarr")
+	$(call bench_run,openmp_wait.py)
 	@if [ -s $(BENCH_FAILED) ]; then echo "failed: $$(tr '\n' ' ' < $(BENCH_FAILED))"; exit 1; fi
 
 clean:

@@ -7,9 +7,10 @@ same store, model and step count, in one process; for several architectures, wit
         --local-number 8 --batch 64] [--workers N] [--prefetch N] [--tile-repeat K] [--steps 10] [--peak-tflops 989]
         [--bf16-cpu] [--profile DIR [--profile-steps 3]]
 
-- msc-france: DataLoader of Zarr chunks (the trainer's ``collate_tiles``) -> batched multi-crop and
-  co-located views on the device -> X-STARS step (bf16 autocast, TF32 and fused AdamW on CUDA, bf16 on CPU
-  with --bf16-cpu), with the backbones compiled in place as the trainer does (``--compile on``) or not;
+- msc-france: DataLoader of Zarr chunks as stored (the trainer's ``collate_tiles``) -> normalised,
+  batched multi-crop and co-located views on the device -> X-STARS step (bf16 autocast, TF32 and
+  fused AdamW on CUDA, bf16 on CPU with --bf16-cpu), with the backbones compiled in place as the
+  trainer does (``--compile on``) or not;
 - reference: the authors' pipeline: per-sample PIL/torchvision augmentation (RandomResizedCrop bicubic,
   flip, colour jitter, grayscale, blur, solarise) in the DataLoader workers, images resized per sensor
   for MSAD, fp16 autocast with a GradScaler on CUDA, no compile; the same model and losses.
@@ -278,7 +279,9 @@ def bench_arch(config: PretrainConfig, args: argparse.Namespace, bench: Bench,
     """Our loop eager, the reference, then our loop compiled (those of ``compile_modes``), for ``config``'s arch."""
     device, arch, batch_size = bench.device, config.model.arch, config.optim.batch_size
     tiles = TileDataset(args.store, _bands(config), config.data.split, config.data.min_valid)
-    samples = Repeated(tiles, args.tile_repeat)
+    stored = TileDataset(args.store, _bands(config), config.data.split, config.data.min_valid, as_stored=True)
+    samples = Repeated(stored, args.tile_repeat)  # ours: DN as stored, normalised on the device, as the trainer
+    to_reflectance = stored.normaliser().to(device)
     if len(samples) < batch_size:
         sys.exit(f"{len(samples)} samples an epoch ({len(tiles)} tiles x {args.tile_repeat}), fewer than one batch "
                  f"of {batch_size}: give a larger --tile-repeat, or a smaller --batch")
@@ -301,7 +304,7 @@ def bench_arch(config: PretrainConfig, args: argparse.Namespace, bench: Bench,
     counter = iter(range(10**9))
 
     def ours_views(batch: dict[str, torch.Tensor]) -> Views:
-        batch = {s: t.to(device, non_blocking=True) for s, t in batch.items()}
+        batch = to_reflectance({s: t.to(device, non_blocking=True) for s, t in batch.items()})
         return augment(batch, seed=next(counter), dino_sensor=dino_sensor, msad_sensors=sensors)
 
     def reference_views(batch: dict[str, Any]) -> Views:
@@ -320,7 +323,7 @@ def bench_arch(config: PretrainConfig, args: argparse.Namespace, bench: Bench,
                    fp16=False, compiled=compiled, flops=flops)
 
     def reference() -> Result:
-        batches = _cycle(_loader(PILMultiCrop(samples, config, dino_sensor), config, device))
+        batches = _cycle(_loader(PILMultiCrop(Repeated(tiles, args.tile_repeat), config, dino_sensor), config, device))
         return run(arch, "reference", fresh_model(False), batches, reference_views, bench, batch_size,
                    runtime_choices(device, config.runtime), fp16=True, compiled=False, flops=flops)
 
