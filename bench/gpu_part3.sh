@@ -20,8 +20,8 @@
 #    On the device (no network): the wheels go into /tmp/site (pip --no-index), then bench/pretrain_throughput.py
 #    runs ViT-B/16 then ViT-S/16 (the pretrain-msc-france preset: 224/96 px, 2 + 8 crops, MSAD over s2, l8 and vhr,
 #    batch 64, bf16), our loop eager, the authors' loop, our loop compiled, each 20 timed steps and 2 profiled
-#    ones, 12 loader workers (prefetch 1: a batch of our loader is 1.3 GB of float32 in shared memory; fewer
-#    workers where /dev/shm is smaller than 20 GB), against the measured bf16 matmul peak. The benchmark is stopped at 520 s whatever happens, so that the outputs come
+#    ones, 12 loader workers (prefetch 1: a batch of our loader is 0.36 GB of DN as stored in shared memory, the
+#    reference's crops less; fewer workers where /dev/shm is smaller than 6 GB), against the measured bf16 matmul peak. The benchmark is stopped at 520 s whatever happens, so that the outputs come
 #    back (at most 8 files of 16 MiB):
 #    $OUT/part3.log              everything printed: per run images/s, data-wait share, TFLOP/s, MFU, peak CUDA
 #                                memory, the top ops of each profile; the summary table and the ratios at its end
@@ -35,9 +35,9 @@
 # 1,030 GFLOP for ViT-B/16 and 261 for ViT-S/16 (2 x 224 + 8 x 96 px crops through the student, 2 x 224 through
 # the teacher, and MSAD's 3 sensor pairs: 6 student passes of 224 px views, each sensor's computed once per
 # pair), so a step of 64 is 66 and 17 TFLOP: at 40 % of an H100's ~800 TFLOP/s measured bf16 peak, 0.21 and
-# 0.05 s, 310 and 1,230 images/s. Our loader hands over 20 MB of float32 a sample (the 1280 px VHR tile), about
-# 35-50 samples per core-second measured on CPU (docs/pretrain.md, Loader): 12 workers feed some 400-600 a
-# second, so ViT-S/16 will wait for data; the reference's per-sample PIL work is 15 samples per core-second,
+# 0.05 s, 310 and 1,230 images/s. Our loader hands over 5.6 MB of DN a sample (uint8 VHR at 1280 px, normalised on
+# the GPU), about 61-67 samples per core-second measured on CPU with workers (docs/pretrain.md, Loader): 12
+# workers feed some 700-800 a second, so ViT-B/16 should not wait for data and ViT-S/16 will; the reference's per-sample PIL work is 15 samples per core-second,
 # about 185 a second from 12 workers: it waits for data with both architectures. A run is ~30 steps (warm-up, FLOP count, timed, profiled): seconds
 # of GPU time; the rest is starting 12 workers per run (~10 s), the reference's per-sample PIL work and
 # compiling (one to two minutes per architecture). About 6 min in all; what the 520 s cut would leave out is
@@ -78,9 +78,10 @@ device() {
     } 2>&1 | tee "$OUT/part3.log" || true
     local status=0 profile=/tmp/part3-profile shm workers
     rm -rf "$profile"
-    # a worker holds one batch of 1.3 GB in shared memory, the main process about three more
+    # a worker holds one batch of at most 0.4 GB in shared memory (ours: 0.36 GB of DN), the main process about
+    # three more
     shm=$(df --output=avail -BG /dev/shm | tail -1 | tr -dc 0-9)
-    workers=$(( shm * 10 / 13 - 3 )); workers=$(( workers > 12 ? 12 : workers < 1 ? 1 : workers ))
+    workers=$(( shm * 10 / 4 - 3 )); workers=$(( workers > 12 ? 12 : workers < 1 ? 1 : workers ))
     echo "$workers loader workers for ${shm} GB of /dev/shm" | tee -a "$OUT/part3.log"
     timeout -k 15 520 python3 bench/pretrain_throughput.py --config pretrain-msc-france --store "$STORE" \
         --arch vit_base_patch16 vit_small_patch16 --compile off on --steps 20 --tile-repeat 128 \
