@@ -189,3 +189,5 @@ def test_band_sums_from_histograms_equal_float64_sums(group: str) -> None:
     assert np.allclose(sums.sumsq, (values**2).sum(axis=1), rtol=1e-12, atol=0)
     signed = _sums(data.astype(np.int32), valid, layer)  # the float64 path
     assert np.allclose(signed.sum, sums.sum, rtol=1e-12) and np.allclose(signed.sumsq, sums.sumsq, rtol=1e-12)
+    wide = _sums(data.astype(np.uint32), valid, layer)  # 32-bit values: float64 too, no 2^32-bin histogram
+    assert np.allclose(wide.sum, sums.sum, rtol=1e-12) and np.allclose(wide.sumsq, sums.sumsq, rtol=1e-12)

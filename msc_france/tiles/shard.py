@@ -65,12 +65,13 @@ def _tile_record(tile: TileId, layer: Layer, rendered: Rendered, window: tuple[s
 
 
 def _sums(data: np.ndarray, valid: np.ndarray, layer: Layer) -> BandSums:
-    """Per-band sums over valid pixels in physical units, to be combined across shards. Unsigned integer
-    bands are summed exactly, from a histogram of their values (one pass over each band's valid pixels,
-    6x faster than float64 arrays of them on a VHR shard), then scaled: sum(s x + o) = s S1 + o n and
-    sum((s x + o)^2) = s^2 S2 + 2 s o S1 + o^2 n."""
+    """Per-band sums over valid pixels in physical units, to be combined across shards. 8- and 16-bit
+    unsigned bands are summed exactly, from a histogram of their values (one pass over each band's valid
+    pixels, 6x faster than float64 arrays of them on a VHR shard), then scaled: sum(s x + o) = s S1 + o n
+    and sum((s x + o)^2) = s^2 S2 + 2 s o S1 + o^2 n. Other types (a histogram of 32-bit values would be
+    too large) as float64 arrays."""
     n = float(valid.sum())
-    if data.dtype.kind != "u":
+    if data.dtype.kind != "u" or data.dtype.itemsize > 2:
         values = data[:, valid].astype(np.float64) * layer.scale + layer.offset
         return BandSums((n,) * len(layer.bands), tuple(values.sum(axis=1).tolist()),
                         tuple((values**2).sum(axis=1).tolist()))
