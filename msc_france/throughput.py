@@ -54,16 +54,16 @@ def tiler_core_seconds(group: str, item_tiles: float, tile_px: int, bands: int, 
 
 # Pretraining, per preset: images per second of one device.
 # pretrain-demo: bench/pretrain_throughput.py on the demo store, 2-core CPU (docs/pretrain.md).
-# pretrain-msc-france: no GPU figure measured yet. Until then an estimate: 260.7 GFLOP per image (one
+# pretrain-msc-france: no GPU figure measured yet. Until then an estimate: 183.9 GFLOP per image (one
 # training step of the preset, ViT-S/16, 2 x 224 + 8 x 96 px crops and MSAD over s2, l8, vhr at 224 px,
 # counted by torch.utils.flop_counter.FlopCounterMode, forward and backward) at an assumed 30 % of an
 # H100 SXM's 989 dense bf16 TFLOP/s. Measure with bench/pretrain_throughput.py --config
 # pretrain-msc-france --store STORE --peak-tflops 989 [--compile] and put the figure here.
 H100_BF16_TFLOPS = 989.0
 ASSUMED_MFU = 0.30
-MSC_FRANCE_GFLOP_PER_IMAGE = 260.7
+MSC_FRANCE_GFLOP_PER_IMAGE = 183.9
 PRETRAIN_IMAGES_PER_S: dict[str, Figure] = {
-    "pretrain-demo": Figure(12.9, "images/s", "2-core CPU", "bench/pretrain_throughput.py (docs/pretrain.md)"),
+    "pretrain-demo": Figure(23.3, "images/s", "2-core CPU", "bench/pretrain_throughput.py (docs/pretrain.md)"),
     "pretrain-msc-france": Figure(
         H100_BF16_TFLOPS * 1e12 * ASSUMED_MFU / (MSC_FRANCE_GFLOP_PER_IMAGE * 1e9), "images/s", "H100 GPU",
         f"estimate, not measured: {MSC_FRANCE_GFLOP_PER_IMAGE:g} GFLOP/image at {ASSUMED_MFU:.0%} MFU "

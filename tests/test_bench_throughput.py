@@ -42,3 +42,20 @@ def test_throughput_bench_refuses_an_epoch_shorter_than_a_batch(tile_store: str,
     done = bench("--config", str(write_preset(tmp_path)), "--store", tile_store, "--batch", "64")
     assert done.returncode == 1
     assert "fewer than one batch of 64: give a larger --tile-repeat" in done.stderr
+
+
+def test_flop_count_grows_by_one_backbone_pass_a_sensor_of_msad() -> None:
+    """bench/pretrain_flops.py's count: MSAD over three sensors costs 1.5x MSAD over two (three passes
+    against two), not 3x (six passes, one a pair side, against two)."""
+    from bench.pretrain_flops import gflop_a_sample
+    from msc_france.pretrain.config import PretrainConfig
+    from tests.pretrain_fixtures import TINY
+
+    def gflop(sensors: list[str], msad_weight: float) -> float:
+        config = PretrainConfig.model_validate({**TINY, "data": {**TINY.get("data", {}), "sensors": sensors},
+                                                "loss": {**TINY["loss"], "msad_weight": msad_weight}})
+        return gflop_a_sample(config, batch_size=2)
+
+    dino = gflop(["s2", "l8", "vhr"], 0.0)
+    two, three = gflop(["s2", "vhr"], 1.0) - dino, gflop(["s2", "l8", "vhr"], 1.0) - dino
+    assert two > 0 and 1.4 < three / two < 1.7, (dino, two, three)

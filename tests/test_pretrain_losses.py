@@ -210,6 +210,37 @@ def test_total_loss_carries_the_msad_gradient() -> None:
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
+def test_msad_runs_the_backbone_once_a_sensor_and_equals_the_pairwise_sum() -> None:
+    """Three sensors make three pairs but three backbone passes, not six; the loss and every gradient
+    equal those of the pair-by-pair sum of the losses (no drop-path, so both see the same network)."""
+    config = PretrainConfig.model_validate({**TINY, "model": {**TINY["model"], "drop_path": 0.0},
+                                            "loss": {**TINY["loss"], "msad_weight": 1.0}})
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(XStars(config, RGB3).train())
+    ours, pairwise = models
+    views = MultiCrop(config.crops)(batch(), seed=0, dino_sensor="s2", msad_sensors=list(RGB3))
+    passes: list[int] = []
+    hook = ours.student.backbone.register_forward_hook(lambda module, args, out: passes.append(args[0].shape[-1]))
+    out = ours(views, teacher_temperature=0.04)
+    hook.remove()
+    assert len(passes) == 2 + 3  # DINO: globals and locals; MSAD: one pass each of s2, l8, vhr
+    out["loss"].backward()
+    pairwise.msad_weight = 0.0  # DINO alone, then each pair with its own two passes
+    dino = pairwise(views, teacher_temperature=0.04)["loss"]
+    msad = sum(pairwise.msad_loss(pairwise.student.aligned(views.aligned[a], a, True),
+                                  pairwise.student.aligned(views.aligned[b], b, True))
+               for a, b in pairwise.msad_pairs())
+    torch.testing.assert_close(out["msad"], msad.detach())
+    (dino + msad).backward()
+    grads = {name: p.grad for name, p in ours.named_parameters() if p.grad is not None}
+    reference = {name: p.grad for name, p in pairwise.named_parameters() if p.grad is not None}
+    assert reference.keys() == grads.keys() and "student.msad_head.heads.vhr.weight" in grads
+    for name, grad in reference.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_global_variant_aligns_one_token_per_image() -> None:
     config = tiny_config(msad_mode="global")
     model = XStars(config, {"s2": 3, "l8": 3, "vhr": 3})

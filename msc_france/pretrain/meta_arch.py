@@ -95,15 +95,29 @@ class XStars(nn.Module):
         dino = self.dino_loss(torch.cat(student_out), teacher_out, teacher_temperature)
         msad = dino.new_zeros(())
         if self.msad_weight > 0:
-            for a, b in self.msad_pairs():
-                za = self.student.aligned(views.aligned[a], a, self.dense)
-                if self.frozen is not None:
-                    with torch.no_grad():
-                        zb = self.frozen.aligned(views.aligned[b], b, self.dense)
-                else:
-                    zb = self.student.aligned(views.aligned[b], b, self.dense)
-                msad = msad + self.msad_loss(za, zb)
+            pairs = self.msad_pairs()
+            projected = self._projections(views, pairs)
+            for a, b in pairs:
+                msad = msad + self.msad_loss(projected[a], projected[b])
         return {"loss": dino + self.msad_weight * msad, "dino": dino.detach(), "msad": msad.detach()}
+
+    def _projections(self, views: Views, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """Each sensor's MSAD projections, one backbone pass a sensor however many pairs it is in.
+
+        Three sensors make three pairs: a pass per pair side would run the backbone six times for the
+        same three images. In continual mode the known sensor goes through the frozen copy."""
+        projected: dict[str, torch.Tensor] = {}
+        for a, b in pairs:
+            if a not in projected:
+                projected[a] = self.student.aligned(views.aligned[a], a, self.dense)
+            if b in projected:
+                continue
+            if self.frozen is None:
+                projected[b] = self.student.aligned(views.aligned[b], b, self.dense)
+            else:
+                with torch.no_grad():
+                    projected[b] = self.frozen.aligned(views.aligned[b], b, self.dense)
+        return projected
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
