@@ -27,6 +27,8 @@ def test_every_python_package_is_listed() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "msc_france").rglob("*.py")}
     found |= {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "msc_france").rglob("*.json")}
+    for folder in ("pipelines", "catalogs"):  # shipped as msc_france.FOLDER: a subfolder is a package too
+        found |= {".".join(("msc_france", *p.parent.relative_to(ROOT).parts)) for p in (ROOT / folder).rglob("*.yaml")}
     assert found <= listed, f"add to pyproject.toml: {sorted(found - listed)}"
     assert {"msc_france.pipelines", "msc_france.catalogs"} <= listed
 
