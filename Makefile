@@ -93,8 +93,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check msc_france tests bench tools
 	$(BIN)/mypy msc_france
 
+# The suite in TEST_WORKERS pytest-xdist processes (2, the CI machine's cores), a test file to a process
+# (--dist loadfile: a file's module fixtures are built once): 8.5 min against about 14 in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The bench extra (torchgeo, webdataset, tensorstore: bench/loader.py) with the tested versions, and torch and
 # torchvision held at the installed build (a CPU one, or the CUDA one of a GPU user) so that torchgeo never pulls
