@@ -75,6 +75,8 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{port}/collections", api, "STAC API")
             catalog = work / "catalog.yaml"
             text = (Path(__file__).resolve().parents[1] / "catalogs" / "demo.yaml").read_text()
+            for service in ("demo://wms-r", "demo://wfs"):  # the VHR from the world's WMS, as in `make download`
+                text = text.replace(service, server.resolve(service))
             catalog.write_text(text.replace("demo://", f"http://127.0.0.1:{port}").split("\nworld:")[0] + "\n")
             proxy.clear()
             quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115
@@ -87,7 +89,10 @@ def main() -> None:
             windows = []
             for item in pystac.Catalog.from_file(str(root / "catalog.json")).get_items(recursive=True):
                 for asset in item.assets.values():
-                    rel = asset.extra_fields["msc:source_href"].split("/", 3)[3]
+                    source = asset.extra_fields.get("msc:source_href", "")
+                    if not source.startswith(proxy.url):  # the COGs only: the VHR comes from the WMS
+                        continue
+                    rel = source.split("/", 3)[3]
                     local = Path(asset.get_absolute_href())
                     needed += needed_bytes(world / rel, local)
                     windows.append((proxy.href(rel), local))
