@@ -56,7 +56,7 @@ def tiler_core_seconds(group: str, item_tiles: float, tile_px: int, bands: int, 
 # pretrain-demo: bench/pretrain_throughput.py on the demo store, 2-core CPU (docs/pretrain.md).
 # pretrain-msc-france: no GPU figure measured yet. Until then an estimate: 183.9 GFLOP per image (one
 # training step of the preset, ViT-S/16, 2 x 224 + 8 x 96 px crops and MSAD over s2, l8, vhr at 224 px,
-# counted by torch.utils.flop_counter.FlopCounterMode, forward and backward) at an assumed 30 % of an
+# counted by bench/pretrain_flops.py with torch.utils.flop_counter, forward and backward) at an assumed 30 % of an
 # H100 SXM's 989 dense bf16 TFLOP/s. Measure with bench/pretrain_throughput.py --config
 # pretrain-msc-france --store STORE --peak-tflops 989 [--compile] and put the figure here.
 H100_BF16_TFLOPS = 989.0
