@@ -19,19 +19,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.pretrain_throughput import configured, step_flops
+from bench.pretrain_throughput import step_flops
 from msc_france.pretrain.augment import MultiCrop
 from msc_france.pretrain.config import PretrainConfig, load_pretrain_config
 from msc_france.pretrain.meta_arch import XStars
 from msc_france.pretrain.runtime import runtime_choices
 from msc_france.pretrain.trainer import _bands
-from msc_france.sensors import SENSORS
 
 
 def gflop_a_sample(config: PretrainConfig, batch_size: int) -> float:
     """GFLOP of one training step of ``config``'s model a sample, on CPU."""
-    bands = _bands(config)
-    in_chans = {s: len(b) if b is not None else len(SENSORS[s].bands) for s, b in bands.items()}
+    if config.model.mode != "rgb":
+        sys.exit("a multispectral model takes its bands from a store: count it with bench/pretrain_throughput.py "
+                 "--store STORE (it prints the GFLOP a sample)")
+    in_chans = {s: len(bands) for s, bands in _bands(config).items() if bands is not None}
     size = config.crops.global_size
     generator = torch.Generator().manual_seed(0)
     images = {s: torch.rand(batch_size, c, size, size, generator=generator) for s, c in in_chans.items()}
@@ -50,14 +51,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2, help="samples of the counted step (the count is per sample)")
     args = parser.parse_args()
     base = load_pretrain_config(args.config)
-    sizes = argparse.Namespace(global_size=None, local_size=None, local_number=None, batch=None, workers=None,
-                               prefetch=None)
     c = base.crops
     print(f"{args.config}: {c.global_size}/{c.local_size} px crops, 2 global + {c.local_number} local, "
           f"MSAD over {', '.join(base.data.sensors)} ({base.loss.msad_mode})")
     for arch in args.arch or [base.model.arch]:
-        print(f"{arch:22s} {gflop_a_sample(configured(base, sizes, arch), args.batch):8.1f} GFLOP a sample a step "
-              "(forward and backward)", flush=True)
+        config = base.model_copy(update={"model": base.model.model_copy(update={"arch": arch})})
+        print(f"{arch:22s} {gflop_a_sample(config, args.batch):8.1f} GFLOP a sample a step (forward and backward)",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def load_run(data: Path, workers: int, console: Console, k: int | None = None) -
     # the workers' CPU outside the task threads (zarr's I/O threads writing the shards, Dask's event loop) goes
     # to the groups in proportion to their tasks' CPU
     share = cpu / sum(shard_cpu.values())
-    spans = [s for task in stream.data if task["key"].startswith("process_shard")
+    spans = [s for task in stream.data if task["key"].startswith(TASK_PREFIX)
              for s in task["startstops"] if s["action"] == "compute"]
     span = max(s["stop"] for s in spans) - min(s["start"] for s in spans)
     grid = load_recipe("demo").tile_grid
